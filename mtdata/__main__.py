@@ -1,0 +1,3 @@
+from mtdata.cli import main
+
+main()

@@ -1,0 +1,90 @@
+"""``mtdata convert`` and ``mtdata synth``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from mtdata.cli.app import app, console, progress_bar, user_errors, write_report
+
+
+@app.command()
+def convert(
+    annotations: Annotated[list[Path], typer.Argument(help="COCO JSON files; each is a split named from its stem.")],
+    out: Annotated[Path, typer.Argument(help="Output dataset folder (created; must be empty unless --overwrite).")],
+    images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the images (file_name under it, under <split>/, or below).")] = None,
+    task: Annotated[str, typer.Option(help="multitask | segment | pose")] = "multitask",
+    split: Annotated[Optional[str], typer.Option(help="Split name for a single file.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep.")] = None,
+    copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of symlinking.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
+    crowd: Annotated[str, typer.Option(help="skip | include crowd annotations.")] = "skip",
+    strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 2, nothing written) on any invalid annotation.")] = False,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
+) -> None:
+    """Convert COCO JSON to YOLO multitask, segment or pose labels."""
+    from mtdata.convert import convert_coco
+
+    with user_errors(), progress_bar("converting") as progress:
+        result = convert_coco(
+            annotations, out, images_dir=images, task=task, split=split,
+            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+            copy=copy, overwrite=overwrite, crowd=crowd, strict=strict, progress=progress,
+        )
+    render_convert(result)
+    write_report(report, result.to_dict())
+
+
+def render_convert(result) -> None:
+    console.print(f"[bold]{result.task}[/] dataset written to [bold]{result.out}[/]", highlight=False)
+    table = Table(show_edge=False)
+    table.add_column("split")
+    table.add_column("images", justify="right")
+    for split, count in result.splits.items():
+        table.add_row(split, str(count))
+    console.print(table)
+    rows = Table(show_edge=False)
+    rows.add_column("class")
+    rows.add_column("rows", justify="right")
+    for name, count in sorted(result.rows_per_class.items()):
+        rows.add_row(name, str(count))
+    rows.add_row("[bold]total", f"[bold]{result.rows}")
+    console.print(rows)
+    skips = result.skip_counts()
+    if skips:
+        skipped = Table(title="left out", show_edge=False)
+        skipped.add_column("reason")
+        skipped.add_column("objects", justify="right")
+        skipped.add_column("first annotation ids")
+        for reason, count in sorted(skips.items()):
+            ids = [str(s.annotation_id) for s in result.skipped if s.reason == reason][:5]
+            skipped.add_row(reason, str(count), ", ".join(ids))
+        console.print(skipped)
+    for skip in result.invalid[:10]:
+        console.print(f"[yellow]skipped[/] annotation {skip.annotation_id} (image {skip.image_id}): {skip.message}", highlight=False)
+    if len(result.invalid) > 10:
+        console.print(f"[yellow]... and {len(result.invalid) - 10} more invalid annotations (see --report)")
+    if result.images_not_found:
+        console.print(f"[yellow]{len(result.images_not_found)} images not found[/], e.g. {result.images_not_found[0]}")
+    for note in result.notes:
+        console.print(f"[cyan]note:[/] {note}", highlight=False)
+
+
+@app.command()
+def synth(
+    out: Annotated[Path, typer.Argument(help="Folder for annotations/ and images/ (must be empty or absent).")],
+    images: Annotated[int, typer.Option("--images", min=1, help="Training images (val gets a quarter, at least 4).")] = 64,
+    size: Annotated[int, typer.Option("--size", min=32, help="Image width and height in pixels.")] = 160,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+) -> None:
+    """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without)."""
+    from mtdata.output import atomic_output_dir
+    from mtdata.synth import write_synth
+
+    with user_errors(), atomic_output_dir(out, overwrite) as work:
+        write_synth(work, images=images, size=size, seed=seed)
+    console.print(f"wrote {out}/annotations/instances_train.json, instances_val.json and images/")

@@ -1,0 +1,3 @@
+"""``mtdata merge`` (issue 4)."""
+
+from mtdata.cli.app import app  # noqa: F401

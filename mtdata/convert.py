@@ -1,0 +1,314 @@
+"""COCO JSON -> records -> a YOLO dataset (multitask, segment or pose rows).
+
+``convert_coco`` is the library entry point behind ``mtdata convert``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mtdata.errors import InputError, MtdataError
+from mtdata.formats.coco import CocoCategory, CocoFile, Skip, image_labels, read_coco
+from mtdata.formats.data_yaml import DatasetConfig, write_data_yaml
+from mtdata.formats.yolo import LabelLayout, format_label_text, labels_to_rows
+from mtdata.keypoints import derive_flip_idx
+from mtdata.output import atomic_output_dir, check_output_dir
+from mtdata.records import ImageLabels
+
+CONVERT_TASKS = ("multitask", "segment", "pose")
+SPLIT_PREFIXES = ("instances_", "person_keypoints_")
+Progress = Callable[[int, int], None]
+
+
+def split_name(annotation_file: Path) -> str:
+    """``person_keypoints_val2017.json`` -> ``val2017``."""
+    stem = Path(annotation_file).stem
+    for prefix in SPLIT_PREFIXES:
+        if stem.startswith(prefix) and len(stem) > len(prefix):
+            return stem[len(prefix):]
+    return stem
+
+
+def split_key(split: str) -> str | None:
+    """Which data.yaml key a split name serves: ``train2017`` -> train."""
+    lowered = split.lower()
+    for key in ("train", "val", "test"):
+        if key in lowered:
+            return key
+    return None
+
+
+@dataclass
+class ConvertReport:
+    """What a conversion did: counts, skips by reason, notes."""
+
+    out: Path
+    task: str
+    splits: dict[str, int] = field(default_factory=dict)  # split -> images written
+    rows_per_class: Counter = field(default_factory=Counter)  # class name -> rows
+    skipped: list[Skip] = field(default_factory=list)
+    not_in_output: Counter = field(default_factory=Counter)  # reason -> objects left out by the task's rules
+    images_not_found: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def invalid(self) -> list[Skip]:
+        return [s for s in self.skipped if s.invalid]
+
+    @property
+    def rows(self) -> int:
+        return sum(self.rows_per_class.values())
+
+    def skip_counts(self) -> Counter:
+        return Counter(s.reason for s in self.skipped) + self.not_in_output
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out),
+            "task": self.task,
+            "images": dict(self.splits),
+            "rows": self.rows,
+            "rows_per_class": dict(self.rows_per_class),
+            "skipped_by_reason": dict(self.skip_counts()),
+            "skipped_annotations": [s.__dict__ for s in self.skipped],
+            "images_not_found": self.images_not_found,
+            "notes": self.notes,
+        }
+
+
+class ImageFinder:
+    """Finds a COCO ``file_name`` under DIR, DIR/<split>/, or anywhere below DIR (by unique name)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._by_name: dict[str, list[Path]] | None = None
+
+    def find(self, file_name: str, split: str) -> Path | None:
+        base = Path(file_name).name
+        for candidate in (self.root / file_name, self.root / split / file_name, self.root / split / base, self.root / base):
+            if candidate.is_file():
+                return candidate
+        if self._by_name is None:
+            self._by_name = defaultdict(list)
+            for folder, _, files in os.walk(self.root):
+                for name in files:
+                    self._by_name[name].append(Path(folder) / name)
+        found = self._by_name.get(base, [])
+        return found[0] if len(found) == 1 else None
+
+
+def _check_categories(files: list[CocoFile]) -> list[CocoCategory]:
+    first = files[0]
+    for other in files[1:]:
+        if [(c.id, c.name) for c in other.categories] != [(c.id, c.name) for c in first.categories]:
+            raise InputError(f"categories differ from those of {first.path.name}: every file must declare the same", file=other.path)
+    return first.categories
+
+
+def _select_categories(categories: list[CocoCategory], classes: list[str] | None, path: Path) -> list[CocoCategory]:
+    if not classes:
+        return categories
+    by_name = {c.name: c for c in categories}
+    unknown = [n for n in classes if n not in by_name]
+    if unknown:
+        raise InputError(f"--classes names {unknown}, not among the categories {sorted(by_name)}", file=path)
+    wanted = set(classes)
+    return [c for c in categories if c.name in wanted]
+
+
+def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertReport) -> tuple[list[str], list[int], list[list[int]]]:
+    """Names, flip_idx and 0-based skeleton of the keypoint category with the most keypoints."""
+    main = max(keypoint_categories, key=lambda c: (len(c.keypoints), -c.id))
+    names = list(main.keypoints)
+    flip_idx, unpaired = derive_flip_idx(names)
+    if flip_idx == list(range(len(names))):
+        report.notes.append(
+            "flip_idx: no left/right keypoint names found, identity written; horizontal flips will not swap sides"
+        )
+    elif unpaired:
+        report.notes.append(f"flip_idx: sided names without a partner kept in place: {unpaired}")
+    skeleton = [[a - 1, b - 1] for a, b in main.skeleton if 1 <= a <= len(names) and 1 <= b <= len(names)]
+    for other in keypoint_categories:
+        if other is not main and (other.keypoints != main.keypoints[: len(other.keypoints)]):
+            report.notes.append(f"category {other.name!r} has other keypoint names than {main.name!r}; flip_idx and skeleton follow {main.name!r}")
+    return names, flip_idx, skeleton
+
+
+def _rows_for_task(labels: ImageLabels, task: str, keypoint_class: set[int], report: ConvertReport) -> ImageLabels:
+    """Keep the objects a task can write; count the others by reason."""
+    has_polygon = labels.has_polygon()
+    if task in ("multitask", "segment"):
+        report.not_in_output["no_mask"] += int((~has_polygon).sum())
+        return labels[has_polygon]
+    is_kpt_class = [int(c) in keypoint_class for c in labels.class_id]
+    labeled = labels.labeled_keypoint_count() > 0
+    keep = [k and lab for k, lab in zip(is_kpt_class, labeled)]
+    report.not_in_output["no_keypoints"] += sum(k and not lab for k, lab in zip(is_kpt_class, labeled))
+    return labels[keep] if len(labels) else labels
+
+
+def _place_image(source: Path, target: Path, copy: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        os.symlink(source.resolve(), target)
+
+
+def convert_coco(
+    annotation_files: list[Path],
+    out: Path,
+    *,
+    images_dir: Path | None = None,
+    task: str = "multitask",
+    split: str | None = None,
+    classes: list[str] | None = None,
+    copy: bool = False,
+    overwrite: bool = False,
+    crowd: str = "skip",
+    strict: bool = False,
+    progress: Progress | None = None,
+) -> ConvertReport:
+    """Convert COCO files to one YOLO dataset at ``out`` (written atomically).
+
+    Args:
+        annotation_files: COCO JSON files, one split each (named from the file stem).
+        out: output folder; must be empty or absent unless ``overwrite``.
+        images_dir: where the images are; None writes labels and data.yaml only.
+        task: multitask, segment or pose.
+        split: split name for a single file (default: from its stem).
+        classes: category names to keep (default all), renumbered 0..n-1 in id order.
+        copy: copy images instead of symlinking them.
+        crowd: ``skip`` (default, counted) or ``include``.
+        strict: any invalid annotation fails the conversion and nothing is written.
+        progress: called with (images done, images total).
+
+    Raises:
+        MtdataError: file-level problems, or invalid annotations with ``strict``.
+    """
+    if task not in CONVERT_TASKS:
+        raise MtdataError(f"--task must be one of {', '.join(CONVERT_TASKS)}, found {task!r}")
+    if crowd not in ("skip", "include"):
+        raise MtdataError(f"--crowd must be skip or include, found {crowd!r}")
+    annotation_files = [Path(p) for p in annotation_files]
+    if not annotation_files:
+        raise MtdataError("no annotation file given")
+    if split and len(annotation_files) > 1:
+        raise MtdataError("--split names the split of a single file; with several files each is named from its stem")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise InputError("--images must be a folder of images", file=images_dir)
+    splits = [split] if split else [split_name(p) for p in annotation_files]
+    repeated = [s for s, n in Counter(splits).items() if n > 1]
+    if repeated:
+        raise MtdataError(f"two annotation files give the split {repeated[0]!r}: rename one")
+
+    inputs = annotation_files + ([Path(images_dir)] if images_dir else [])
+    report = ConvertReport(out=Path(out).resolve(), task=task)
+    # Validate the output location before the (possibly long) read of the inputs.
+    check_output_dir(out, overwrite, inputs)
+    files = [read_coco(p) for p in annotation_files]
+    categories = _select_categories(_check_categories(files), classes, annotation_files[0])
+    kpt_categories = [c for c in categories if c.keypoints]
+    if task == "pose":
+        if not kpt_categories:
+            raise InputError("--task pose needs categories with keypoints; none declare 'keypoints'", file=annotation_files[0])
+        categories = kpt_categories
+    class_of_category = {c.id: i for i, c in enumerate(categories)}
+    keypoints_of_category = {c.id: len(c.keypoints) for c in kpt_categories}
+    num_keypoints = max(keypoints_of_category.values(), default=0)
+    keypoint_class = {class_of_category[c.id] for c in kpt_categories if c.id in class_of_category}
+    names = {i: c.name for i, c in enumerate(categories)}
+
+    kpt_names: dict[int, list[str]] = {}
+    flip_idx = skeleton = None
+    if kpt_categories and task != "segment":
+        kp_names, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
+        for c in kpt_categories:
+            # categories with fewer keypoints than K are padded with unnamed, always-absent ones
+            kpt_names[class_of_category[c.id]] = list(c.keypoints) + [f"kpt{i}" for i in range(len(c.keypoints), num_keypoints)]
+    yolo_task = task if task != "multitask" or kpt_names else "segment"
+    if task == "multitask" and not kpt_names:
+        report.notes.append("no category has keypoints: wrote a segment dataset")
+    layout = LabelLayout(
+        task=yolo_task, num_classes=len(names), num_keypoints=num_keypoints if yolo_task != "segment" else 0,
+        keypoint_classes=frozenset(keypoint_class),
+    )
+    if images_dir is None:
+        report.notes.append("no --images given: wrote labels and data.yaml only; images/<split>/ must be filled in")
+
+    total = sum(len(f.images) for f in files)
+    done = 0
+    coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
+    with atomic_output_dir(out, overwrite, inputs) as work:
+        finder = ImageFinder(Path(images_dir)) if images_dir else None
+        for coco, split_label in zip(files, splits):
+            by_image = defaultdict(list)
+            for ann in coco.annotations:
+                if ann.image_id in coco.images:
+                    by_image[ann.image_id].append(ann)
+                elif ann.category_id in class_of_category:
+                    report.skipped.append(Skip(ann.id, ann.image_id, "unknown_image", f"image_id {ann.image_id} is not in 'images'"))
+            label_dir = work / "labels" / split_label
+            label_dir.mkdir(parents=True)
+            image_ids: dict[str, int] = {}
+            written = 0
+            for image in coco.images.values():
+                done += 1
+                stem = Path(image.file_name).stem
+                if stem in image_ids:
+                    raise InputError(f"two images are named {stem!r} in split {split_label!r}: YOLO needs unique names", file=coco.path)
+                if finder is not None:
+                    source = finder.find(image.file_name, split_label)
+                    if source is None:
+                        report.images_not_found.append(image.file_name)
+                        continue
+                    _place_image(source, work / "images" / split_label / Path(image.file_name).name, copy)
+                labels, skips = image_labels(
+                    image, by_image.get(image.id, []), class_of_category, keypoints_of_category,
+                    num_keypoints if yolo_task != "segment" else 0, crowd == "include",
+                )
+                report.skipped.extend(skips)
+                labels = _rows_for_task(labels, task, keypoint_class, report)
+                for cls in labels.class_id:
+                    report.rows_per_class[names[int(cls)]] += 1
+                (label_dir / f"{stem}.txt").write_text(format_label_text(labels_to_rows(labels, layout), layout))
+                image_ids[Path(image.file_name).name] = image.id
+                written += 1
+                if progress is not None and (done % 256 == 0 or done == total):
+                    progress(done, total)
+            report.splits[split_label] = written
+            coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
+
+        if strict and (report.invalid or report.images_not_found):
+            first = report.invalid[0] if report.invalid else None
+            what = f"annotation {first.annotation_id}: {first.message}" if first else f"image {report.images_not_found[0]} not found"
+            raise MtdataError(
+                f"--strict: {len(report.invalid)} invalid annotations, {len(report.images_not_found)} images not found "
+                f"(first: {what}); nothing written"
+            )
+        split_keys: dict[str, list[str]] = defaultdict(list)
+        for split_label in splits:
+            key = split_key(split_label) or split_label
+            split_keys[key].append(f"images/{split_label}")
+        if not any(k in split_keys for k in ("train", "val")):
+            report.notes.append(f"no split name contains train or val: data.yaml lists {sorted(split_keys)}")
+        config = DatasetConfig(
+            root=report.out,
+            splits={k: v for k, v in split_keys.items() if k in ("train", "val", "test")},
+            names=names,
+            task=yolo_task,
+            kpt_shape=(num_keypoints, 3) if yolo_task != "segment" else None,
+            kpt_names=kpt_names if yolo_task != "segment" else {},
+            flip_idx=flip_idx if yolo_task != "segment" else None,
+            skeleton=skeleton or None if yolo_task != "segment" else None,
+            extra={"coco_ids": "coco_ids.json", **{k: v for k, v in split_keys.items() if k not in ("train", "val", "test")}},
+        )
+        write_data_yaml(config, work / "data.yaml")
+        (work / "coco_ids.json").write_text(json.dumps(coco_ids))
+    return report

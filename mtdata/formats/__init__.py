@@ -1,0 +1,1 @@
+"""Format modules: pure functions between files and :class:`mtdata.records.ImageLabels`."""

@@ -1,0 +1,310 @@
+"""data.yaml: read, validate and write the dataset description YOLO trainers use.
+
+Keys: ``path`` (dataset root), ``train``/``val``/``test`` (image folders relative to it),
+``names`` (dict or list), and for keypoint data ``kpt_shape: [K, 2|3]``, ``kpt_names``
+(``{class_id: [keypoint names]}`` as ultralytics writes it, or a list of class names),
+``flip_idx``, ``skeleton`` (0-based pairs) and ``kpt_sigmas``. ``task`` names the row
+layout; without it, ``kpt_shape`` + ``kpt_names`` means multitask, ``kpt_shape`` alone pose,
+neither segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mtdata.errors import DatasetConfigError
+from mtdata.formats.yolo import TASKS, LabelLayout
+
+SPLIT_KEYS = ("train", "val", "test")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".heic", ".pfm")
+_KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
+
+
+@dataclass
+class DatasetConfig:
+    """A parsed, validated data.yaml.
+
+    Attributes:
+        root: absolute dataset root.
+        splits: split key -> image folders relative to ``root``.
+        names: class id -> class name.
+        task: one of detect, segment, pose, multitask.
+        kpt_shape: (K, D) or None.
+        kpt_names: keypoint class id -> K keypoint names (generated ``kpt0..`` when unnamed).
+        flip_idx: K indices, or None.
+        skeleton: 0-based keypoint index pairs, or None.
+        kpt_sigmas: K OKS sigmas, or None.
+        extra: any other keys, kept on write.
+        file: the yaml file this came from, if any.
+    """
+
+    root: Path
+    splits: dict[str, list[str]]
+    names: dict[int, str]
+    task: str = "segment"
+    kpt_shape: tuple[int, int] | None = None
+    kpt_names: dict[int, list[str]] = field(default_factory=dict)
+    flip_idx: list[int] | None = None
+    skeleton: list[list[int]] | None = None
+    kpt_sigmas: list[float] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    file: Path | None = None
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.kpt_shape[0] if self.kpt_shape else 0
+
+    @property
+    def keypoint_class_ids(self) -> frozenset[int]:
+        if self.task == "pose":
+            return frozenset(self.names)
+        return frozenset(self.kpt_names) if self.task == "multitask" else frozenset()
+
+    def layout(self) -> LabelLayout:
+        """The row layout of this dataset's label files."""
+        return LabelLayout(
+            task=self.task,
+            num_classes=max(self.names, default=-1) + 1,
+            num_keypoints=self.num_keypoints,
+            keypoint_dims=self.kpt_shape[1] if self.kpt_shape else 3,
+            keypoint_classes=self.keypoint_class_ids,
+        )
+
+    def image_dirs(self, split: str) -> list[Path]:
+        return [(self.root / p) for p in self.splits.get(split, [])]
+
+    def label_dirs(self, split: str) -> list[Path]:
+        return [label_dir_for(d) for d in self.image_dirs(split)]
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"path": str(self.root)}
+        for key in SPLIT_KEYS:
+            if key in self.splits:
+                paths = self.splits[key]
+                data[key] = paths[0] if len(paths) == 1 else list(paths)
+        data["task"] = self.task
+        data["names"] = dict(self.names)
+        if self.kpt_shape:
+            data["kpt_shape"] = list(self.kpt_shape)
+            if self.task != "segment":
+                data["kpt_names"] = {k: list(v) for k, v in self.kpt_names.items()}
+            if self.flip_idx is not None:
+                data["flip_idx"] = list(self.flip_idx)
+            if self.skeleton:
+                data["skeleton"] = [list(pair) for pair in self.skeleton]
+            if self.kpt_sigmas:
+                data["kpt_sigmas"] = [float(s) for s in self.kpt_sigmas]
+        data.update(self.extra)
+        return data
+
+
+def label_dir_for(image_dir: Path) -> Path:
+    """YOLO's convention: the labels of ``.../images/<split>`` live in ``.../labels/<split>``."""
+    parts = list(image_dir.parts)
+    if "images" in parts:
+        index = len(parts) - 1 - parts[::-1].index("images")
+        parts[index] = "labels"
+        return Path(*parts)
+    return image_dir
+
+
+def label_path_for(image_path: Path, image_dir: Path) -> Path:
+    """The label file of an image found under ``image_dir``."""
+    relative = image_path.relative_to(image_dir).with_suffix(".txt")
+    return label_dir_for(image_dir) / relative
+
+
+def _names(raw: Any, file: Path) -> dict[int, str]:
+    if isinstance(raw, list):
+        return {i: str(n) for i, n in enumerate(raw)}
+    if isinstance(raw, dict):
+        try:
+            names = {int(k): str(v) for k, v in raw.items()}
+        except (TypeError, ValueError):
+            raise DatasetConfigError(f"'names' keys must be class ids 0..n-1, found {list(raw)}", file=file) from None
+        if sorted(names) != list(range(len(names))):
+            raise DatasetConfigError(f"'names' ids must be 0..{len(names) - 1}, found {sorted(names)}", file=file)
+        return names
+    raise DatasetConfigError(f"'names' must be a list or a dict of class names, found {type(raw).__name__}", file=file)
+
+
+def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int, list[str]]:
+    """Accept ``{class_id or class_name: [keypoint names]}`` or ``[class names]``."""
+    by_name = {v: i for i, v in names.items()}
+
+    def class_id(key: Any) -> int:
+        if isinstance(key, int) and key in names:
+            return key
+        if isinstance(key, str) and key in by_name:
+            return by_name[key]
+        if isinstance(key, str) and key.isdigit() and int(key) in names:
+            return int(key)
+        raise DatasetConfigError(f"'kpt_names' names class {key!r}, which is not in 'names'", file=file)
+
+    default = [f"kpt{i}" for i in range(k)]
+    if isinstance(raw, list):
+        return {class_id(key): list(default) for key in raw}
+    if isinstance(raw, dict):
+        out = {}
+        for key, value in raw.items():
+            kp_names = [str(v) for v in value] if isinstance(value, list) else list(default)
+            if len(kp_names) != k:
+                raise DatasetConfigError(
+                    f"'kpt_names' for class {key!r} lists {len(kp_names)} keypoints, kpt_shape says {k}", file=file
+                )
+            out[class_id(key)] = kp_names
+        return out
+    raise DatasetConfigError(f"'kpt_names' must be a list of class names or a dict, found {type(raw).__name__}", file=file)
+
+
+def _int_list(raw: Any, key: str, file: Path) -> list[int]:
+    if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
+        raise DatasetConfigError(f"'{key}' must be a list of integers, found {raw!r}", file=file)
+    return raw
+
+
+def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetConfig:
+    """Validate a loaded data.yaml mapping; ``task`` overrides the one inferred from its keys."""
+    if not isinstance(data, dict):
+        raise DatasetConfigError(f"expected a mapping of keys, found {type(data).__name__}", file=file)
+    if "names" not in data:
+        raise DatasetConfigError("missing key 'names' (class names, list or dict)", file=file)
+    names = _names(data["names"], file)
+    if not names:
+        raise DatasetConfigError("'names' is empty", file=file)
+
+    kpt_shape = None
+    if data.get("kpt_shape") is not None:
+        raw = data["kpt_shape"]
+        if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) for v in raw) and raw[0] > 0 and raw[1] in (2, 3)):
+            raise DatasetConfigError(f"'kpt_shape' must be [K, 2 or 3] with K > 0, found {raw!r}", file=file)
+        kpt_shape = (raw[0], raw[1])
+
+    task = task or data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
+    if task not in TASKS:
+        raise DatasetConfigError(f"'task' must be one of {', '.join(TASKS)}, found {task!r}", file=file)
+    if task in ("pose", "multitask") and not kpt_shape:
+        raise DatasetConfigError(f"a {task} dataset needs 'kpt_shape: [K, 3]'", file=file)
+    if task == "multitask" and kpt_shape and kpt_shape[1] != 3:
+        raise DatasetConfigError(f"multitask rows carry x, y, visibility: kpt_shape must be [K, 3], found {list(kpt_shape)}", file=file)
+
+    k = kpt_shape[0] if kpt_shape else 0
+    kpt_names: dict[int, list[str]] = {}
+    if data.get("kpt_names") is not None and kpt_shape:
+        kpt_names = _kpt_names(data["kpt_names"], names, k, file)
+    if task == "multitask" and not kpt_names:
+        raise DatasetConfigError("a multitask dataset needs 'kpt_names': the classes that have keypoints", file=file)
+    if task == "pose" and not kpt_names:
+        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
+
+    flip_idx = None
+    if data.get("flip_idx") is not None:
+        flip_idx = _int_list(data["flip_idx"], "flip_idx", file)
+        if sorted(flip_idx) != list(range(k)):
+            raise DatasetConfigError(f"'flip_idx' must be a permutation of 0..{k - 1}, found {flip_idx}", file=file)
+        if any(flip_idx[flip_idx[i]] != i for i in range(k)):
+            raise DatasetConfigError(f"'flip_idx' must be its own inverse (left<->right pairs), found {flip_idx}", file=file)
+
+    skeleton = None
+    if data.get("skeleton") is not None:
+        raw = data["skeleton"]
+        if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
+            raise DatasetConfigError(f"'skeleton' must be a list of [a, b] keypoint pairs, found {raw!r}", file=file)
+        skeleton = [_int_list(p, "skeleton", file) for p in raw]
+        bad = [p for p in skeleton if not all(0 <= v < k for v in p)]
+        if bad:
+            raise DatasetConfigError(f"'skeleton' pair {bad[0]} is outside keypoints 0..{k - 1} (0-based)", file=file)
+
+    sigmas = None
+    if data.get("kpt_sigmas") is not None:
+        raw = data["kpt_sigmas"]
+        if not isinstance(raw, list) or len(raw) != k or not all(isinstance(v, (int, float)) and v > 0 for v in raw):
+            raise DatasetConfigError(f"'kpt_sigmas' must be {k} positive numbers, found {raw!r}", file=file)
+        sigmas = [float(v) for v in raw]
+
+    splits: dict[str, list[str]] = {}
+    for key in SPLIT_KEYS:
+        value = data.get(key)
+        if value is None:
+            continue
+        if isinstance(value, str):
+            splits[key] = [value]
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            splits[key] = list(value)
+        else:
+            raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {value!r}", file=file)
+
+    base = file.parent if file else Path.cwd()
+    root = Path(str(data.get("path") or base))
+    if not root.is_absolute():
+        root = base / root
+    elif not root.exists() and file is not None:
+        root = base  # the dataset was moved with its data.yaml: its folder is the root
+    extra = {k2: v for k2, v in data.items() if k2 not in _KNOWN_KEYS}
+    return DatasetConfig(
+        root=root.resolve(), splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
+        flip_idx=flip_idx, skeleton=skeleton, kpt_sigmas=sigmas, extra=extra, file=file,
+    )
+
+
+def load_yaml_mapping(path: Path) -> dict[str, Any]:
+    """Load a YAML file that must hold a mapping; one clear error otherwise."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetConfigError("data.yaml not found" if not path.exists() else "not a file", file=path)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise DatasetConfigError(f"not valid YAML{where}: {getattr(e, 'problem', e)}", file=path) from e
+    except UnicodeDecodeError as e:
+        raise DatasetConfigError("not a text file", file=path) from e
+    if not isinstance(data, dict):
+        raise DatasetConfigError(f"expected a mapping of keys, found {type(data).__name__}", file=path)
+    return data
+
+
+def read_data_yaml(path: str | Path, task: str | None = None) -> DatasetConfig:
+    """Read and validate a data.yaml; raises :class:`DatasetConfigError` naming the file and key."""
+    path = Path(path)
+    return parse_data_dict(load_yaml_mapping(path), path, task)
+
+
+class _FlowListDumper(yaml.SafeDumper):
+    """Writes short lists of scalars on one line (``kpt_shape: [17, 3]``) and the rest in block style."""
+
+
+def _represent_list(dumper: yaml.SafeDumper, data: list) -> yaml.Node:
+    flow = all(not isinstance(v, (list, dict)) for v in data) and all(not isinstance(v, str) for v in data)
+    flow = flow or all(isinstance(v, list) and all(not isinstance(x, (list, dict)) for x in v) for v in data) and data
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=bool(flow))
+
+
+_FlowListDumper.add_representer(list, _represent_list)
+
+
+def dump_yaml(data: dict) -> str:
+    return yaml.dump(data, Dumper=_FlowListDumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+def write_data_yaml(config: DatasetConfig, path: Path) -> None:
+    path.write_text(dump_yaml(config.to_dict()))
+
+
+def split_image_files(config: DatasetConfig, split: str) -> list[Path]:
+    """Image files of a split, sorted: every image below its folders, or listed in a .txt file."""
+    files: list[Path] = []
+    for entry in config.image_dirs(split):
+        if entry.is_file() and entry.suffix == ".txt":
+            for line in entry.read_text().splitlines():
+                if line.strip():
+                    p = Path(line.strip())
+                    files.append(p if p.is_absolute() else (config.root / p))
+        elif entry.is_dir():
+            files.extend(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(files)

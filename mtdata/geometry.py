@@ -1,0 +1,120 @@
+"""Polygon, box and mask helpers on numpy, cv2 and pycocotools.
+
+Polygons are (P, 2) float arrays of (x, y) pixels; boxes are xyxy pixels; masks are
+(H, W) uint8 arrays.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+from pycocotools import mask as mask_utils
+from scipy.spatial.distance import cdist
+
+
+def polygon_signed_area(xy: np.ndarray) -> float:
+    """Shoelace area of a (P, 2) polygon: positive when counter-clockwise in (x, y) axes."""
+    x, y = xy[:, 0], xy[:, 1]
+    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+
+
+def polygon_xyxy(xy: np.ndarray) -> np.ndarray:
+    """(4,) box (x1, y1, x2, y2) around a (P, 2) polygon."""
+    return np.concatenate([xy.min(axis=0), xy.max(axis=0)])
+
+
+def boxes_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """(N, M) IoU between (N, 4) and (M, 4) xyxy boxes."""
+    a = a_xyxy[:, None, :]
+    b = b_xyxy[None, :, :]
+    iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
+    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def _drop_repeated_points(xy: np.ndarray) -> np.ndarray:
+    keep = np.ones(len(xy), dtype=bool)
+    keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
+    xy = xy[keep]
+    if len(xy) > 1 and np.all(xy[0] == xy[-1]):
+        xy = xy[:-1]
+    return xy
+
+
+def join_polygons(parts: list[np.ndarray]) -> np.ndarray:
+    """Join the parts of a multi-part object into one (P, 2) polygon without losing area.
+
+    Parts are chained nearest-first and linked by zero-width bridges between their closest
+    points, each bridge walked out and back, so the shoelace area of the result is the sum
+    of the parts' areas. Every part is first turned counter-clockwise: mixing orientations
+    would make areas cancel (ultralytics' ``merge_multi_segment`` keeps them as given).
+    """
+    parts = [p for p in parts if len(p) >= 3]
+    if not parts:
+        return np.zeros((0, 2))
+    parts = [p[::-1] if polygon_signed_area(p) < 0 else p for p in parts]
+    if len(parts) == 1:
+        return _drop_repeated_points(parts[0])
+    # Chain: start at the largest part, then always hop to the nearest remaining part.
+    order = [int(np.argmax([abs(polygon_signed_area(p)) for p in parts]))]
+    remaining = [i for i in range(len(parts)) if i != order[0]]
+    links: list[tuple[int, int]] = []  # (exit index in previous part, entry index in next)
+    while remaining:
+        dists = [cdist(parts[order[-1]], parts[j]) for j in remaining]
+        best = int(np.argmin([d.min() for d in dists]))
+        exit_i, entry_i = np.unravel_index(int(np.argmin(dists[best])), dists[best].shape)
+        links.append((int(exit_i), int(entry_i)))
+        order.append(remaining.pop(best))
+    head: list[np.ndarray] = []
+    tail: list[np.ndarray] = []
+    entry = links[0][0]  # the first part is entered where it leaves for the second
+    for position, part_index in enumerate(order):
+        ring = np.roll(parts[part_index], -entry, axis=0)
+        if position == len(order) - 1:
+            head.append(np.vstack([ring, ring[:1]]))
+            break
+        exit_i, next_entry = links[position]
+        k = (exit_i - entry) % len(ring)
+        head.append(ring[: k + 1])
+        tail.append(np.vstack([ring[k:], ring[:1]]))
+        entry = next_entry
+    return _drop_repeated_points(np.vstack(head + tail[::-1]))
+
+
+def mask_to_polygon(mask: np.ndarray) -> np.ndarray:
+    """Trace a (H, W) binary mask into one (P, 2) pixel polygon ((0, 2) when empty).
+
+    Outer contours only (YOLO rows cannot hold holes); several blobs are joined with
+    :func:`join_polygons`. Contour points are pixel centres, so shift by half a pixel to
+    put the outline on pixel edges as COCO polygons do.
+    """
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    parts = [c.reshape(-1, 2).astype(np.float64) for c in contours if len(c) >= 3]
+    return join_polygons(parts)
+
+
+def decode_rle(segmentation: dict, height: int, width: int) -> np.ndarray:
+    """Decode a COCO RLE (compressed string/bytes or uncompressed counts list) to (H, W) uint8."""
+    counts = segmentation["counts"]
+    if isinstance(counts, list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = {"size": segmentation["size"], "counts": counts.encode() if isinstance(counts, str) else counts}
+    return mask_utils.decode(rle)
+
+
+def polygon_to_mask(xy: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Rasterize a (P, 2) pixel polygon the way pycocotools does, to (H, W) uint8."""
+    rle = mask_utils.frPyObjects([xy.reshape(-1).tolist()], height, width)
+    return mask_utils.decode(mask_utils.merge(rle))
+
+
+def polygon_iou(a_xy: np.ndarray, b_xy: np.ndarray, height: int, width: int) -> float:
+    """Mask IoU of two pixel polygons rasterized by pycocotools."""
+    a = mask_utils.frPyObjects([a_xy.reshape(-1).tolist()], height, width)
+    b = mask_utils.frPyObjects([b_xy.reshape(-1).tolist()], height, width)
+    return float(mask_utils.iou([mask_utils.merge(a)], [mask_utils.merge(b)], [0])[0, 0])

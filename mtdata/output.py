@@ -1,0 +1,53 @@
+"""Write a dataset folder atomically: build it in a temporary folder beside OUT, then rename."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from mtdata.errors import OutputError
+
+
+def _is_within(path: Path, other: Path) -> bool:
+    return path == other or other in path.parents
+
+
+def check_output_dir(out: Path, overwrite: bool, inputs: list[Path]) -> Path:
+    """Refuse an OUT that is an input, lies inside one, or holds one; or is non-empty without ``overwrite``."""
+    out = Path(out).resolve()
+    for source in inputs:
+        source = Path(source).resolve()
+        if _is_within(out, source) or _is_within(source, out):
+            raise OutputError(f"output {out} overlaps the input {source}: choose a separate folder")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"output {out} exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise OutputError(f"output {out} is not empty: pass --overwrite to replace it")
+    return out
+
+
+@contextmanager
+def atomic_output_dir(out: Path, overwrite: bool = False, inputs: list[Path] = ()) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces ``out``, on any error it is removed.
+
+    >>> with atomic_output_dir(Path(tmp) / "ds") as work:  # doctest: +SKIP
+    ...     (work / "data.yaml").write_text("...")
+    """
+    out = check_output_dir(out, overwrite, list(inputs))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out.exists():
+        trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        out.rename(trash / "old")
+        work.rename(out)
+        shutil.rmtree(trash, ignore_errors=True)
+    else:
+        work.rename(out)

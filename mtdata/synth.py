@@ -1,0 +1,203 @@
+"""A small, learnable synthetic dataset in COCO format, for demos, tests and benchmarks.
+
+Two classes with non-contiguous COCO ids: ``figure`` (id 3): a five-pointed star whose tips
+are its keypoints (head, left/right hand, left/right foot) and ``disc`` (id 7): an ellipse
+without keypoints. Objects are drawn in random colours on a noisy background.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+FIGURE_KEYPOINTS = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
+FIGURE_SKELETON = [[1, 2], [1, 3], [1, 4], [1, 5]]  # 1-based, as COCO stores it
+COCO_PERSON_KEYPOINTS = [
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+    "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+    "right_ankle",
+]
+FIGURE_ID, DISC_ID = 3, 7
+
+
+@dataclass(frozen=True)
+class SynthSpec:
+    """How a synthetic COCO file is made.
+
+    Attributes:
+        images: number of images.
+        size: image width and height in pixels.
+        objects: (min, max) objects per image.
+        person_keypoints: use COCO's 17 person keypoint names (benchmarks) instead of the 5-point figure.
+        multipart_ratio: share of discs written as two polygons.
+        crowd_ratio: share of images that also get one crowd RLE annotation.
+        hidden_ratio, absent_ratio: share of keypoints with visibility 1 and 0.
+    """
+
+    images: int = 64
+    size: int = 160
+    objects: tuple[int, int] = (1, 4)
+    person_keypoints: bool = False
+    multipart_ratio: float = 0.0
+    crowd_ratio: float = 0.0
+    hidden_ratio: float = 0.1
+    absent_ratio: float = 0.05
+
+
+# Tip directions in degrees (image axes, y down) for head, left hand, right hand, left foot, right foot.
+_TIP_DEGREES = np.array([-90.0, 190.0, -10.0, 125.0, 55.0])
+
+
+def _star(rng: np.random.Generator, cx: float, cy: float, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """A five-pointed star: polygon (10, 2) and its tips (5, 2) in FIGURE_KEYPOINTS order."""
+    angles = np.deg2rad(_TIP_DEGREES + rng.uniform(-8, 8, size=5))
+    tips = np.stack([cx + r * np.cos(angles), cy + r * np.sin(angles)], axis=1)
+    order = np.argsort(angles)  # walk the tips around the centre so the outline does not cross itself
+    around = angles[order]
+    inner_angles = around + np.diff(np.append(around, around[0] + 2 * np.pi)) / 2
+    inner = np.stack([cx + 0.45 * r * np.cos(inner_angles), cy + 0.45 * r * np.sin(inner_angles)], axis=1)
+    polygon = np.empty((10, 2))
+    polygon[0::2], polygon[1::2] = tips[order], inner
+    return polygon, tips
+
+
+def _ellipse(rng: np.random.Generator, cx: float, cy: float, r: float, points: int = 32) -> np.ndarray:
+    t = np.linspace(0, 2 * np.pi, points, endpoint=False)
+    a, b = r, r * rng.uniform(0.5, 0.9)
+    rot = rng.uniform(0, np.pi)
+    x, y = a * np.cos(t), b * np.sin(t)
+    return np.stack([cx + x * np.cos(rot) - y * np.sin(rot), cy + x * np.sin(rot) + y * np.cos(rot)], axis=1)
+
+
+def _place(rng: np.random.Generator, size: int, taken: list[tuple[float, float, float]]) -> tuple[float, float, float] | None:
+    for _ in range(30):
+        r = rng.uniform(0.1, 0.22) * size
+        cx, cy = rng.uniform(r, size - r, size=2)
+        if all((cx - x) ** 2 + (cy - y) ** 2 > (0.8 * (r + rr)) ** 2 for x, y, rr in taken):
+            return cx, cy, r
+    return None
+
+
+def _flat(polygon: np.ndarray) -> list[float]:
+    return [round(float(v), 2) for v in polygon.reshape(-1)]
+
+
+def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id: int = 1):
+    """Build a COCO dict and, with ``draw``, the images as (H, W, 3) uint8 BGR arrays.
+
+    Returns:
+        (coco dict, list of images or None).
+    """
+    rng = np.random.default_rng(seed)
+    kp_names = COCO_PERSON_KEYPOINTS if spec.person_keypoints else FIGURE_KEYPOINTS
+    categories = [
+        {"id": FIGURE_ID, "name": "person" if spec.person_keypoints else "figure", "supercategory": "shape",
+         "keypoints": kp_names, "skeleton": FIGURE_SKELETON},
+        {"id": DISC_ID, "name": "disc", "supercategory": "shape"},
+    ]
+    images, annotations, pixels = [], [], []
+    ann_id = 1
+    s = spec.size
+    for index in range(spec.images):
+        image_id = first_image_id + index
+        images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "width": s, "height": s})
+        canvas = None
+        if draw:
+            canvas = rng.integers(90, 150, size=(s, s, 3), dtype=np.uint8)
+            canvas = cv2.GaussianBlur(canvas, (5, 5), 0)
+        taken: list[tuple[float, float, float]] = []
+        for _ in range(int(rng.integers(spec.objects[0], spec.objects[1] + 1))):
+            spot = _place(rng, s, taken)
+            if spot is None:
+                continue
+            taken.append(spot)
+            cx, cy, r = spot
+            color = tuple(int(c) for c in rng.integers(0, 256, size=3))
+            if rng.random() < 0.5:
+                polygon, tips = _star(rng, cx, cy, r)
+                segmentation = [_flat(polygon)]
+                kp = tips
+                if spec.person_keypoints:  # 12 more points inside the star
+                    inside = rng.uniform(-0.3, 0.3, size=(12, 2)) * r + [cx, cy]
+                    kp = np.concatenate([tips, inside])
+                vis = np.full(len(kp), 2)
+                roll = rng.random(len(kp))
+                vis[roll < spec.hidden_ratio + spec.absent_ratio] = 1
+                vis[roll < spec.absent_ratio] = 0
+                kpts = np.concatenate([np.round(kp, 2), vis[:, None]], axis=1)
+                kpts[vis == 0, :2] = 0
+                x1, y1 = polygon.min(0)
+                x2, y2 = polygon.max(0)
+                annotations.append({
+                    "id": ann_id, "image_id": image_id, "category_id": FIGURE_ID, "iscrowd": 0,
+                    "segmentation": segmentation, "area": float(abs(cv2.contourArea(polygon.astype(np.float32)))),
+                    "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+                    "keypoints": [float(v) if i % 3 < 2 else int(v) for i, v in enumerate(kpts.reshape(-1))],
+                    "num_keypoints": int((vis > 0).sum()),
+                })
+                if canvas is not None:
+                    cv2.fillPoly(canvas, [np.round(polygon).astype(np.int32)], color)
+            else:
+                polygon = _ellipse(rng, cx, cy, r)
+                parts = [polygon]
+                if rng.random() < spec.multipart_ratio:
+                    parts = [polygon[:16], polygon[16:]]  # two halves: a disc cut by an occluder
+                x1, y1 = polygon.min(0)
+                x2, y2 = polygon.max(0)
+                annotations.append({
+                    "id": ann_id, "image_id": image_id, "category_id": DISC_ID, "iscrowd": 0,
+                    "segmentation": [_flat(p) for p in parts], "area": float(abs(cv2.contourArea(polygon.astype(np.float32)))),
+                    "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
+                })
+                if canvas is not None:
+                    cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in parts], color)
+            ann_id += 1
+        if rng.random() < spec.crowd_ratio:
+            from pycocotools import mask as mask_utils
+
+            mask = np.zeros((s, s), dtype=np.uint8)
+            cv2.circle(mask, (int(rng.uniform(0, s)), int(rng.uniform(0, s))), max(2, s // 10), 1, -1)
+            rle = mask_utils.encode(np.asfortranarray(mask))
+            x, y, w, h = mask_utils.toBbox(rle).tolist()
+            annotations.append({
+                "id": ann_id, "image_id": image_id, "category_id": FIGURE_ID, "iscrowd": 1,
+                "segmentation": {"size": [s, s], "counts": rle["counts"].decode()},
+                "area": float(mask.sum()), "bbox": [x, y, max(w, 1), max(h, 1)],
+                "keypoints": [0] * (3 * len(kp_names)), "num_keypoints": 0,
+            })
+            ann_id += 1
+        pixels.append(canvas)
+    coco = {
+        "info": {"description": "mtdata synthetic shapes"},
+        "images": images, "annotations": annotations, "categories": categories,
+    }
+    return coco, (pixels if draw else None)
+
+
+def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0) -> dict[str, Path]:
+    """Write ``annotations/instances_{train,val}.json`` and ``images/{train,val}/*.jpg`` under ``out``.
+
+    ``images`` train images and a quarter as many (at least 4) val images.
+
+    Returns:
+        split -> annotation file.
+    """
+    out = Path(out)
+    files = {}
+    first_id = 1
+    for split, count, split_seed in (("train", images, seed), ("val", max(4, images // 4), seed + 10_000)):
+        coco, pixels = make_coco(SynthSpec(images=count, size=size), seed=split_seed, first_image_id=first_id)
+        first_id += count
+        image_dir = out / "images" / split
+        image_dir.mkdir(parents=True, exist_ok=True)
+        for entry, canvas in zip(coco["images"], pixels):
+            cv2.imwrite(str(image_dir / entry["file_name"]), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+        ann = out / "annotations" / f"instances_{split}.json"
+        ann.parent.mkdir(parents=True, exist_ok=True)
+        ann.write_text(json.dumps(coco))
+        files[split] = ann
+    return files

@@ -1,0 +1,1 @@
+"""mttrain: train, validate, predict and export multitask YOLO models on ultralytics."""
