@@ -1,0 +1,148 @@
+"""The multitask dataset: ultralytics' YOLODataset reading multitask rows through mtdata.
+
+Rows are parsed by ``mtdata.formats.yolo`` with the dataset's ``LabelLayout`` (layout by
+class, never by length), so ``mtdata check`` sees exactly what training sees: a row the
+parser rejects is dropped here and reported as an error there; an image that cannot be
+decoded is dropped here and reported there. Masks and keypoints ride together through
+ultralytics' augmentations (mosaic, perspective, HSV, flips with ``flip_idx``, copy-paste).
+"""
+
+from __future__ import annotations
+
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
+from mtdata.formats.yolo import LabelLayout
+from mtdata.verify import verify_image, verify_label_file
+from mttrain._ultralytics import YOLODataset
+
+
+def ultralytics_data(config: DatasetConfig) -> dict[str, Any]:
+    """The data dict ultralytics' trainer and validator expect, from an mtdata DatasetConfig."""
+    data: dict[str, Any] = {
+        "path": config.root,
+        "names": dict(config.names),
+        "nc": len(config.names),
+        "channels": 3,
+        "kpt_shape": list(config.kpt_shape) if config.kpt_shape else None,
+        "kpt_names": {int(k): list(v) for k, v in config.kpt_names.items()},
+        "flip_idx": list(config.flip_idx) if config.flip_idx is not None else None,
+        "skeleton": config.skeleton,
+        "kpt_sigmas": config.kpt_sigmas,
+        "yaml_file": str(config.file) if config.file else None,
+        "mt_config": config,
+    }
+    for split in ("train", "val", "test"):
+        dirs = config.image_dirs(split)
+        if dirs:
+            data[split] = str(dirs[0]) if len(dirs) == 1 else [str(d) for d in dirs]
+    return data
+
+
+def load_multitask_data(path: str | Path) -> dict[str, Any]:
+    """Read and validate a multitask data.yaml (mtdata rules) into ultralytics' data dict."""
+    config = read_data_yaml(path)
+    if config.task != "multitask":
+        from mtdata.errors import DatasetConfigError
+
+        raise DatasetConfigError(
+            f"mttrain trains multitask datasets; this one is {config.task!r} (set 'task: multitask' and 'kpt_names')",
+            file=path,
+        )
+    return ultralytics_data(config)
+
+
+def scan_sample(im_file: str, label_file: str, layout: LabelLayout, num_keypoints: int):
+    """Verify one image and parse its label file; returns (label dict or None, missing, found, empty, corrupt, msg).
+
+    Coordinates stay normalized: boxes are cx, cy, w, h of each polygon's bounds.
+    """
+    image = verify_image(Path(im_file))
+    if image.resolution_wh is None:
+        return None, 0, 0, 0, 1, f"ignoring corrupt image {im_file}: {image.findings[0].message}"
+    w, h = image.resolution_wh
+    if not Path(label_file).is_file():
+        return _label(im_file, (h, w), [], num_keypoints), 1, 0, 0, 0, ""
+    parsed, findings = verify_label_file(Path(label_file), layout)
+    msg = "; ".join(f"{f.file}:{f.line}: {f.message}" for f in findings if f.severity.value == "error")
+    label = _label(im_file, (h, w), parsed.rows, num_keypoints)
+    return label, 0, 1, int(not parsed.rows), 0, (f"dropped rows: {msg}" if msg else "")
+
+
+def _label(im_file: str, shape_hw: tuple[int, int], rows, num_keypoints: int) -> dict[str, Any]:
+    n = len(rows)
+    segments = [r.polygon_xyn.astype(np.float32) for r in rows]
+    keypoints = np.zeros((n, num_keypoints, 3), dtype=np.float32)
+    bboxes = np.zeros((n, 4), dtype=np.float32)
+    for i, row in enumerate(rows):
+        lo, hi = row.polygon_xyn.min(0), row.polygon_xyn.max(0)
+        bboxes[i] = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1]]
+        if row.keypoints_xyn is not None:
+            keypoints[i] = row.keypoints_xyn
+    return {
+        "im_file": im_file,
+        "shape": shape_hw,
+        "cls": np.array([[r.class_id] for r in rows], dtype=np.float32).reshape(n, 1),
+        "bboxes": bboxes,
+        "segments": segments,
+        "keypoints": keypoints,
+        "normalized": True,
+        "bbox_format": "xywh",
+    }
+
+
+class MultiTaskDataset(YOLODataset):
+    """YOLODataset with masks and keypoints at once, labels parsed by mtdata."""
+
+    def __init__(self, *args, data: dict, task: str = "multitask", **kwargs):
+        self.layout: LabelLayout = data["mt_config"].layout()
+        # ultralytics' flags are exclusive by task; build as "segment", then carry keypoints too.
+        super().__init__(*args, data=data, task="segment", **kwargs)
+        self.use_keypoints = True
+
+    def verify_args(self):
+        k = self.layout.num_keypoints
+        return _scan_star, zip(self.im_files, self.label_files, repeat(self.layout), repeat(k))
+
+    def result_to_label(self, result):
+        return result
+
+    def get_cache_hash(self) -> str:
+        from ultralytics.data.utils import get_hash
+
+        # the layout is part of the hash: a segment or pose cache of the same files is never reused
+        return get_hash(self.label_files + self.im_files + [repr(self.layout), "mt-multitask-v1"])
+
+    def build_transforms(self, hyp):
+        self.use_keypoints = True  # before v8_transforms, which wires flip_idx when keypoints are used
+        return super().build_transforms(hyp)
+
+
+def _scan_star(args):
+    return scan_sample(*args)
+
+
+def build_multitask_dataset(cfg, img_path, batch: int, data: dict, mode: str = "train", rect: bool = False, stride: int = 32):
+    """As ultralytics' ``build_yolo_dataset``, for the multitask dataset."""
+    from ultralytics.utils import colorstr
+
+    return MultiTaskDataset(
+        img_path=img_path,
+        imgsz=cfg.imgsz,
+        batch_size=batch,
+        augment=mode == "train",
+        hyp=cfg,
+        rect=cfg.rect or rect,
+        cache=cfg.cache or None,
+        single_cls=cfg.single_cls or False,
+        stride=int(stride),
+        pad=0.0 if mode == "train" else 0.5,
+        prefix=colorstr(f"{mode}: "),
+        classes=cfg.classes,
+        data=data,
+        fraction=cfg.fraction if mode == "train" else 1.0,
+    )

@@ -1,0 +1,1 @@
+"""Network pieces: the multitask head, model and loss."""

@@ -1,0 +1,73 @@
+"""The multitask head: ultralytics' Segment head plus a keypoint branch.
+
+Per anchor it predicts a box (DFL), class scores, ``nm`` mask coefficients and ``K * 3``
+keypoint values; the shared ``Proto`` module predicts mask prototypes. Outputs:
+
+- training: ``{"boxes", "scores", "feats", "mask_coefficient", "kpts", "proto"}``
+- export: ``(y, proto)`` with ``y`` of shape (B, 4 + nc + nm + K*3, A): xywh box in pixels,
+  class probabilities, mask coefficients, keypoints (x, y in pixels, visibility probability)
+- otherwise: ``((y, proto), raw dict)``
+
+One NMS over ``y`` keeps each detection's own mask coefficients and keypoints.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from mttrain._ultralytics import Pose, Segment
+from ultralytics.nn.modules.conv import Conv
+
+
+class MultiTask(Segment):
+    """Segment head with Pose's keypoint branch (``cv5``)."""
+
+    kpts_decode = Pose.kpts_decode  # same decoding as ultralytics' pose head
+
+    def __init__(
+        self,
+        nc: int = 80,
+        nm: int = 32,
+        npr: int = 256,
+        kpt_shape: tuple[int, int] = (17, 3),
+        reg_max: int = 16,
+        end2end: bool = False,
+        ch: tuple[int, ...] = (),
+    ):
+        super().__init__(nc, nm, npr, reg_max, end2end, ch)
+        self.kpt_shape = tuple(kpt_shape)
+        self.nk = self.kpt_shape[0] * self.kpt_shape[1]
+        c5 = max(ch[0] // 4, self.nk)
+        self.cv5 = nn.ModuleList(nn.Sequential(Conv(x, c5, 3), Conv(c5, c5, 3), nn.Conv2d(c5, self.nk, 1)) for x in ch)
+        if end2end:
+            self.one2one_cv5 = copy.deepcopy(self.cv5)
+
+    @property
+    def one2many(self):
+        return {**super().one2many, "pose_head": self.cv5}
+
+    @property
+    def one2one(self):
+        return {**super().one2one, "pose_head": getattr(self, "one2one_cv5", None)}
+
+    def forward_head(self, x, box_head, cls_head, mask_head, pose_head=None) -> dict[str, torch.Tensor]:
+        preds = super().forward_head(x, box_head, cls_head, mask_head)
+        if pose_head is not None:
+            bs = x[0].shape[0]
+            preds["kpts"] = torch.cat([pose_head[i](x[i]).view(bs, self.nk, -1) for i in range(self.nl)], 2)
+        return preds
+
+    def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 4 + nc + nm + K*3, A): boxes, class probabilities, mask coefficients, decoded keypoints."""
+        preds = super()._inference(x)
+        return torch.cat([preds, self.kpts_decode(x["kpts"])], dim=1)
+
+    @classmethod
+    def from_segment(cls, segment: Segment, kpt_shape: tuple[int, int]) -> "MultiTask":
+        """A head with the same inputs and sizes as an (untrained) ultralytics Segment head."""
+        ch = tuple(seq[0].conv.in_channels for seq in segment.cv2)
+        end2end = getattr(segment, "one2one_cv2", None) is not None
+        return cls(segment.nc, segment.nm, segment.npr, kpt_shape, segment.reg_max, end2end, ch)

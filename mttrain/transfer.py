@@ -1,0 +1,59 @@
+"""Weight transfer into a multitask model from multitask, segment or pose checkpoints.
+
+Tensors load where name and shape agree. Ultralytics' Pose head keeps its keypoint branch in
+``cv4`` while our head keeps mask coefficients there and keypoints in ``cv5``; a pose
+checkpoint's ``cv4`` is renamed to ``cv5`` first, so its keypoint branch lands where it belongs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from mttrain._ultralytics import LOGGER, Pose, Segment, torch_safe_load
+from mttrain.nn.head import MultiTask
+
+
+def read_checkpoint_model(path: str | Path) -> torch.nn.Module:
+    """The model inside an ultralytics/mttrain ``.pt``; a missing file fails at once (no download attempt)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"weights file not found: {path} (mttrain never downloads weights)")
+    ckpt, _ = torch_safe_load(str(path))
+    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
+    if model is None:
+        raise ValueError(f"{path} holds no model (expected an ultralytics or mttrain checkpoint)")
+    return model.float()
+
+
+def _source_kind(model: torch.nn.Module) -> str:
+    head = model.model[-1] if hasattr(model, "model") else None
+    if isinstance(head, MultiTask):
+        return "multitask"
+    if isinstance(head, Segment):
+        return "segment"
+    if isinstance(head, Pose):
+        return "pose"
+    return "detect"
+
+
+def transferable_state(target: torch.nn.Module, source: torch.nn.Module) -> tuple[dict[str, torch.Tensor], str]:
+    """The source tensors that fit the target (same name after renaming, same shape), and the source kind."""
+    kind = _source_kind(source)
+    state = source.state_dict()
+    if kind == "pose":
+        head = f"model.{len(source.model) - 1}."
+        state = {k.replace(f"{head}cv4.", f"{head}cv5.") if k.startswith(f"{head}cv4.") else k: v for k, v in state.items()}
+    own = target.state_dict()
+    return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, kind
+
+
+def load_weights(target: torch.nn.Module, weights: torch.nn.Module | str | Path, verbose: bool = True) -> int:
+    """Copy what fits from ``weights`` (a model or a .pt path) into ``target``; returns the tensor count."""
+    source = read_checkpoint_model(weights) if isinstance(weights, (str, Path)) else weights
+    state, kind = transferable_state(target, source)
+    target.load_state_dict(state, strict=False)
+    if verbose:
+        LOGGER.info(f"Transferred {len(state)}/{len(target.state_dict())} tensors from a {kind} checkpoint")
+    return len(state)
