@@ -17,7 +17,7 @@ import numpy as np
 
 from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
 from mtdata.formats.yolo import LabelLayout
-from mtdata.verify import verify_image, verify_label_file
+from mtdata.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset
 
 
@@ -62,15 +62,23 @@ def scan_sample(im_file: str, label_file: str, layout: LabelLayout, num_keypoint
     Coordinates stay normalized: boxes are cx, cy, w, h of each polygon's bounds.
     """
     image = verify_image(Path(im_file))
-    if image.resolution_wh is None:
-        return None, 0, 0, 0, 1, f"ignoring corrupt image {im_file}: {image.findings[0].message}"
+    if not image.ok:
+        return None, 0, 0, 0, 1, f"ignoring image {im_file}: {_errors(image.findings)}"
     w, h = image.resolution_wh
     if not Path(label_file).is_file():
         return _label(im_file, (h, w), [], num_keypoints), 1, 0, 0, 0, ""
     parsed, findings = verify_label_file(Path(label_file), layout)
-    msg = "; ".join(f"{f.file}:{f.line}: {f.message}" for f in findings if f.severity.value == "error")
-    label = _label(im_file, (h, w), parsed.rows, num_keypoints)
-    return label, 0, 1, int(not parsed.rows), 0, (f"dropped rows: {msg}" if msg else "")
+    if any(f.rule == "label_unreadable" for f in findings):
+        return None, 0, 0, 0, 1, f"ignoring image {im_file}: {_errors(findings)}"
+    repeated = {i for i, _ in duplicate_rows(parsed)}
+    rows = [row for i, row in enumerate(parsed.rows) if i not in repeated]
+    msg = _errors(findings)
+    label = _label(im_file, (h, w), rows, num_keypoints)
+    return label, 0, 1, int(not rows), 0, (f"{label_file}: rows left out (see mtdata check): {msg}" if msg else "")
+
+
+def _errors(findings) -> str:
+    return "; ".join(f"line {f.line}: {f.message}" if f.line else f.message for f in findings if f.severity.value == "error")
 
 
 def _label(im_file: str, shape_hw: tuple[int, int], rows, num_keypoints: int) -> dict[str, Any]:

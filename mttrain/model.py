@@ -27,6 +27,9 @@ class MultiTaskYOLO(Model):
         if path.suffix in WEIGHT_SUFFIXES and not path.is_file():
             raise FileNotFoundError(f"weights file not found: {path} (mttrain never downloads weights)")
         super().__init__(model=str(model), task="multitask", verbose=verbose)
+        self.task = "multitask"
+        if self.model is not None:
+            self.model.task = "multitask"
 
     @property
     def task_map(self) -> dict:

@@ -21,9 +21,8 @@ class MultiTaskTrainer(SegmentationTrainer):
     """Trains a :class:`MultiTaskModel` on a multitask dataset."""
 
     def __init__(self, cfg=DEFAULT_CFG, overrides: dict[str, Any] | None = None, _callbacks=None):
-        overrides = dict(overrides or {})
-        overrides["task"] = "multitask"
         super().__init__(cfg, overrides, _callbacks)
+        self.args.task = "multitask"  # SegmentationTrainer forces "segment"
         self.loss_names = LOSS_NAMES
 
     def get_dataset(self) -> dict[str, Any]:

@@ -57,6 +57,7 @@ class MultiTaskModel(DetectionModel):
         kpt_shape = tuple(cfg["kpt_shape"])
         with build_with_head("MultiTask", lambda segment: MultiTask.from_segment(segment, kpt_shape)):
             super().__init__(cfg=cfg, ch=ch, nc=nc, verbose=verbose)
+        self.task = "multitask"  # saved with the model: ultralytics would guess "segment" from the head class
         self.kpt_shape = kpt_shape
         self.kpt_names: dict[int, list[str]] = {}
         self.flip_idx: list[int] | None = None

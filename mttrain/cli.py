@@ -1,0 +1,199 @@
+"""``mttrain``: fit, val, predict and export multitask YOLO models from the command line.
+
+Typer commands parse options and call the Python API (:class:`mttrain.MultiTaskYOLO`);
+user errors are one red line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="mttrain",
+    help="Train, validate, predict and export multitask YOLO models (boxes + masks + keypoints).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the errors a user can fix into one line; anything else is a bug and keeps its traceback."""
+    from mtdata.errors import MtdataError
+
+    try:
+        yield
+    except (MtdataError, FileNotFoundError, NotADirectoryError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, Any]:
+    """``["epochs=3", "imgsz=160"]`` -> ``{"epochs": 3, "imgsz": 160}``; unknown keys are refused."""
+    from mttrain._ultralytics import DEFAULT_CFG
+
+    known = set(vars(DEFAULT_CFG))
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise typer.BadParameter(f"expected KEY=VALUE, found {pair!r}")
+        key, value = pair.split("=", 1)
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            fail(f"unknown training argument {key!r}{hint}")
+        out[key] = yaml.safe_load(value) if value else None
+    return out
+
+
+def _run_dir(project: Path, name: str, exist_ok: bool) -> None:
+    run = project / name
+    if run.is_dir() and any(run.iterdir()) and not exist_ok:
+        fail(f"run folder {run} exists and is not empty: choose another --name or pass --exist-ok")
+
+
+def metrics_table(table: dict) -> Table:
+    out = Table(show_edge=False)
+    out.add_column("")
+    for column in ("P", "R", "mAP50", "mAP50-95"):
+        out.add_column(column, justify="right")
+    for task, label in (("box", "Box"), ("mask", "Mask"), ("pose", "Pose")):
+        m = table[task]
+        out.add_row(label, *(f"{m[k]:.3f}" for k in ("precision", "recall", "map50", "map50_95")))
+    return out
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def fit(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Argument(help="Multitask data.yaml.")],
+    model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*) or .pt.")] = "yolov8n-multitask.yaml",
+    weights: Annotated[Optional[Path], typer.Option(help="Start from a multitask, segment or pose checkpoint.")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 100,
+    imgsz: Annotated[int, typer.Option(min=32)] = 640,
+    batch: Annotated[int, typer.Option()] = 16,
+    device: Annotated[str, typer.Option(help="cpu, 0, or 0,1 for multi-GPU DDP.")] = "cpu",
+    workers: Annotated[int, typer.Option(min=0)] = 2,
+    project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
+    name: Annotated[str, typer.Option()] = "train",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue PROJECT/NAME/weights/last.pt.")] = False,
+    exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse a non-empty PROJECT/NAME.")] = False,
+) -> None:
+    """Train a multitask model. Any ultralytics training argument also works as KEY=VALUE (epochs=3 imgsz=160)."""
+    overrides = parse_overrides(ctx.args)
+    with user_errors():
+        from mttrain.model import MultiTaskYOLO
+
+        if resume:
+            last = project / name / "weights" / "last.pt"
+            if not last.is_file():
+                fail(f"--resume: {last} not found")
+            MultiTaskYOLO(str(last)).train(resume=True)
+            return
+        _run_dir(project, name, exist_ok or bool(overrides.get("exist_ok")))
+        if weights is not None and not weights.is_file():
+            fail(f"--weights: {weights} not found (mttrain never downloads weights)")
+        if not data.is_file():
+            fail(f"{data}: data.yaml not found")
+        yolo = MultiTaskYOLO(model)
+        args = dict(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
+                    project=str(project.resolve()), name=name, exist_ok=True)
+        if weights is not None:
+            from mttrain.transfer import load_weights
+
+            load_weights(yolo.model, weights)
+        yolo.train(**{**args, **overrides})
+    run = project / name
+    console.print(f"run folder: [bold]{run}[/]  (weights/best.pt, weights/last.pt, results.csv, results.png)")
+    metrics = run / "metrics.json"
+    if metrics.is_file():
+        console.print(metrics_table(json.loads(metrics.read_text())))
+
+
+@app.command()
+def val(
+    model: Annotated[Path, typer.Argument(help="Trained .pt.")],
+    data: Annotated[Optional[Path], typer.Option(help="data.yaml (default: the one the model was trained on).")] = None,
+    split: Annotated[str, typer.Option()] = "val",
+    imgsz: Annotated[Optional[int], typer.Option()] = None,
+    batch: Annotated[int, typer.Option()] = 16,
+    device: Annotated[str, typer.Option()] = "cpu",
+    project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
+    name: Annotated[str, typer.Option()] = "val",
+) -> None:
+    """Box, Mask and Pose P, R, mAP50, mAP50-95; writes metrics.json in the run folder."""
+    with user_errors():
+        from mttrain.model import MultiTaskYOLO
+
+        yolo = MultiTaskYOLO(str(model))
+        args = dict(split=split, batch=batch, device=device, project=str(project.resolve()), name=name, exist_ok=True, plots=False)
+        if data is not None:
+            args["data"] = str(data)
+        if imgsz is not None:
+            args["imgsz"] = imgsz
+        yolo.val(**args)
+    table = json.loads((project / name / "metrics.json").read_text())
+    console.print(metrics_table(table))
+    console.print(f"metrics: {project / name / 'metrics.json'}")
+
+
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="Trained .pt.")],
+    source: Annotated[str, typer.Argument(help="Image, folder, glob or video.")],
+    conf: Annotated[float, typer.Option()] = 0.25,
+    imgsz: Annotated[Optional[int], typer.Option()] = None,
+    save_txt: Annotated[bool, typer.Option("--save-txt", help="Also write multitask label rows.")] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+    project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
+    name: Annotated[str, typer.Option()] = "predict",
+) -> None:
+    """Predict boxes, masks and keypoints; annotated images (and rows) go to PROJECT/NAME."""
+    with user_errors():
+        from mttrain.model import MultiTaskYOLO
+        from mttrain.predict import result_rows
+
+        if not any(ch in source for ch in "*?") and not Path(source).exists():
+            fail(f"{source}: no such image or folder")
+        yolo = MultiTaskYOLO(str(model))
+        out = project / name
+        args = dict(conf=conf, device=device, save=True, project=str(project.resolve()), name=name, exist_ok=True, verbose=False)
+        if imgsz is not None:
+            args["imgsz"] = imgsz
+        count = objects = 0
+        keypoint_classes = sorted(int(k) for k in getattr(yolo.model, "kpt_names", {}) or {})
+        for result in yolo.predict(source, stream=True, **args):
+            count += 1
+            objects += len(result.boxes)
+            if save_txt:
+                label = out / "labels" / (Path(result.path).stem + ".txt")
+                label.parent.mkdir(parents=True, exist_ok=True)
+                label.write_text("".join(r + "\n" for r in result_rows(result, keypoint_classes)))
+    console.print(f"{count} images, {objects} objects -> [bold]{out}[/]")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

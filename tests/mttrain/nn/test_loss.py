@@ -1,0 +1,83 @@
+"""The multitask loss: named parts, finite, falling on a tiny batch; keypoint terms only where they belong."""
+
+import copy
+
+import pytest
+import torch
+
+from mttrain._ultralytics import DEFAULT_CFG
+from mttrain.nn.loss import LOSS_NAMES
+
+
+def make_batch(classes: list[int], with_points: bool = True) -> dict:
+    """Two 64-px images, one square object each, class ids as given; keypoints at the square's corners."""
+    n = len(classes)
+    boxes = torch.tensor([[0.3, 0.3, 0.3, 0.3], [0.6, 0.6, 0.4, 0.4]])[:n]
+    masks = torch.zeros(2, 16, 16)
+    masks[0, 2:7, 2:7] = 1
+    masks[1, 6:13, 6:13] = 1
+    keypoints = torch.zeros(n, 5, 3)
+    if with_points:
+        for i, (cx, cy, w, h) in enumerate(boxes.tolist()):
+            corners = [(cx, cy - h / 2), (cx - w / 2, cy), (cx + w / 2, cy), (cx - w / 4, cy + h / 2), (cx + w / 4, cy + h / 2)]
+            keypoints[i, :, :2] = torch.tensor(corners)
+            keypoints[i, :, 2] = 2
+    return {
+        "img": torch.rand(2, 3, 64, 64),
+        "cls": torch.tensor(classes, dtype=torch.float32).view(-1, 1),
+        "bboxes": boxes,
+        "batch_idx": torch.arange(n, dtype=torch.float32),
+        "masks": masks[:n],
+        "keypoints": keypoints,
+    }
+
+
+@pytest.fixture
+def model(tiny_model):
+    model = copy.deepcopy(tiny_model)
+    model.args = copy.copy(DEFAULT_CFG)
+    model.criterion = None
+    model.train()
+    return model
+
+
+def test_loss_parts_are_named_and_finite(model):
+    loss, items = model.loss(make_batch([0, 1]))
+    assert tuple(items) == LOSS_NAMES
+    assert torch.isfinite(loss).all() and all(torch.isfinite(v) for v in items.values())
+    assert items["pose_loss"] > 0 and items["seg_loss"] > 0
+
+
+def test_loss_falls_on_a_tiny_batch(model):
+    torch.manual_seed(0)
+    batch = make_batch([0, 1])
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    first = None
+    for _ in range(25):
+        loss, items = model.loss(batch)
+        first = first if first is not None else {k: float(v) for k, v in items.items()}
+        optimizer.zero_grad()
+        loss.sum().backward()
+        optimizer.step()
+    last = {k: float(v) for k, v in items.items()}
+    assert sum(last.values()) < 0.7 * sum(first.values())
+    assert last["pose_loss"] < first["pose_loss"]
+    assert last["seg_loss"] < first["seg_loss"]
+
+
+def test_objects_without_keypoint_class_teach_keypoints_nothing(model):
+    _, items = model.loss(make_batch([1, 1]))  # class 1 (disc) has no keypoints
+    assert float(items["pose_loss"]) == 0 and float(items["kobj_loss"]) == 0
+    assert float(items["seg_loss"]) > 0
+
+
+def test_keypoint_class_objects_without_labeled_points_are_left_out(model):
+    _, items = model.loss(make_batch([0, 0], with_points=False))
+    assert float(items["pose_loss"]) == 0 and float(items["kobj_loss"]) == 0
+
+
+def test_keypoint_gradient_reaches_only_with_labels(model):
+    loss, _ = model.loss(make_batch([1, 1]))
+    loss.sum().backward()
+    head = model.model[-1]
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in head.cv5.parameters())

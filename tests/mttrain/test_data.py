@@ -1,0 +1,77 @@
+"""The multitask dataset: masks and keypoints of the same objects, parsed by mtdata, augmented together."""
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mttrain._ultralytics import DEFAULT_CFG
+from mttrain.data import build_multitask_dataset, load_multitask_data
+
+
+def dataset_for(data_yaml: Path, mode: str = "val", **hyp):
+    cfg = DEFAULT_CFG.__class__(**{**vars(DEFAULT_CFG), "imgsz": 96, **hyp})
+    data = load_multitask_data(data_yaml)
+    split = data["train"] if mode == "train" else data["val"]
+    return build_multitask_dataset(cfg, split, 4, data, mode=mode, stride=32)
+
+
+def test_labels_carry_polygons_and_keypoints_by_class(tiny_data):
+    ds = dataset_for(tiny_data)
+    label = next(lb for lb in ds.labels if (lb["cls"][:, 0] == 0).any() and (lb["cls"][:, 0] == 1).any())
+    figure = label["cls"][:, 0] == 0
+    assert len(label["segments"]) == len(label["cls"])
+    assert (label["keypoints"][figure][..., 2] > 0).any()
+    assert (label["keypoints"][~figure] == 0).all()  # discs carry no keypoints
+
+
+def test_a_batch_item_has_masks_and_keypoints(tiny_data):
+    ds = dataset_for(tiny_data)
+    item = ds[0]
+    assert {"masks", "keypoints", "bboxes", "cls"} <= set(item)
+    assert item["keypoints"].shape[1:] == (5, 3)
+    assert item["masks"].shape[-2:] == (96 // 4, 96 // 4)
+
+
+def test_augmented_flip_swaps_left_and_right(tiny_data):
+    """Horizontal flips use flip_idx: after a flip the 'left hand' is still left of the 'right hand' in the image."""
+    ds = dataset_for(tiny_data, mode="train", fliplr=1.0, mosaic=0.0, degrees=0.0, translate=0.0, scale=0.0, hsv_h=0, hsv_s=0, hsv_v=0)
+    checked = 0
+    for i in range(len(ds)):
+        item = ds[i]
+        kpts = item["keypoints"].numpy()
+        for obj, cls in zip(kpts, item["cls"].numpy()[:, 0]):
+            if cls == 0 and obj[1, 2] > 0 and obj[2, 2] > 0:
+                assert obj[1, 0] < obj[2, 0]  # left_hand (1) stays on the image's left of right_hand (2)
+                checked += 1
+    assert checked > 3
+
+
+def test_bad_rows_are_dropped_not_the_image(tmp_path, tiny_data):
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_data.parent, root, symlinks=True)
+    data_yaml = root / "data.yaml"
+    data_yaml.write_text(data_yaml.read_text().replace(str(tiny_data.parent), str(root)))
+    label = sorted((root / "labels" / "val").glob("*.txt"))[0]
+    good = [line for line in label.read_text().splitlines() if line.strip()]
+    label.write_text("\n".join([*good, "0 0.5 0.5 oops", "7 0.1 0.1 0.2 0.1 0.2 0.2"]) + "\n")
+    ds = dataset_for(data_yaml)
+    kept = next(lb for lb in ds.labels if Path(lb["im_file"]).stem == label.stem)
+    assert len(kept["cls"]) == len(good)
+
+
+def test_a_segment_dataset_is_refused_with_one_line(tmp_path):
+    from mtdata.errors import DatasetConfigError
+
+    (tmp_path / "data.yaml").write_text("names: [a]\ntrain: images/train\nval: images/val\n")
+    with pytest.raises(DatasetConfigError, match="multitask"):
+        load_multitask_data(tmp_path / "data.yaml")
+
+
+def test_polygon_boxes_are_normalized_xywh(tiny_data):
+    ds = dataset_for(tiny_data)
+    for label in ds.labels:
+        for box, segment in zip(label["bboxes"], label["segments"]):
+            lo, hi = segment.min(0), segment.max(0)
+            np.testing.assert_allclose(box, [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1]], atol=1e-6)

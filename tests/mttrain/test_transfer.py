@@ -1,0 +1,49 @@
+"""Weight transfer from multitask, segment and pose checkpoints of the same family and scale."""
+
+import pytest
+import torch
+from ultralytics.nn.tasks import PoseModel, SegmentationModel
+
+from mttrain.nn.model import MultiTaskModel
+from mttrain.transfer import load_weights, read_checkpoint_model
+
+
+def save(model, path):
+    torch.save({"model": model}, path)
+    return path
+
+
+def fresh():
+    return MultiTaskModel("yolov8n-multitask.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+
+
+def test_segment_checkpoint_loads_backbone_neck_box_class_and_mask_branch(tmp_path):
+    seg = SegmentationModel("yolov8n-seg.yaml", nc=2, verbose=False)
+    target = fresh()
+    count = load_weights(target, save(seg, tmp_path / "seg.pt"), verbose=False)
+    head = target.model[-1]
+    assert count == len(seg.state_dict())  # every segment tensor has a home
+    assert torch.equal(head.cv4[0][0].conv.weight, seg.model[-1].cv4[0][0].conv.weight)  # mask coefficients
+    assert torch.equal(head.proto.cv1.conv.weight, seg.model[-1].proto.cv1.conv.weight)
+
+
+def test_pose_checkpoint_keypoint_branch_lands_in_cv5(tmp_path):
+    pose = PoseModel("yolov8n-pose.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+    target = fresh()
+    before = target.model[-1].cv4[0][0].conv.weight.clone()
+    load_weights(target, save(pose, tmp_path / "pose.pt"), verbose=False)
+    head = target.model[-1]
+    assert torch.equal(head.cv5[0][0].conv.weight, pose.model[-1].cv4[0][0].conv.weight)
+    assert torch.equal(head.cv4[0][0].conv.weight, before)  # mask branch untouched
+    assert torch.equal(target.model[0].conv.weight, pose.model[0].conv.weight)
+
+
+def test_multitask_checkpoint_loads_everything(tmp_path):
+    source = fresh()
+    target = fresh()
+    assert load_weights(target, save(source, tmp_path / "mt.pt"), verbose=False) == len(target.state_dict())
+
+
+def test_missing_weights_file_fails_at_once_without_network(tmp_path):
+    with pytest.raises(FileNotFoundError, match="never downloads"):
+        read_checkpoint_model(tmp_path / "yolov8n-seg.pt")
