@@ -1,0 +1,198 @@
+"""Benchmark: yolov8n-multitask against ultralytics' yolov8n-seg and yolov8n-pose, same run.
+
+(a) CPU latency at 640 px, batch 1, 2 threads: fused model forward in eval mode, median of
+    ``--repeats`` runs after warm-up. Targets: multitask <= 0.70x (seg + pose) and <= 1.15x seg.
+(b) Training step time (forward, loss, backward, optimizer step) on the same real batch from
+    ``mtdata synth`` data at ``--train-imgsz``. Target: <= 1.15x yolov8n-seg.
+(c) Learning at equal budget (``--learn``): the same synthetic images trained as multitask,
+    segment and pose datasets with the same epochs/imgsz/seed. Targets: multitask mask
+    mAP50-95 >= 0.95x yolov8n-seg's, pose mAP50-95 >= 0.95x yolov8n-pose's.
+
+Usage::
+
+    .venv/bin/python benchmarks/model.py                 # (a) and (b)
+    .venv/bin/python benchmarks/model.py --learn         # also (c): ~20 min on 2 CPU cores
+    .venv/bin/python benchmarks/model.py --learn --learn-images 64 --learn-epochs 10   # a quick (c)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import torch  # noqa: E402
+
+
+def build_models(nc_seg: int, nc_pose: int, kpt_shape=(17, 3)):
+    from ultralytics.nn.tasks import PoseModel, SegmentationModel
+
+    from mttrain.nn.model import MultiTaskModel
+
+    return {
+        "multitask": MultiTaskModel("yolov8n-multitask.yaml", nc=nc_seg, data_kpt_shape=kpt_shape, verbose=False),
+        "seg": SegmentationModel("yolov8n-seg.yaml", nc=nc_seg, verbose=False),
+        "pose": PoseModel("yolov8n-pose.yaml", nc=nc_pose, data_kpt_shape=kpt_shape, verbose=False),
+    }
+
+
+def latency(repeats: int, imgsz: int) -> dict[str, float]:
+    """Median forward latency (ms) of each fused model at ``imgsz``, batch 1."""
+    models = build_models(nc_seg=80, nc_pose=1)
+    x = torch.rand(1, 3, imgsz, imgsz)
+    out = {}
+    with torch.inference_mode():
+        for name, model in models.items():
+            model = model.fuse().eval()
+            for _ in range(3):
+                model(x)
+            times = []
+            for _ in range(repeats):
+                start = time.perf_counter()
+                model(x)
+                times.append((time.perf_counter() - start) * 1000)
+            out[name] = statistics.median(times)
+    return out
+
+
+def synthetic_multitask(out: Path, images: int, size: int) -> Path:
+    """``mtdata synth`` + ``mtdata convert`` (multitask); returns data.yaml."""
+    from mtdata.convert import convert_coco
+    from mtdata.synth import write_synth
+
+    write_synth(out / "coco", images=images, size=size, seed=2)
+    ann = out / "coco" / "annotations"
+    convert_coco([ann / "instances_train.json", ann / "instances_val.json"], out / "mt", images_dir=out / "coco" / "images")
+    return out / "mt" / "data.yaml"
+
+
+def real_batch(data_yaml: Path, imgsz: int, batch: int):
+    """One augmented training batch from a multitask dataset, as the trainer would see it."""
+    from mttrain._ultralytics import DEFAULT_CFG
+    from mttrain.data import build_multitask_dataset, load_multitask_data
+
+    cfg = DEFAULT_CFG.__class__(**{**vars(DEFAULT_CFG), "imgsz": imgsz})
+    data = load_multitask_data(data_yaml)
+    ds = build_multitask_dataset(cfg, data["train"], batch, data, mode="train", stride=32)
+    items = [ds[i] for i in range(batch)]
+    b = ds.collate_fn(items)
+    b["img"] = b["img"].float() / 255
+    return b, data
+
+
+def train_step_time(data_yaml: Path, imgsz: int, batch: int, steps: int) -> dict[str, float]:
+    """Median seconds per training step of multitask and yolov8n-seg on the same batch."""
+    from mttrain._ultralytics import DEFAULT_CFG
+
+    b, data = real_batch(data_yaml, imgsz, batch)
+    models = build_models(nc_seg=data["nc"], nc_pose=1, kpt_shape=tuple(data["kpt_shape"]))
+    models["multitask"].kpt_names = data["kpt_names"]
+    out = {}
+    for name in ("multitask", "seg"):
+        model = models[name].train()
+        model.args = copy.copy(DEFAULT_CFG)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+        times = []
+        for step in range(steps + 2):
+            start = time.perf_counter()
+            loss, _ = model.loss(b)
+            optimizer.zero_grad()
+            loss.sum().backward()
+            optimizer.step()
+            if step >= 2:  # the first steps build anchors and criterion
+                times.append(time.perf_counter() - start)
+        out[name] = statistics.median(times)
+    return out
+
+
+def learn(work: Path, images: int, size: int, epochs: int, batch: int) -> dict[str, dict]:
+    """Train multitask, yolov8n-seg and yolov8n-pose on the same synthetic images; return their val metrics."""
+    from ultralytics import YOLO
+
+    from mtdata.convert import convert_coco
+    from mtdata.synth import write_synth
+    from mttrain.model import MultiTaskYOLO
+
+    coco = work / "coco"
+    write_synth(coco, images=images, size=size, seed=1)
+    files = [coco / "annotations" / "instances_train.json", coco / "annotations" / "instances_val.json"]
+    for task in ("multitask", "segment", "pose"):
+        convert_coco(files, work / task, images_dir=coco / "images", task=task)
+    common = dict(epochs=epochs, imgsz=size, batch=batch, workers=0, device="cpu", seed=0, deterministic=True,
+                  plots=False, project=str(work / "runs"), exist_ok=True, warmup_epochs=1, close_mosaic=5, verbose=False)
+    results = {}
+    t = time.perf_counter()
+    m = MultiTaskYOLO("yolov8n-multitask.yaml")
+    m.train(data=str(work / "multitask" / "data.yaml"), name="multitask", **common)
+    metrics = m.val(data=str(work / "multitask" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="mt-val", exist_ok=True)
+    results["multitask"] = {"mask": metrics.seg.map, "pose": metrics.pose.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
+    t = time.perf_counter()
+    seg = YOLO("yolov8n-seg.yaml", task="segment")
+    seg.train(data=str(work / "segment" / "data.yaml"), name="seg", **common)
+    metrics = seg.val(data=str(work / "segment" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="seg-val", exist_ok=True)
+    results["seg"] = {"mask": metrics.seg.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
+    t = time.perf_counter()
+    pose = YOLO("yolov8n-pose.yaml", task="pose")
+    pose.train(data=str(work / "pose" / "data.yaml"), name="pose", **common)
+    metrics = pose.val(data=str(work / "pose" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="pose-val", exist_ok=True)
+    results["pose"] = {"pose": metrics.pose.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--train-imgsz", type=int, default=320)
+    parser.add_argument("--train-batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--learn", action="store_true", help="also run (c), the equal-budget learning comparison")
+    parser.add_argument("--learn-images", type=int, default=200)
+    parser.add_argument("--learn-size", type=int, default=160)
+    parser.add_argument("--learn-epochs", type=int, default=30)
+    parser.add_argument("--learn-batch", type=int, default=16)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    print(f"(a) CPU latency, {args.imgsz} px, batch 1, {args.threads} threads, median of {args.repeats}")
+    ms = latency(args.repeats, args.imgsz)
+    for name, value in ms.items():
+        print(f"    {name:<10} {value:8.1f} ms")
+    vs_both = ms["multitask"] / (ms["seg"] + ms["pose"])
+    vs_seg = ms["multitask"] / ms["seg"]
+    print(f"    multitask / (seg + pose) = {vs_both:.2f}x (target <= 0.70x)  {'PASS' if vs_both <= 0.70 else 'MISS'}")
+    print(f"    multitask / seg          = {vs_seg:.2f}x (target <= 1.15x)  {'PASS' if vs_seg <= 1.15 else 'MISS'}")
+
+    with tempfile.TemporaryDirectory(prefix="mt-bench-model-") as tmp:
+        work = Path(tmp)
+        data_yaml = synthetic_multitask(work / "step", images=16, size=args.train_imgsz)
+        print(f"\n(b) training step, {args.train_imgsz} px, batch {args.train_batch}, median of {args.steps}")
+        steps = train_step_time(data_yaml, args.train_imgsz, args.train_batch, args.steps)
+        for name, value in steps.items():
+            print(f"    {name:<10} {value * 1000:8.1f} ms/step")
+        ratio = steps["multitask"] / steps["seg"]
+        print(f"    multitask / seg = {ratio:.2f}x (target <= 1.15x)  {'PASS' if ratio <= 1.15 else 'MISS'}")
+
+        if args.learn:
+            print(f"\n(c) learning at equal budget: {args.learn_images} images, {args.learn_size} px, {args.learn_epochs} epochs")
+            res = learn(work / "learn", args.learn_images, args.learn_size, args.learn_epochs, args.learn_batch)
+            for name, metrics in res.items():
+                print(f"    {name:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+            mask_ratio = res["multitask"]["mask"] / max(res["seg"]["mask"], 1e-9)
+            pose_ratio = res["multitask"]["pose"] / max(res["pose"]["pose"], 1e-9)
+            print(f"    mask mAP50-95 multitask / seg  = {mask_ratio:.2f}x (target >= 0.95x)  {'PASS' if mask_ratio >= 0.95 else 'MISS'}")
+            print(f"    pose mAP50-95 multitask / pose = {pose_ratio:.2f}x (target >= 0.95x)  {'PASS' if pose_ratio >= 0.95 else 'MISS'}")
+
+
+if __name__ == "__main__":
+    main()
