@@ -6,20 +6,21 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from mtdata.convert_files import ImageFinder, LabelTexts, SplitFiles
 from mtdata.errors import InputError, MtdataError
-from mtdata.formats.coco import CocoCategory, CocoFile, Skip, image_labels, read_coco
+from mtdata.formats.coco import CocoCategory, CocoFile, Skip, read_coco
+from mtdata.formats.coco_objects import ObjectColumns, table_objects
 from mtdata.formats.data_yaml import DatasetConfig, write_data_yaml
-from mtdata.formats.yolo import LabelLayout, format_label_text, labels_to_rows
+from mtdata.formats.yolo import LabelLayout
 from mtdata.keypoints import derive_flip_idx
 from mtdata.output import atomic_output_dir, check_output_dir
-from mtdata.records import ImageLabels
 
 CONVERT_TASKS = ("multitask", "segment", "pose")
 SPLIT_PREFIXES = ("instances_", "person_keypoints_")
@@ -82,27 +83,6 @@ class ConvertReport:
         }
 
 
-class ImageFinder:
-    """Finds a COCO ``file_name`` under DIR, DIR/<split>/, or anywhere below DIR (by unique name)."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        self._by_name: dict[str, list[Path]] | None = None
-
-    def find(self, file_name: str, split: str) -> Path | None:
-        base = Path(file_name).name
-        for candidate in (self.root / file_name, self.root / split / file_name, self.root / split / base, self.root / base):
-            if candidate.is_file():
-                return candidate
-        if self._by_name is None:
-            self._by_name = defaultdict(list)
-            for folder, _, files in os.walk(self.root):
-                for name in files:
-                    self._by_name[name].append(Path(folder) / name)
-        found = self._by_name.get(base, [])
-        return found[0] if len(found) == 1 else None
-
-
 def _check_categories(files: list[CocoFile]) -> list[CocoCategory]:
     first = files[0]
     for other in files[1:]:
@@ -140,25 +120,30 @@ def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertR
     return names, flip_idx, skeleton
 
 
-def _rows_for_task(labels: ImageLabels, task: str, keypoint_class: set[int], report: ConvertReport) -> ImageLabels:
-    """Keep the objects a task can write; count the others by reason."""
-    has_polygon = labels.has_polygon()
+def _start_split_files(images: list, split_label: str, path: Path, work: Path, finder, copy: bool) -> SplitFiles:
+    """Check the label names of a split's images and start preparing its files."""
+    names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
+    stems = [name.rsplit(".", 1)[0] if "." in name else name for name in names_on_disk]
+    if len(set(stems)) < len(stems):  # a.jpg and sub/a.jpg (or a.png) would share labels/<split>/a.txt
+        seen: set[str] = set()
+        twice = next(stem for stem in stems if stem in seen or seen.add(stem))
+        raise InputError(f"two images are named {twice!r} in split {split_label!r}: YOLO needs unique names", file=path)
+    label_dir = work / "labels" / split_label
+    label_dir.mkdir(parents=True)
+    split_files = SplitFiles(images, stems, label_dir, work / "images" / split_label, split_label, finder, copy)
+    return split_files.start()
+
+
+def _rows_for_task(objects: ObjectColumns, task: str, keypoint_class: set[int], report: ConvertReport) -> np.ndarray:
+    """(M,) bool: the objects a task can write; the others are counted by reason."""
+    has_polygon = np.diff(objects.polygon_offsets) >= 3
     if task in ("multitask", "segment"):
         report.not_in_output["no_mask"] += int((~has_polygon).sum())
-        return labels[has_polygon]
-    is_kpt_class = [int(c) in keypoint_class for c in labels.class_id]
-    labeled = labels.labeled_keypoint_count() > 0
-    keep = [k and lab for k, lab in zip(is_kpt_class, labeled)]
-    report.not_in_output["no_keypoints"] += sum(k and not lab for k, lab in zip(is_kpt_class, labeled))
-    return labels[keep] if len(labels) else labels
-
-
-def _place_image(source: Path, target: Path, copy: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if copy:
-        shutil.copy2(source, target)
-    else:
-        os.symlink(source.resolve(), target)
+        return has_polygon
+    is_kpt_class = np.isin(objects.class_id, np.array(sorted(keypoint_class), dtype=np.int64))
+    labeled = (objects.keypoints[..., 2] > 0).any(axis=1) if objects.keypoints.shape[1] else np.zeros(len(is_kpt_class), bool)
+    report.not_in_output["no_keypoints"] += int((is_kpt_class & ~labeled).sum())
+    return is_kpt_class & labeled
 
 
 def convert_coco(
@@ -212,78 +197,86 @@ def convert_coco(
     report = ConvertReport(out=Path(out).resolve(), task=task)
     # Validate the output location before the (possibly long) read of the inputs.
     check_output_dir(out, overwrite, inputs)
-    files = [read_coco(p) for p in annotation_files]
-    categories = _select_categories(_check_categories(files), classes, annotation_files[0])
-    kpt_categories = [c for c in categories if c.keypoints]
-    if task == "pose":
-        if not kpt_categories:
-            raise InputError("--task pose needs categories with keypoints; none declare 'keypoints'", file=annotation_files[0])
-        categories = kpt_categories
-    class_of_category = {c.id: i for i, c in enumerate(categories)}
-    keypoints_of_category = {c.id: len(c.keypoints) for c in kpt_categories}
-    num_keypoints = max(keypoints_of_category.values(), default=0)
-    keypoint_class = {class_of_category[c.id] for c in kpt_categories if c.id in class_of_category}
-    names = {i: c.name for i, c in enumerate(categories)}
-
-    kpt_names: dict[int, list[str]] = {}
-    flip_idx = skeleton = None
-    if kpt_categories and task != "segment":
-        kp_names, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
-        for c in kpt_categories:
-            # categories with fewer keypoints than K are padded with unnamed, always-absent ones
-            kpt_names[class_of_category[c.id]] = list(c.keypoints) + [f"kpt{i}" for i in range(len(c.keypoints), num_keypoints)]
-    yolo_task = task if task != "multitask" or kpt_names else "segment"
-    if task == "multitask" and not kpt_names:
-        report.notes.append("no category has keypoints: wrote a segment dataset")
-    layout = LabelLayout(
-        task=yolo_task, num_classes=len(names), num_keypoints=num_keypoints if yolo_task != "segment" else 0,
-        keypoint_classes=frozenset(keypoint_class),
-    )
-    if images_dir is None:
-        report.notes.append("no --images given: wrote labels and data.yaml only; images/<split>/ must be filled in")
-
-    total = sum(len(f.images) for f in files)
-    done = 0
-    coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
     with atomic_output_dir(out, overwrite, inputs) as work:
         finder = ImageFinder(Path(images_dir)) if images_dir else None
-        for coco, split_label in zip(files, splits):
-            by_image = defaultdict(list)
-            for ann in coco.annotations:
-                if ann.image_id in coco.images:
-                    by_image[ann.image_id].append(ann)
-                elif ann.category_id in class_of_category:
-                    report.skipped.append(Skip(ann.id, ann.image_id, "unknown_image", f"image_id {ann.image_id} is not in 'images'"))
-            label_dir = work / "labels" / split_label
-            label_dir.mkdir(parents=True)
-            image_ids: dict[str, int] = {}
-            written = 0
-            for image in coco.images.values():
-                done += 1
-                stem = Path(image.file_name).stem
-                if stem in image_ids:
-                    raise InputError(f"two images are named {stem!r} in split {split_label!r}: YOLO needs unique names", file=coco.path)
-                if finder is not None:
-                    source = finder.find(image.file_name, split_label)
-                    if source is None:
-                        report.images_not_found.append(image.file_name)
-                        continue
-                    _place_image(source, work / "images" / split_label / Path(image.file_name).name, copy)
-                labels, skips = image_labels(
-                    image, by_image.get(image.id, []), class_of_category, keypoints_of_category,
+        # Creating ~20k label files takes seconds of system time: as soon as a file's images
+        # are read, a helper creates them while the annotations are read and converted.
+        prepared: dict[str, SplitFiles] = {}
+        try:
+            files = []
+            for path, split_label in zip(annotation_files, splits):
+                def start(images, split_label=split_label, path=path):
+                    prepared[split_label] = _start_split_files(images, split_label, path, work, finder, copy)
+
+                files.append(read_coco(path, on_images=start))
+            categories = _select_categories(_check_categories(files), classes, annotation_files[0])
+            kpt_categories = [c for c in categories if c.keypoints]
+            if task == "pose":
+                if not kpt_categories:
+                    raise InputError("--task pose needs categories with keypoints; none declare 'keypoints'", file=annotation_files[0])
+                categories = kpt_categories
+            class_of_category = {c.id: i for i, c in enumerate(categories)}
+            keypoints_of_category = {c.id: len(c.keypoints) for c in kpt_categories}
+            num_keypoints = max(keypoints_of_category.values(), default=0)
+            keypoint_class = {class_of_category[c.id] for c in kpt_categories if c.id in class_of_category}
+            names = {i: c.name for i, c in enumerate(categories)}
+
+            kpt_names: dict[int, list[str]] = {}
+            flip_idx = skeleton = None
+            if kpt_categories and task != "segment":
+                kp_names, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
+                for c in kpt_categories:
+                    # categories with fewer keypoints than K are padded with unnamed, always-absent ones
+                    kpt_names[class_of_category[c.id]] = list(c.keypoints) + [f"kpt{i}" for i in range(len(c.keypoints), num_keypoints)]
+            yolo_task = task if task != "multitask" or kpt_names else "segment"
+            if task == "multitask" and not kpt_names:
+                report.notes.append("no category has keypoints: wrote a segment dataset")
+            layout = LabelLayout(
+                task=yolo_task, num_classes=len(names), num_keypoints=num_keypoints if yolo_task != "segment" else 0,
+                keypoint_classes=frozenset(keypoint_class),
+            )
+            if images_dir is None:
+                report.notes.append("no --images given: wrote labels and data.yaml only; images/<split>/ must be filled in")
+
+            total = sum(len(f.images) for f in files)
+            done = 0
+            coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
+            for coco, split_label in zip(files, splits):
+                images = list(coco.images.values())
+                names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
+                split_files = prepared[split_label]  # started by read_coco's on_images
+                objects = table_objects(
+                    coco.annotations, coco.images, class_of_category, keypoints_of_category,
                     num_keypoints if yolo_task != "segment" else 0, crowd == "include",
                 )
-                report.skipped.extend(skips)
-                labels = _rows_for_task(labels, task, keypoint_class, report)
-                for cls in labels.class_id:
-                    report.rows_per_class[names[int(cls)]] += 1
-                (label_dir / f"{stem}.txt").write_text(format_label_text(labels_to_rows(labels, layout), layout))
-                image_ids[Path(image.file_name).name] = image.id
-                written += 1
-                if progress is not None and (done % 256 == 0 or done == total):
+                keep = _rows_for_task(objects, task, keypoint_class, report)
+                position = {image_id: i for i, image_id in enumerate(coco.images)}
+                image_index = np.array([position[i] for i in objects.image_ids.tolist()], dtype=np.int64)
+                wh = np.array([(im.width, im.height) for im in images], dtype=np.float64).reshape(-1, 2)
+                texts = LabelTexts(yolo_task, objects, keep, image_index, wh, layout.keypoint_classes)
+                written_mask = split_files.wait()
+                report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist())
+                for i in np.flatnonzero(written_mask).tolist():
+                    split_files.write_label(i, texts.of_image(i))
+                    if progress is not None and (done + i + 1) % 256 == 0:
+                        progress(done + i + 1, total)
+                done += len(images)
+                if progress is not None:
                     progress(done, total)
-            report.splits[split_label] = written
-            coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
+                image_ids = {names_on_disk[i]: images[i].id for i in np.flatnonzero(written_mask).tolist()}
+                # annotations of images that were not found are neither converted nor reported
+                written_ids = {images[i].id for i in np.flatnonzero(written_mask).tolist()}
+                report.skipped.extend(s for s in objects.skips if s.reason == "unknown_image" or s.image_id in written_ids)
+                counted = keep & written_mask[image_index]
+                for cls, count in enumerate(np.bincount(objects.class_id[counted], minlength=len(names)).tolist()):
+                    if count:
+                        report.rows_per_class[names[cls]] += count
+                report.splits[split_label] = int(written_mask.sum())
+                coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
+
+        finally:
+            for split_files in prepared.values():
+                split_files.close()
 
         if strict and (report.invalid or report.images_not_found):
             first = report.invalid[0] if report.invalid else None

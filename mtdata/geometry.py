@@ -9,13 +9,33 @@ from __future__ import annotations
 import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
-from scipy.spatial.distance import cdist
 
 
 def polygon_signed_area(xy: np.ndarray) -> float:
     """Shoelace area of a (P, 2) polygon: positive when counter-clockwise in (x, y) axes."""
+    if len(xy) == 0:
+        return 0.0
     x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
+    # slices, not np.roll: this runs once per part of every multi-part COCO object
+    return 0.5 * float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0])
+
+
+def ring_twice_areas(points: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """(R,) twice the signed area of R rings stored one after another.
+
+    Args:
+        points: (Q, 2) points, ring after ring, each ring >= 1 point.
+        offsets: (R + 1,) ring boundaries.
+
+    One routine for every caller (joining one object or 100k at once) so that the same
+    ring always gets the same value, to the last bit: which part is larger decides a join.
+    """
+    starts, last = offsets[:-1], offsets[1:] - 1
+    x, y = points[:, 0], points[:, 1]
+    cross = np.empty(len(points))
+    np.subtract(x[:-1] * y[1:], y[:-1] * x[1:], out=cross[:-1])
+    cross[last] = x[last] * y[starts] - y[last] * x[starts]  # each ring closes on its own first point
+    return np.add.reduceat(cross, starts)
 
 
 def polygon_xyxy(xy: np.ndarray) -> np.ndarray:
@@ -38,11 +58,17 @@ def boxes_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
 
 def _drop_repeated_points(xy: np.ndarray) -> np.ndarray:
     keep = np.ones(len(xy), dtype=bool)
-    keep[1:] = np.any(xy[1:] != xy[:-1], axis=1)
+    keep[1:] = (xy[1:, 0] != xy[:-1, 0]) | (xy[1:, 1] != xy[:-1, 1])
     xy = xy[keep]
-    if len(xy) > 1 and np.all(xy[0] == xy[-1]):
+    if len(xy) > 1 and xy[0, 0] == xy[-1, 0] and xy[0, 1] == xy[-1, 1]:
         xy = xy[:-1]
     return xy
+
+
+def _squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)) squared distances; numpy alone, so that importing this module stays cheap (no scipy)."""
+    diff = a[:, None, :] - b[None, :, :]
+    return np.einsum("ijk,ijk->ij", diff, diff)
 
 
 def join_polygons(parts: list[np.ndarray]) -> np.ndarray:
@@ -56,33 +82,38 @@ def join_polygons(parts: list[np.ndarray]) -> np.ndarray:
     parts = [p for p in parts if len(p) >= 3]
     if not parts:
         return np.zeros((0, 2))
-    parts = [p[::-1] if polygon_signed_area(p) < 0 else p for p in parts]
+    areas = ring_twice_areas(np.concatenate(parts), np.cumsum([0] + [len(p) for p in parts])).tolist()
+    parts = [p[::-1] if area < 0 else p for p, area in zip(parts, areas)]
     if len(parts) == 1:
         return _drop_repeated_points(parts[0])
     # Chain: start at the largest part, then always hop to the nearest remaining part.
-    order = [int(np.argmax([abs(polygon_signed_area(p)) for p in parts]))]
+    order = [int(np.argmax(np.abs(areas)))]
     remaining = [i for i in range(len(parts)) if i != order[0]]
     links: list[tuple[int, int]] = []  # (exit index in previous part, entry index in next)
     while remaining:
-        dists = [cdist(parts[order[-1]], parts[j]) for j in remaining]
+        dists = [_squared_distances(parts[order[-1]], parts[j]) for j in remaining]
         best = int(np.argmin([d.min() for d in dists]))
         exit_i, entry_i = np.unravel_index(int(np.argmin(dists[best])), dists[best].shape)
         links.append((int(exit_i), int(entry_i)))
         order.append(remaining.pop(best))
+    # Walk the chain as indices into the stacked parts, then gather once (no per-piece copies).
+    sizes = [len(parts[i]) for i in order]
+    bases = np.cumsum([0] + sizes[:-1]).tolist()
     head: list[np.ndarray] = []
     tail: list[np.ndarray] = []
     entry = links[0][0]  # the first part is entered where it leaves for the second
-    for position, part_index in enumerate(order):
-        ring = np.roll(parts[part_index], -entry, axis=0)
+    for position, n in enumerate(sizes):
+        base = bases[position]
         if position == len(order) - 1:
-            head.append(np.vstack([ring, ring[:1]]))
+            head.append(base + (entry + np.arange(n + 1)) % n)  # the whole ring, closed
             break
         exit_i, next_entry = links[position]
-        k = (exit_i - entry) % len(ring)
-        head.append(ring[: k + 1])
-        tail.append(np.vstack([ring[k:], ring[:1]]))
+        k = (exit_i - entry) % n
+        head.append(base + (entry + np.arange(k + 1)) % n)  # out to the exit point
+        tail.append(base + (entry + np.arange(k, n + 1)) % n)  # back from it, round to the entry
         entry = next_entry
-    return _drop_repeated_points(np.vstack(head + tail[::-1]))
+    stacked = np.concatenate([parts[i] for i in order])
+    return _drop_repeated_points(stacked[np.concatenate(head + tail[::-1])])
 
 
 def mask_to_polygon(mask: np.ndarray) -> np.ndarray:

@@ -36,6 +36,8 @@ class SynthSpec:
         multipart_ratio: share of discs written as two polygons.
         crowd_ratio: share of images that also get one crowd RLE annotation.
         hidden_ratio, absent_ratio: share of keypoints with visibility 1 and 0.
+        star_points: points on a star's outline (>= 10: its 10 corners, the rest spread along
+            its edges), so benchmarks can ask for COCO-like ~32-point polygons.
     """
 
     images: int = 64
@@ -46,6 +48,7 @@ class SynthSpec:
     crowd_ratio: float = 0.0
     hidden_ratio: float = 0.1
     absent_ratio: float = 0.05
+    star_points: int = 10
 
 
 # Tip directions in degrees (image axes, y down) for head, left hand, right hand, left foot, right foot.
@@ -63,6 +66,21 @@ def _star(rng: np.random.Generator, cx: float, cy: float, r: float) -> tuple[np.
     polygon = np.empty((10, 2))
     polygon[0::2], polygon[1::2] = tips[order], inner
     return polygon, tips
+
+
+def _densify(polygon: np.ndarray, points: int) -> np.ndarray:
+    """Spread ``points - len(polygon)`` extra points evenly over the edges of a closed (P, 2) outline."""
+    extra = points - len(polygon)
+    if extra <= 0:
+        return polygon
+    per_edge = np.full(len(polygon), extra // len(polygon))
+    per_edge[: extra % len(polygon)] += 1
+    nxt = np.roll(polygon, -1, axis=0)
+    out = []
+    for start, end, m in zip(polygon, nxt, per_edge):
+        t = np.arange(m + 1)[:, None] / (m + 1)  # 0 keeps the corner itself
+        out.append(start + t * (end - start))
+    return np.concatenate(out)
 
 
 def _ellipse(rng: np.random.Generator, cx: float, cy: float, r: float, points: int = 32) -> np.ndarray:
@@ -119,6 +137,7 @@ def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id:
             color = tuple(int(c) for c in rng.integers(0, 256, size=3))
             if rng.random() < 0.5:
                 polygon, tips = _star(rng, cx, cy, r)
+                polygon = _densify(polygon, spec.star_points)
                 segmentation = [_flat(polygon)]
                 kp = tips
                 if spec.person_keypoints:  # 12 more points inside the star

@@ -9,6 +9,7 @@ half the memory of a plain ``json.load``).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +65,15 @@ class CocoFile:
     path: Path
     images: dict[int, CocoImage]
     categories: list[CocoCategory]  # sorted by id
-    annotations: list[CocoAnnotation]
+    annotations: Any  # AnnotationTable: a sequence of CocoAnnotation, stored column by column
+
+
+def _floats(values: list) -> np.ndarray | None:
+    """A JSON list as a float array, or None when it holds something else than numbers (or is ragged)."""
+    try:
+        return np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
 
 
 def _compact_annotation(d: dict) -> Any:
@@ -73,11 +82,12 @@ def _compact_annotation(d: dict) -> Any:
         return d
     seg = d.get("segmentation")
     if isinstance(seg, list):
-        # A list of polygons; keep odd or short ones as they are so the converter can name them.
-        seg = [np.asarray(p, dtype=np.float64) if isinstance(p, list) else p for p in seg]
+        # A list of polygons; keep odd, short or non-numeric ones as they are so the converter can name them.
+        seg = [_floats(p) if isinstance(p, list) else p for p in seg]
+        seg = [a if a is not None else p for a, p in zip(seg, d["segmentation"])]
     kpts = d.get("keypoints")
     raw_count = len(kpts) if isinstance(kpts, list) else 0
-    kpt_array = np.asarray(kpts, dtype=np.float64) if isinstance(kpts, list) and kpts else None
+    kpt_array = _floats(kpts) if isinstance(kpts, list) and kpts else None
     bbox = d.get("bbox")
     try:
         return CocoAnnotation(
@@ -102,24 +112,33 @@ def _require_list(data: dict, key: str, path: Path) -> list:
     return data[key]
 
 
-def read_coco(path: str | Path) -> CocoFile:
-    """Read a COCO instances or keypoints file; raises :class:`InputError` for file-level problems."""
+def read_coco(path: str | Path, on_images: Callable[[list[CocoImage]], None] | None = None) -> CocoFile:
+    """Read a COCO instances or keypoints file; raises :class:`InputError` for file-level problems.
+
+    Strict JSON goes through the columnar reader (:mod:`mtdata.formats.coco_columns`); what
+    it refuses (NaN literals, keys of unexpected types, broken files) is read with json,
+    which also words the errors.
+
+    Args:
+        on_images: called with the file's images (in file order, one per id) once they are
+            read and checked, before the annotations are: a caller can start on the images'
+            files while the rest is read.
+    """
+    from mtdata.formats.coco_columns import AnnotationTable, decode_coco
+
     path = Path(path)
     if not path.is_file():
         raise InputError("annotation file not found" if not path.exists() else "not a file", file=path)
-    try:
-        with path.open("rb") as f:
-            data = json.load(f, object_hook=_compact_annotation)
-    except json.JSONDecodeError as e:
-        raise InputError(f"not valid JSON (truncated?) at line {e.lineno} column {e.colno}: {e.msg}", file=path) from e
-    except UnicodeDecodeError as e:
-        raise InputError("not a UTF-8 JSON file", file=path) from e
-    if not isinstance(data, dict):
-        raise InputError(f"expected a JSON object with images/annotations/categories, found {type(data).__name__}", file=path)
-    raw_images = _require_list(data, "images", path)
-    raw_annotations = _require_list(data, "annotations", path)
-    raw_categories = _require_list(data, "categories", path)
-
+    fast = decode_coco(path)
+    if fast is not None:
+        raw_images, raw_categories, build_table = fast
+    else:
+        raw_images, raw_categories, raw_annotations = _read_with_json(path)
+        for i, a in enumerate(raw_annotations):
+            if not isinstance(a, CocoAnnotation):
+                raise InputError(f"annotations[{i}] is malformed: needs numeric image_id, category_id, bbox; found {a!r:.80}", file=path)
+        table = AnnotationTable.from_annotations(raw_annotations)
+        build_table = lambda: table
     categories = []
     for i, c in enumerate(raw_categories):
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or "name" not in c:
@@ -139,16 +158,28 @@ def read_coco(path: str | Path) -> CocoFile:
         if not (isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0):
             raise InputError(f"images[{i}] (id {im['id']}) needs positive integer width and height, found {w!r} x {h!r}", file=path)
         images[im["id"]] = CocoImage(im["id"], im["file_name"], w, h)
+    if on_images is not None:
+        on_images(list(images.values()))
+    table = build_table()
 
-    known = set(ids)
-    annotations = []
-    for i, a in enumerate(raw_annotations):
-        if not isinstance(a, CocoAnnotation):
-            raise InputError(f"annotations[{i}] is malformed: needs numeric image_id, category_id, bbox; found {a!r:.80}", file=path)
-        if a.category_id not in known:
-            raise InputError(f"annotation {a.id} names category_id {a.category_id}, which 'categories' does not declare", file=path)
-        annotations.append(a)
-    return CocoFile(path, images, categories, annotations)
+    undeclared = np.flatnonzero(~np.isin(table.category_ids, np.array(ids, dtype=np.int64)))
+    if len(undeclared):
+        a = table[int(undeclared[0])]
+        raise InputError(f"annotation {a.id} names category_id {a.category_id}, which 'categories' does not declare", file=path)
+    return CocoFile(path, images, categories, table)
+
+
+def _read_with_json(path: Path) -> tuple[list, list, list]:
+    try:
+        with path.open("rb") as f:
+            data = json.load(f, object_hook=_compact_annotation)
+    except json.JSONDecodeError as e:
+        raise InputError(f"not valid JSON (truncated?) at line {e.lineno} column {e.colno}: {e.msg}", file=path) from e
+    except UnicodeDecodeError as e:
+        raise InputError("not a UTF-8 JSON file", file=path) from e
+    if not isinstance(data, dict):
+        raise InputError(f"expected a JSON object with images/annotations/categories, found {type(data).__name__}", file=path)
+    return _require_list(data, "images", path), _require_list(data, "categories", path), _require_list(data, "annotations", path)
 
 
 def _polygon_from_segmentation(ann: CocoAnnotation, image: CocoImage) -> np.ndarray:
@@ -204,7 +235,11 @@ def annotation_object(ann: CocoAnnotation, image: CocoImage, num_keypoints: int)
 
     keypoints = np.zeros((num_keypoints, 3))
     if ann.raw_keypoint_count:
-        if ann.keypoints is None or ann.keypoints.ndim != 1 or ann.raw_keypoint_count != 3 * num_keypoints:
+        if ann.keypoints is None or ann.keypoints.ndim != 1:
+            raise AnnotationError(
+                "keypoints must be a flat list of numbers x1, y1, v1, x2, ...", annotation_id=ann.id, reason="bad_keypoints"
+            )
+        if ann.raw_keypoint_count != 3 * num_keypoints:
             raise AnnotationError(
                 f"keypoints must hold 3 x {num_keypoints} values for its category, found {ann.raw_keypoint_count}",
                 annotation_id=ann.id, reason="bad_keypoints",
@@ -258,7 +293,7 @@ def image_labels(
             skips.append(Skip(ann.id, ann.image_id, e.reason, e.message))
             continue
         padded = np.zeros((num_keypoints, 3))
-        padded[: len(k)] = k
+        padded[: min(len(k), num_keypoints)] = k[:num_keypoints]  # segment output: num_keypoints is 0
         class_ids.append(class_of_category[ann.category_id])
         boxes.append(xyxy)
         polygons.append(polygon)

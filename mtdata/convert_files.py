@@ -1,0 +1,192 @@
+"""The files of one converted split: images found and placed, label files created and filled.
+
+Writing ~20k small label files is dominated by creating them (a directory entry and an
+inode each), not by their bytes. :class:`SplitFiles` therefore creates the empty label
+files (and finds and places the images) beside the main thread while it turns
+annotations into rows; the rows are then written into files that already exist.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from mtdata.errors import OutputError
+from mtdata.formats.coco_objects import ObjectColumns
+from mtdata.formats.yolo_bulk import label_texts
+
+
+class ImageFinder:
+    """Finds a COCO ``file_name`` under DIR, DIR/<split>/, or anywhere below DIR (by unique name)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._by_name: dict[str, list[Path]] | None = None
+
+    def find(self, file_name: str, split: str) -> Path | None:
+        base = Path(file_name).name
+        for candidate in (self.root / file_name, self.root / split / file_name, self.root / split / base, self.root / base):
+            if candidate.is_file():
+                return candidate
+        if self._by_name is None:
+            self._by_name = defaultdict(list)
+            for folder, _, files in os.walk(self.root):
+                for name in files:
+                    self._by_name[name].append(Path(folder) / name)
+        found = self._by_name.get(base, [])
+        return found[0] if len(found) == 1 else None
+
+
+class LabelTexts:
+    """Label texts of one split's images, made CHUNK_IMAGES images at a time so memory stays small."""
+
+    CHUNK_IMAGES = 2048
+
+    def __init__(self, task: str, objects: ObjectColumns, keep: np.ndarray, image_index: np.ndarray, wh: np.ndarray,
+                 keypoint_classes: frozenset[int]):
+        picked = np.flatnonzero(keep)
+        self.order = picked[np.argsort(image_index[picked], kind="stable")]  # objects by image, file order within
+        self.image_of = image_index[self.order]
+        self.task, self.objects, self.wh, self.keypoint_classes = task, objects, wh, keypoint_classes
+        self.first = self.last = 0
+        self.texts: list[bytes] = []
+
+    def of_image(self, i: int) -> bytes:
+        if not self.first <= i < self.last:
+            self._make(i)
+        return self.texts[i - self.first]
+
+    def _make(self, first: int) -> None:
+        last = min(first + self.CHUNK_IMAGES, len(self.wh))
+        a, b = np.searchsorted(self.image_of, [first, last])
+        picked, images, o = self.order[a:b], self.image_of[a:b], self.objects
+        sizes = np.diff(o.polygon_offsets)[picked]
+        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        points = np.repeat(o.polygon_offsets[picked] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        self.texts = label_texts(
+            self.task, images - first, last - first, self.wh[images], o.class_id[picked], o.xyxy[picked],
+            offsets, o.polygon_xy[points], o.keypoints[picked], self.keypoint_classes,
+        )
+        self.first, self.last = first, last
+
+
+def place_image(source: Path, target: Path, copy: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        os.symlink(source.resolve(), target)
+
+
+# Run by a child Python: creates the empty files named on stdin (one path a line).
+_CREATE_FILES = (
+    "import os, sys\n"
+    "for path in sys.stdin.read().split('\\n'):\n"
+    "    if path:\n"
+    "        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))\n"
+)
+
+
+class SplitFiles:
+    """Images and label files of one split, prepared while the caller computes the rows.
+
+    Creating ~20k files costs seconds and is not CPU work: without images it is done by a
+    child process (a thread would wait for the GIL behind the main thread's numpy work);
+    with images, a thread finds and places them and creates the label files of those found.
+
+    Use as a context manager (or :meth:`start` ... :meth:`close`); :meth:`wait` returns which images were found (their label
+    files then exist, empty); :meth:`write_label` fills one. Leaving the block, by error or
+    interrupt too, stops the helper, so nothing is written behind the caller's clean-up.
+
+    Args:
+        images: the split's CocoImage entries; stems: their unique label names.
+        label_dir, image_dir: where labels/<split> and images/<split> go (label_dir exists).
+        finder: an ImageFinder, or None to write labels only.
+    """
+
+    def __init__(self, images: list, stems: list[str], label_dir: Path, image_dir: Path, split: str, finder, copy: bool):
+        self.images, self.split, self.finder, self.copy = images, split, finder, copy
+        self.label_paths = [os.path.join(label_dir, f"{stem}.txt") for stem in stems]
+        self.image_dir = image_dir
+        self.found = np.zeros(len(images), dtype=bool)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._thread: threading.Thread | None = None
+        self._child: subprocess.Popen | None = None
+
+    def __enter__(self) -> SplitFiles:
+        return self.start()
+
+    def start(self) -> SplitFiles:
+        """Start the helper; pair with :meth:`close` (or use the object as a context manager)."""
+        if self.finder is None:
+            self._child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _CREATE_FILES], stdin=subprocess.PIPE,
+                                           stderr=subprocess.PIPE)
+            self._child.stdin.write("\n".join(self.label_paths).encode())
+            self._child.stdin.close()
+        else:
+            self._thread = threading.Thread(target=self._prepare, name="mtdata-split-files", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the helper (idempotent)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._child is not None and self._child.poll() is None:
+            self._child.kill()
+            self._child.wait()
+
+    def _prepare(self) -> None:
+        try:
+            for i, image in enumerate(self.images):
+                if self._stop.is_set():
+                    return
+                source = self.finder.find(image.file_name, self.split)
+                if source is None:
+                    continue
+                place_image(source, self.image_dir / Path(image.file_name).name, self.copy)
+                os.close(os.open(self.label_paths[i], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                self.found[i] = True
+        except BaseException as e:  # noqa: BLE001  (handed to the main thread by wait())
+            self._error = e
+
+    def wait(self) -> np.ndarray:
+        """(N,) bool: images found (all when there is no finder); raises what the helper met."""
+        if self._child is not None:
+            error = self._child.stderr.read().decode(errors="replace").strip()
+            if self._child.wait() != 0:
+                raise OutputError(f"could not create the label files in {Path(self.label_paths[0]).parent}: {error.splitlines()[-1:]}")
+            self.found[:] = True
+            return self.found
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.found
+
+    def write_label(self, i: int, text: bytes) -> None:
+        """Fill the (existing, empty) label file of image i."""
+        if text:
+            write_existing(self.label_paths[i], text)
+
+
+def write_existing(path: str, data: bytes) -> None:
+    """Write into a file that exists: two system calls, no Python file object."""
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

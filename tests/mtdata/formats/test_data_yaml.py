@@ -1,0 +1,197 @@
+"""data.yaml: names and kpt_names in both spellings, validation by key, write-then-read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mtdata.errors import DatasetConfigError
+from mtdata.formats.data_yaml import (
+    DatasetConfig,
+    dump_yaml,
+    label_dir_for,
+    label_path_for,
+    parse_data_dict,
+    read_data_yaml,
+    split_image_files,
+    write_data_yaml,
+)
+from mtdata.formats.yolo import LabelLayout
+
+FILE = Path("/data/set/data.yaml")
+
+
+def multitask_dict(**changes) -> dict:
+    data = {
+        "path": "/data/set", "train": "images/train", "val": "images/val",
+        "names": {0: "person", 1: "ball"}, "kpt_shape": [3, 3],
+        "kpt_names": {0: ["nose", "left_eye", "right_eye"]}, "flip_idx": [0, 2, 1], "skeleton": [[0, 1], [0, 2]],
+    }
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not None}
+
+
+@pytest.mark.parametrize(
+    "names, expected",
+    [
+        pytest.param(["a", "b"], {0: "a", 1: "b"}, id="list"),
+        pytest.param({0: "a", 1: "b"}, {0: "a", 1: "b"}, id="dict"),
+        pytest.param({"1": "b", "0": "a"}, {0: "a", 1: "b"}, id="dict-string-keys"),
+    ],
+)
+def test_names(names, expected):
+    assert parse_data_dict({"names": names}, FILE).names == expected
+
+
+@pytest.mark.parametrize(
+    "kpt_names, expected",
+    [
+        pytest.param({0: ["nose", "left_eye", "right_eye"]}, {0: ["nose", "left_eye", "right_eye"]}, id="dict-by-id"),
+        pytest.param({"person": ["nose", "left_eye", "right_eye"]}, {0: ["nose", "left_eye", "right_eye"]}, id="dict-by-name"),
+        pytest.param({"0": ["a", "b", "c"]}, {0: ["a", "b", "c"]}, id="dict-string-id"),
+        pytest.param(["person"], {0: ["kpt0", "kpt1", "kpt2"]}, id="list-of-classes"),
+        pytest.param(["person", "ball"], {0: ["kpt0", "kpt1", "kpt2"], 1: ["kpt0", "kpt1", "kpt2"]}, id="two-keypoint-classes"),
+    ],
+)
+def test_kpt_names(kpt_names, expected):
+    config = parse_data_dict(multitask_dict(kpt_names=kpt_names), FILE)
+    assert config.task == "multitask"
+    assert config.kpt_names == expected
+    assert config.keypoint_class_ids == frozenset(expected)
+
+
+@pytest.mark.parametrize(
+    "changes, key",
+    [
+        pytest.param({"names": None}, "names", id="names-missing"),
+        pytest.param({"names": "person"}, "names", id="names-a-string"),
+        pytest.param({"names": {0: "a", 2: "b"}}, "names", id="names-ids-with-a-gap"),
+        pytest.param({"names": {"x": "a"}}, "names", id="names-ids-not-numbers"),
+        pytest.param({"names": []}, "names", id="names-empty"),
+        pytest.param({"kpt_shape": [3]}, "kpt_shape", id="kpt-shape-one-number"),
+        pytest.param({"kpt_shape": [0, 3]}, "kpt_shape", id="kpt-shape-zero-keypoints"),
+        pytest.param({"kpt_shape": [3, 4]}, "kpt_shape", id="kpt-shape-dims-4"),
+        pytest.param({"kpt_shape": "3,3"}, "kpt_shape", id="kpt-shape-a-string"),
+        pytest.param({"kpt_shape": [3, 2]}, "kpt_shape", id="multitask-needs-visibility"),
+        pytest.param({"kpt_names": {0: ["nose"]}}, "kpt_names", id="kpt-names-too-few"),
+        pytest.param({"kpt_names": {"cat": ["a", "b", "c"]}}, "kpt_names", id="kpt-names-unknown-class"),
+        pytest.param({"kpt_names": "person"}, "kpt_names", id="kpt-names-a-string"),
+        pytest.param({"task": "multitask", "kpt_names": None}, "kpt_names", id="multitask-without-kpt-names"),
+        pytest.param({"flip_idx": [0, 1]}, "flip_idx", id="flip-idx-too-short"),
+        pytest.param({"flip_idx": [0, 2, 2]}, "flip_idx", id="flip-idx-not-a-permutation"),
+        pytest.param({"flip_idx": [1, 2, 0]}, "flip_idx", id="flip-idx-not-an-involution"),
+        pytest.param({"flip_idx": [0, "2", 1]}, "flip_idx", id="flip-idx-not-integers"),
+        pytest.param({"skeleton": [[0, 3]]}, "skeleton", id="skeleton-out-of-range"),
+        pytest.param({"skeleton": [[-1, 0]]}, "skeleton", id="skeleton-negative"),
+        pytest.param({"skeleton": [[0, 1, 2]]}, "skeleton", id="skeleton-triple"),
+        pytest.param({"kpt_sigmas": [0.1, 0.2]}, "kpt_sigmas", id="sigmas-too-few"),
+        pytest.param({"kpt_sigmas": [0.1, 0.2, -1]}, "kpt_sigmas", id="sigmas-negative"),
+        pytest.param({"task": "classify"}, "task", id="unknown-task"),
+        pytest.param({"task": "pose", "kpt_shape": None, "kpt_names": None, "flip_idx": None, "skeleton": None}, "kpt_shape",
+                     id="pose-without-kpt-shape"),
+        pytest.param({"train": 3}, "train", id="train-not-a-folder"),
+    ],
+)
+def test_bad_config_names_the_key(changes, key):
+    with pytest.raises(DatasetConfigError) as raised:
+        parse_data_dict(multitask_dict(**changes), FILE)
+    assert f"'{key}'" in str(raised.value) or key in str(raised.value)
+    assert str(raised.value).startswith(str(FILE))
+
+
+def test_not_a_mapping():
+    with pytest.raises(DatasetConfigError, match="mapping"):
+        parse_data_dict(["names"], FILE)
+
+
+@pytest.mark.parametrize(
+    "data, task",
+    [
+        pytest.param({"names": ["a"]}, "segment", id="no-keypoints-segment"),
+        pytest.param({"names": ["a"], "kpt_shape": [2, 3]}, "pose", id="kpt-shape-pose"),
+        pytest.param({"names": ["a"], "kpt_shape": [2, 3], "kpt_names": {0: ["x", "y"]}}, "multitask", id="kpt-names-multitask"),
+        pytest.param({"names": ["a"], "task": "detect"}, "detect", id="explicit"),
+    ],
+)
+def test_task_inference(data, task):
+    assert parse_data_dict(data, FILE).task == task
+
+
+def test_pose_layout_treats_every_class_as_a_keypoint_class():
+    config = parse_data_dict({"names": ["a", "b"], "kpt_shape": [4, 2]}, FILE)
+    assert config.layout() == LabelLayout("pose", 2, 4, 2, frozenset({0, 1}))
+
+
+def test_layout_of_multitask():
+    config = parse_data_dict(multitask_dict(), FILE)
+    assert config.layout() == LabelLayout("multitask", 2, 3, 3, frozenset({0}))
+
+
+def test_write_then_read_round_trip(tmp_path):
+    config = DatasetConfig(
+        root=tmp_path, splits={"train": ["images/train"], "val": ["images/val", "images/extra"]},
+        names={0: "person", 1: "ball"}, task="multitask", kpt_shape=(3, 3),
+        kpt_names={0: ["nose", "left_eye", "right_eye"]}, flip_idx=[0, 2, 1], skeleton=[[0, 1], [0, 2]],
+        kpt_sigmas=[0.1, 0.2, 0.2], extra={"coco_ids": "coco_ids.json"},
+    )
+    path = tmp_path / "data.yaml"
+    write_data_yaml(config, path)
+    text = path.read_text()
+    assert "kpt_shape: [3, 3]" in text and "flip_idx: [0, 2, 1]" in text  # short lists stay on one line
+    back = read_data_yaml(path)
+    assert back.file == path
+    back.file = None
+    assert back == config
+
+
+def test_relative_path_and_moved_dataset(tmp_path):
+    (tmp_path / "ds").mkdir()
+    path = tmp_path / "ds" / "data.yaml"
+    path.write_text(dump_yaml({"path": "/nowhere/that/exists", "train": "images/train", "names": ["a"]}))
+    assert read_data_yaml(path).root == (tmp_path / "ds").resolve()  # moved: its folder is the root
+    path.write_text(dump_yaml({"path": "..", "train": "images/train", "names": ["a"]}))
+    assert read_data_yaml(path).root == tmp_path.resolve()
+    path.write_text(dump_yaml({"train": "images/train", "names": ["a"]}))
+    config = read_data_yaml(path)
+    assert config.root == (tmp_path / "ds").resolve()
+    assert config.image_dirs("train") == [config.root / "images/train"]
+    assert config.label_dirs("train") == [config.root / "labels/train"]
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param(None, "not found", id="missing"),
+        pytest.param("names: [a\n", "not valid YAML at line", id="bad-yaml"),
+        pytest.param("- a\n- b\n", "mapping", id="a-list"),
+        pytest.param(b"\xff\xfe\x00", "not a text file", id="binary"),
+    ],
+)
+def test_read_bad_files(tmp_path, content, message):
+    path = tmp_path / "data.yaml"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content)
+    with pytest.raises(DatasetConfigError, match=message) as raised:
+        read_data_yaml(path)
+    assert str(path) in str(raised.value)
+
+
+def test_label_paths():
+    assert label_dir_for(Path("/d/images/train")) == Path("/d/labels/train")
+    assert label_dir_for(Path("/images/d/images/val")) == Path("/images/d/labels/val")  # the last 'images' only
+    assert label_path_for(Path("/d/images/train/sub/a.jpg"), Path("/d/images/train")) == Path("/d/labels/train/sub/a.txt")
+
+
+def test_split_image_files(tmp_path):
+    images = tmp_path / "images" / "train"
+    (images / "sub").mkdir(parents=True)
+    for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "notes.txt"):
+        (images / name).write_bytes(b"x")
+    (tmp_path / "list.txt").write_text(f"images/train/b.jpg\n\n{images / 'a.PNG'}\n")
+    config = parse_data_dict({"path": str(tmp_path), "train": "images/train", "val": "list.txt", "names": ["a"]}, tmp_path / "data.yaml")
+    assert [p.name for p in split_image_files(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
+    assert [p.name for p in split_image_files(config, "val")] == ["a.PNG", "b.jpg"]
+    assert split_image_files(config, "test") == []
