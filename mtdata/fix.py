@@ -1,0 +1,268 @@
+"""``mtdata check --fix OUT``: a corrected copy of a dataset and a log of every change.
+
+The source is never modified. OUT is built in a temporary folder and renamed into place
+(:func:`mtdata.output.atomic_output_dir`). Label rows are fixed as follows; a row that is not
+changed is copied byte for byte, a changed row is rewritten from its parsed values:
+
+- keypoints with a visibility outside {0, 1, 2}, labeled keypoints outside the image, and
+  unlabeled keypoints with non-zero coordinates become ``0 0 0``;
+- coordinates outside [0, 1] within the 0.01 tolerance are clipped;
+- self-intersecting polygons are repaired (shapely ``make_valid``, parts joined without losing
+  area by :func:`mtdata.geometry.join_polygons`);
+- duplicate rows, zero-area polygons and rows that still cannot be parsed are dropped;
+- label files without an image are left out.
+
+Images are linked (symlinks to the originals, as ``mtdata convert`` does): fixing never touches
+pixels. data.yaml is copied with ``path`` pointing at the copy. Everything the fix cannot
+correct (corrupt images, leakage, data.yaml errors, warnings) is counted as ``unfixed``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from mtdata.check import CheckResult, check_dataset
+from mtdata.check_objects import crossing_areas, was_clipped
+from mtdata.check_yaml import check_data_yaml
+from mtdata.errors import MtdataError
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, dump_yaml, load_yaml_mapping
+from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow
+from mtdata.geometry import join_polygons
+from mtdata.output import atomic_output_dir
+from mtdata.verify import row_key, rule_of_problem
+
+LOG_NAME = "fix_log.json"
+FIXED_RULES = frozenset({
+    "row_non_numeric", "row_class_not_integer", "row_class_out_of_range", "row_not_finite", "row_wrong_count",
+    "row_too_few_points", "row_invalid", "row_duplicate", "coord_out_of_bounds", "coord_clipped", "zero_area",
+    "polygon_self_intersecting", "kpt_bad_visibility", "kpt_out_of_image", "kpt_unlabeled_nonzero",
+    "label_without_image",
+})
+
+
+@dataclass
+class FixChange:
+    """One change: ``file`` relative to the dataset root, 1-based ``line`` (None: whole file)."""
+
+    file: str
+    line: int | None
+    rule: str | None
+    action: str
+
+
+@dataclass
+class FixReport:
+    out: Path
+    changes: list[FixChange] = field(default_factory=list)
+    files_changed: int = 0
+    unfixed: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out), "files_changed": self.files_changed,
+            "changes": [asdict(c) for c in self.changes], "unfixed": dict(self.unfixed),
+        }
+
+
+def _keypoint_slots(class_id: int, layout: LabelLayout) -> int | None:
+    """Index of the first keypoint value in a row's values (after the class), or None."""
+    if layout.task == "multitask" and class_id in layout.keypoint_classes:
+        return 0
+    if layout.task == "pose" and layout.keypoint_dims == 3:
+        return 4
+    return None
+
+
+def _zero_bad_keypoints(line: str, layout: LabelLayout) -> tuple[str, list[int]] | None:
+    """The line with invalid keypoints (bad visibility, labeled outside the image) set to 0 0 0."""
+    tokens = line.split()
+    try:
+        values = [float(t) for t in tokens]
+    except ValueError:
+        return None
+    if not values or not math.isfinite(values[0]) or values[0] != int(values[0]) or not 0 <= values[0] < layout.num_classes:
+        return None
+    start = _keypoint_slots(int(values[0]), layout)
+    k = layout.num_keypoints
+    if start is None or len(values) < 1 + start + 3 * k:
+        return None
+    bad = []
+    for j in range(k):
+        at = 1 + start + 3 * j
+        x, y, v = values[at:at + 3]
+        outside = not (-COORD_TOLERANCE <= x <= 1 + COORD_TOLERANCE and -COORD_TOLERANCE <= y <= 1 + COORD_TOLERANCE)
+        if v not in (0.0, 1.0, 2.0) or (v > 0 and outside):
+            bad.append(j)
+            tokens[at:at + 3] = ["0", "0", "0"]
+    return (" ".join(tokens), bad) if bad else None
+
+
+def _repair_polygon(polygon: np.ndarray) -> np.ndarray | None:
+    """A polygon with the same filled area that does not cross itself, or None if nothing is left."""
+    fixed = shapely.make_valid(shapely.Polygon(polygon))
+    parts = [np.asarray(g.exterior.coords)[:-1] for g in getattr(fixed, "geoms", [fixed]) if g.geom_type == "Polygon" and g.area > 0]
+    joined = join_polygons(parts)
+    return joined if len(joined) >= 3 else None
+
+
+def _parse_salvaging_keypoints(line: str, layout: LabelLayout, notes: list) -> YoloRow:
+    """Parse a row; when it fails, try again with its invalid keypoints set to 0 0 0."""
+    try:
+        return layout.parse(line)
+    except RowProblem as problem:
+        salvaged = _zero_bad_keypoints(line, layout)
+        if salvaged is None:
+            raise
+        row = layout.parse(salvaged[0])  # may raise the row's next problem: then it is dropped
+        notes.append((rule_of_problem(problem), f"set keypoints {', '.join(map(str, salvaged[1]))} to 0 0 0"))
+        return row
+
+
+def fix_label_text(text: str, layout: LabelLayout, file: str) -> tuple[str, list[FixChange]]:
+    """Fix the rows of one label file; unchanged rows (and blank lines) are kept verbatim."""
+    out, changes = [], []
+    seen: dict[tuple, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            out.append(line)
+            continue
+        notes: list[tuple[str, str]] = []
+        try:
+            row = _parse_salvaging_keypoints(line, layout, notes)
+        except RowProblem as left:
+            changes.append(FixChange(file, number, rule_of_problem(left), f"dropped the row: {left.message}"))
+            continue
+        row, more = _fix_row(row, line, layout, notes)
+        if row is None:
+            changes.append(FixChange(file, number, more[0], more[1]))
+            continue
+        key = row_key(row)
+        if key in seen:
+            changes.append(FixChange(file, number, "row_duplicate", f"dropped: repeats line {seen[key]}"))
+            continue
+        seen[key] = number
+        changes += [FixChange(file, number, rule, action) for rule, action in notes]
+        out.append(layout.format(row) if notes else line)
+    new_text = "".join(line + "\n" for line in out)
+    return new_text, changes
+
+
+def _fix_row(row: YoloRow, line: str, layout: LabelLayout, notes: list) -> tuple[YoloRow | None, tuple]:
+    """Clip, zero stray keypoints and repair the polygon of a parsed row; (None, (rule, action)) drops it."""
+    if not notes and was_clipped(line, row, layout):
+        notes.append(("coord_clipped", "clipped coordinates to [0, 1]"))
+    kpts = row.keypoints_xyn
+    if kpts is not None:
+        stray = (kpts[:, 2] == 0) & ((kpts[:, 0] != 0) | (kpts[:, 1] != 0))
+        if stray.any():
+            kpts = kpts.copy()
+            kpts[stray, :2] = 0
+            row = replace(row, keypoints_xyn=kpts)
+            notes.append(("kpt_unlabeled_nonzero", f"zeroed unlabeled keypoints {', '.join(map(str, np.flatnonzero(stray)))}"))
+    polygon = row.polygon_xyn
+    if polygon is not None:
+        x, y = polygon[:, 0], polygon[:, 1]
+        if 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) <= 1e-12:
+            return None, ("zero_area", "dropped: the polygon encloses no area")
+        if crossing_areas(polygon) is not None:
+            repaired = _repair_polygon(polygon)
+            if repaired is None:
+                return None, ("polygon_self_intersecting", "dropped: nothing is left of the polygon after repair")
+            row = replace(row, polygon_xyn=np.clip(repaired, 0.0, 1.0))
+            notes.append(("polygon_self_intersecting", f"repaired the polygon ({len(polygon)} -> {len(repaired)} points)"))
+    return row, ()
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if source.suffix.lower() in IMAGE_SUFFIXES:
+        os.symlink(source.resolve(), target)
+    else:
+        shutil.copy2(source, target)
+
+
+def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | None = None) -> FixReport:
+    """Write a corrected copy of the dataset of ``data_yaml`` to ``out`` with ``out/fix_log.json``.
+
+    Args:
+        data_yaml: the dataset's data.yaml.
+        out: a new (or empty) folder outside the dataset.
+        result: this dataset's check result, when already computed (for the unfixed counts
+            and the label files without an image).
+
+    Raises:
+        MtdataError: data.yaml leaves the row layout unknown, a split lies outside the
+            dataset folder, or ``out`` overlaps the dataset.
+    """
+    path = Path(data_yaml).resolve()
+    checked = check_data_yaml(path)
+    if not checked.layout_ok:
+        first = next(f for f in checked.findings if f.severity.value == "error")
+        raise MtdataError(f"--fix needs a readable data.yaml layout; fix this first: {first.message}", file=path, line=first.line)
+    config, layout = checked.config, checked.config.layout()
+    root = config.root
+    for split in config.splits:
+        for folder in config.image_dirs(split):
+            if root not in folder.resolve().parents and folder.resolve() != root:
+                raise MtdataError(f"--fix copies the dataset folder {root}, but split '{split}' lies outside it: {folder}", file=path)
+    result = result or check_dataset(path)
+    orphans = {Path(f.file).resolve() for f in result.findings if f.rule == "label_without_image"}
+    label_files = {Path(label).resolve() for _, _, label in result.pairs if label}
+    report = FixReport(Path(out).resolve())
+    yaml_target = path.relative_to(root) if root in path.parents else Path(path.name)
+
+    with atomic_output_dir(out, False, [root, path]) as work:
+        for folder, dirs, files in os.walk(root):
+            folder = Path(folder)
+            for name in sorted(dirs):
+                if (folder / name).is_symlink():  # os.walk does not enter linked folders: link them as they are
+                    link = work / (folder / name).relative_to(root)
+                    link.parent.mkdir(parents=True, exist_ok=True)
+                    os.symlink((folder / name).resolve(), link)
+            for name in sorted(files):
+                source = folder / name
+                relative = source.relative_to(root)
+                if source.resolve() == path or source == path:
+                    continue
+                if source.resolve() in orphans or (source in orphans):
+                    report.changes.append(FixChange(str(relative), None, "label_without_image", "left out: no image"))
+                    continue
+                target = work / relative
+                if source.resolve() in label_files and source.suffix == ".txt":
+                    try:
+                        text = source.read_bytes().decode("utf-8-sig")
+                    except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
+                        text = None
+                    new_text, changes = fix_label_text(text, layout, str(relative)) if text is not None else ("", [])
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    if changes:
+                        target.write_text(new_text)
+                        report.changes += changes
+                        report.files_changed += 1
+                    else:
+                        shutil.copy2(source, target)
+                    continue
+                _link_or_copy(source, target)
+        data = load_yaml_mapping(path)
+        target = work / yaml_target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        new_path = os.path.relpath(work, target.parent)
+        if "path" in data and str(data["path"]) != new_path:
+            report.changes.append(FixChange(str(yaml_target), checked.key_lines.get("path"), None, f"path: {data['path']} -> {new_path}"))
+            data["path"] = new_path
+            target.write_text(dump_yaml(data))
+        else:
+            shutil.copy2(path, target)
+        unfixed = Counter(f.rule for f in result.findings if f.rule not in FIXED_RULES)
+        report.unfixed = dict(sorted(unfixed.items()))
+        (work / LOG_NAME).write_text(json.dumps({"source": str(path), **report.to_dict()}, indent=2))
+    return report

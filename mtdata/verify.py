@@ -1,0 +1,205 @@
+"""Verification of one image and one label file, shared by ``mtdata check`` and the trainer.
+
+The contract: the trainer's dataset loader calls :func:`verify_image` and
+:func:`verify_label_file` and uses nothing else to decide what to keep, so check and training
+cannot drift apart.
+
+- An image the trainer drops is an error finding here: it drops the image when
+  ``ImageCheck.ok`` is False (unreadable, corrupt, zero size, too small) or when its label
+  file gives ``label_unreadable``.
+- A row the trainer drops is an error finding here: ``ParsedLabels.rows`` are the usable rows
+  and every other non-blank line has an error finding at its 1-based line; a repeated row is
+  an error too (``row_duplicate``; :func:`duplicate_rows` gives the trainer its indices).
+- Warnings (EXIF rotation, ...) never make the trainer drop anything.
+
+Images are decoded with OpenCV, as ultralytics' ``imread`` (and so the trainer) reads them.
+
+Both functions are small and quick (no rich, no typer, no shapely); the dataset-wide rules
+(geometry, keypoints, duplicates across splits) live in :mod:`mtdata.check`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from mtdata.errors import Finding, Severity
+from mtdata.formats.yolo import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text
+from mtdata.rules import finding
+
+MIN_IMAGE_SIDE = 10  # ultralytics' check_image rejects images under 10 pixels on a side
+_EXIF_ORIENTATION = 0x0112  # 274; values 2..8 flip or rotate, 5..8 swap width and height
+
+# RowProblem.kind (mtdata.formats.yolo) -> rule id (mtdata.rules)
+RULE_OF_KIND = {
+    "non_numeric": "row_non_numeric",
+    "class_not_integer": "row_class_not_integer",
+    "class_out_of_range": "row_class_out_of_range",
+    "not_finite": "row_not_finite",
+    "wrong_count": "row_wrong_count",
+    "too_few_points": "row_too_few_points",
+    "out_of_bounds": "coord_out_of_bounds",
+    "bad_visibility": "kpt_bad_visibility",
+    "zero_area": "zero_area",
+}
+
+
+@dataclass
+class ImageCheck:
+    """What :func:`verify_image` learned about one image.
+
+    Attributes:
+        resolution_wh: (width, height) in pixels as the image loads (EXIF orientation applied,
+            as ``cv2.imread`` does), or None when it cannot be decoded.
+        findings: image_* findings; errors mean the trainer drops the image.
+        digest: hex content hash (blake2b-128 of the file bytes) when asked for, else None.
+    """
+
+    resolution_wh: tuple[int, int] | None
+    findings: list[Finding] = field(default_factory=list)
+    digest: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return not any(f.severity is Severity.ERROR for f in self.findings)
+
+
+def verify_image(path: str | Path, digest: bool = False) -> ImageCheck:
+    """Read and fully decode one image (not just its header) and read its EXIF orientation.
+
+    The decoder is the trainer's: OpenCV's ``imdecode`` (ultralytics' ``imread``), which applies
+    the EXIF orientation and refuses truncated data. When OpenCV fails, Pillow tells why (unknown
+    format, bad header, truncated data).
+
+    Returns:
+        ``ImageCheck``: ``resolution_wh`` as the image loads (EXIF applied), image_* findings
+        (``ok`` is False on any error: the trainer drops the image), and the digest if asked.
+
+    Args:
+        path: image file.
+        digest: also hash the file's bytes (``mtdata check`` uses it to find leakage).
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        return ImageCheck(None, [finding("image_unreadable", path, None, f"cannot read the file: {e.strerror or e}")])
+    hexdigest = hashlib.blake2b(data, digest_size=16).hexdigest() if digest else None
+    if not data:
+        return ImageCheck(None, [finding("image_zero_size", path, None, "the file is empty (0 bytes)")], hexdigest)
+    # Grayscale output still entropy-decodes every byte of the pixel data (where truncation and
+    # corruption show) and applies the EXIF orientation; it skips only the colour conversion.
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    if pixels is None:
+        return ImageCheck(None, [_why_undecodable(path, data)], hexdigest)
+    height, width = pixels.shape[:2]
+    findings = []
+    orientation = _exif_orientation(data)
+    if orientation in (2, 3, 4, 5, 6, 7, 8):
+        findings.append(finding(
+            "image_exif_rotated", path, None,
+            f"EXIF orientation {orientation}: the image loads rotated/flipped as {width}x{height}; labels must match that view",
+        ))
+    if min(width, height) < MIN_IMAGE_SIDE:
+        findings.append(finding("image_too_small", path, None, f"the image is {width}x{height}, under {MIN_IMAGE_SIDE} pixels on a side"))
+    return ImageCheck((width, height), findings, hexdigest)
+
+
+def _why_undecodable(path: str | Path, data: bytes) -> Finding:
+    try:
+        image = Image.open(io.BytesIO(data))
+    except (UnidentifiedImageError, ImportError):
+        # ImportError: ultralytics replaces Image.open with one that asks for pi-heif on unknown data
+        return finding("image_unreadable", path, None, f"not an image format that can be decoded ({len(data)} bytes)")
+    except (OSError, SyntaxError, ValueError) as e:
+        return finding("image_unreadable", path, None, f"the image header cannot be read: {e}")
+    if 0 in image.size:
+        return finding("image_zero_size", path, None, f"the image is {image.size[0]}x{image.size[1]} pixels")
+    try:
+        image.load()
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
+        return finding("image_corrupt", path, None, f"decoding failed ({image.format}): {e}")
+    return finding("image_corrupt", path, None, f"OpenCV, which the trainer reads images with, cannot decode this {image.format} file")
+
+
+def _may_have_exif(data: bytes) -> bool:
+    """Look for EXIF only where each format keeps it, so that Pillow parses headers only then.
+
+    JPEG: an APP1 "Exif" segment before the first scan; PNG: an eXIf chunk before the image
+    data; WebP: the extended header's EXIF flag. Other formats (TIFF, ...): always ask Pillow.
+    """
+    if data[:2] == b"\xff\xd8":
+        end = data.find(b"\xff\xda")
+        return data.find(b"Exif", 0, end if end > 0 else len(data)) >= 0
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        end = data.find(b"IDAT")
+        return data.find(b"eXIf", 0, end if end > 0 else len(data)) >= 0
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x08)
+    return data[:2] != b"BM"  # BMP carries no EXIF
+
+
+def _exif_orientation(data: bytes) -> int:
+    """EXIF orientation (1 = as stored)."""
+    if not _may_have_exif(data):
+        return 1
+    try:
+        return int(Image.open(io.BytesIO(data)).getexif().get(_EXIF_ORIENTATION, 1))
+    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError, TypeError):
+        return 1
+
+
+def rule_of_problem(problem: RowProblem) -> str:
+    """The rule id of a row that failed to parse."""
+    if problem.kind == "out_of_bounds" and problem.message.startswith("keypoint"):
+        # yolo._checked_coords names the part first: "keypoint coordinate ..." vs polygon/box
+        return "kpt_out_of_image"
+    return RULE_OF_KIND.get(problem.kind, "row_invalid")
+
+
+def row_key(row: YoloRow) -> tuple:
+    """A hashable key of a row's values: equal keys are duplicate rows."""
+    parts = (row.polygon_xyn, row.box_cxcywhn, row.keypoints_xyn)
+    return (row.class_id, *(None if a is None else a.tobytes() for a in parts))
+
+
+def duplicate_rows(parsed: ParsedLabels) -> list[tuple[int, int]]:
+    """(index, index of the first equal row) for every row that repeats an earlier one."""
+    first: dict[tuple, int] = {}
+    out = []
+    for i, row in enumerate(parsed.rows):
+        j = first.setdefault(row_key(row), i)
+        if j != i:
+            out.append((i, j))
+    return out
+
+
+def verify_label_text(text: str, layout: LabelLayout, file: str | Path) -> tuple[ParsedLabels, list[Finding]]:
+    """Parse label text; every unusable row and every duplicate row gives an error finding at its line."""
+    parsed = parse_label_text(text, layout, file)
+    findings = [finding(rule_of_problem(p), file, p.line, p.message) for p in parsed.problems]
+    for i, j in duplicate_rows(parsed):
+        findings.append(finding("row_duplicate", file, parsed.lines[i], f"repeats line {parsed.lines[j]}"))
+    return parsed, findings
+
+
+def verify_label_file(path: str | Path, layout: LabelLayout) -> tuple[ParsedLabels, list[Finding]]:
+    """Read (UTF-8, BOM allowed, as ultralytics reads) and verify one label file.
+
+    Returns:
+        (parsed rows with their lines, findings); an unreadable file gives no rows and one
+        ``label_unreadable`` finding.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as e:
+        reason = f"not UTF-8 text: {e.reason} at byte {e.start}" if isinstance(e, UnicodeDecodeError) else f"cannot read: {e}"
+        return ParsedLabels([], [], []), [finding("label_unreadable", path, None, reason)]
+    return verify_label_text(text, layout, path)
