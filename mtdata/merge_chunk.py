@@ -1,0 +1,227 @@
+"""One chunk of a merge: read the label files of many images, pair poses with masks, write OUT.
+
+Runs in a worker process for large datasets, so its inputs (:class:`MergeContext`, the jobs)
+and its output (:class:`ChunkResult`) are small and picklable.
+
+Pairing is per image and per mapped class pair. Most images need no assignment at all: when
+every pose has at most one mask over the IoU threshold and every mask at most one pose, those
+pairs are exactly what a maximum-IoU assignment returns, so they are taken directly (vectorized
+over the whole chunk). Images where candidates compete go through
+:func:`mtdata.match.match_boxes` (``linear_sum_assignment`` and the keypoint preference).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mtdata.formats.yolo import LabelLayout
+from mtdata.match import match_boxes
+from mtdata.merge_plan import ImageJob
+from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
+
+
+@dataclass(frozen=True)
+class MergeContext:
+    """What every chunk needs.
+
+    Attributes:
+        work: the temporary output folder.
+        kpt_layout, seg_layout: row layouts of the two inputs.
+        keypoint_classes: SEG classes whose OUT rows carry keypoints.
+        num_keypoints: K.
+        groups: KPT class -> the SEG classes its poses may pair with.
+        iou: minimum box IoU of a pair.
+        copy: copy images instead of symlinking them.
+        kpt_names, seg_names: class names for the counts.
+    """
+
+    work: str
+    kpt_layout: LabelLayout
+    seg_layout: LabelLayout
+    keypoint_classes: frozenset[int]
+    num_keypoints: int
+    groups: dict[int, list[int]]
+    iou: float
+    copy: bool
+    kpt_names: dict[int, str]
+    seg_names: dict[int, str]
+
+
+@dataclass
+class ChunkResult:
+    """Counts of a chunk, merged into the report by the caller."""
+
+    images: int = 0
+    seg_rows: Counter = field(default_factory=Counter)  # SEG class name -> rows written
+    seg_matched: Counter = field(default_factory=Counter)
+    kpt_rows: Counter = field(default_factory=Counter)  # KPT class name -> rows read
+    kpt_matched: Counter = field(default_factory=Counter)
+    kpt_unmatched: Counter = field(default_factory=Counter)  # reason -> rows
+    ious: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    unmatched: list[dict] = field(default_factory=list)
+    problems: list[dict] = field(default_factory=list)
+    fatal: tuple[str, str] | None = None  # (file, message): the chunk stopped
+
+
+def paired_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """(E,) IoU of row i of (E, 4) ``a_xyxy`` with row i of ``b_xyxy``, as :func:`mtdata.geometry.boxes_iou` computes it."""
+    iw = np.clip(np.minimum(a_xyxy[:, 2], b_xyxy[:, 2]) - np.maximum(a_xyxy[:, 0], b_xyxy[:, 0]), 0, None)
+    ih = np.clip(np.minimum(a_xyxy[:, 3], b_xyxy[:, 3]) - np.maximum(a_xyxy[:, 1], b_xyxy[:, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a_xyxy[:, 2] - a_xyxy[:, 0]) * (a_xyxy[:, 3] - a_xyxy[:, 1])
+    area_b = (b_xyxy[:, 2] - b_xyxy[:, 0]) * (b_xyxy[:, 3] - b_xyxy[:, 1])
+    union = area_a + area_b - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+@dataclass
+class RowMatches:
+    """Pairs made among some pose rows and mask rows of a chunk (indices are block rows)."""
+
+    pose: np.ndarray  # (M,) pose rows
+    mask: np.ndarray  # (M,) mask rows
+    iou: np.ndarray  # (M,)
+    best_iou: np.ndarray  # (len(p_rows),) best IoU each pose had with a mask of its image
+    masks_in_image: np.ndarray  # (len(p_rows),) candidate masks in each pose's image
+
+
+def match_rows(pose: RowBlock, seg: RowBlock, p_rows: np.ndarray, q_rows: np.ndarray, iou_threshold: float, n_files: int) -> RowMatches:
+    """Pair pose rows ``p_rows`` with mask rows ``q_rows`` one-to-one within each image.
+
+    Both index arrays must be ascending (block rows are in file order).
+    """
+    fp, fq = pose.file[p_rows], seg.file[q_rows]
+    per_file = np.bincount(fq, minlength=n_files)
+    first = np.cumsum(per_file) - per_file  # position in q_rows of each file's first mask
+    reps = per_file[fp]
+    # Every (pose, mask) pair of the same image, as positions in p_rows and q_rows.
+    edge_p = np.repeat(np.arange(len(p_rows)), reps)
+    edge_q = first[fp][edge_p] + np.arange(int(reps.sum())) - np.repeat(np.cumsum(reps) - reps, reps)
+    iou = paired_iou(pose.xyxy[p_rows[edge_p]], seg.xyxy[q_rows[edge_q]])
+    best = np.zeros(len(p_rows))
+    np.maximum.at(best, edge_p, iou)
+    candidate = iou >= iou_threshold
+    competing = np.zeros(n_files, dtype=bool)
+    competing[fp[np.bincount(edge_p[candidate], minlength=len(p_rows)) > 1]] = True
+    competing[fq[np.bincount(edge_q[candidate], minlength=len(q_rows)) > 1]] = True
+    direct = candidate & ~competing[fp[edge_p]]
+    poses, masks, ious = [p_rows[edge_p[direct]]], [q_rows[edge_q[direct]]], [iou[direct]]
+    for f in np.flatnonzero(competing):
+        a, b = p_rows[fp == f], q_rows[fq == f]
+        result = match_boxes(
+            pose.xyxy[a], seg.xyxy[b], iou_threshold,
+            a_keypoints=pose.keypoints[a], b_polygons=[seg.polygon(j) for j in b],
+        )
+        poses.append(a[result.pairs[:, 0]])
+        masks.append(b[result.pairs[:, 1]])
+        ious.append(result.iou)
+    return RowMatches(np.concatenate(poses), np.concatenate(masks), np.concatenate(ious), best, reps)
+
+
+class _Unreadable(Exception):
+    pass
+
+
+def _read(path: str | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.read()
+    except (OSError, UnicodeDecodeError) as e:
+        raise _Unreadable(path, f"cannot read this label file: {e}") from e
+
+
+def _place_image(source: str, target: str, copy: bool) -> None:
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        os.symlink(os.path.realpath(source), target)
+
+
+def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
+    counts = np.bincount(class_ids, minlength=len(names)) if len(class_ids) else np.zeros(0, dtype=np.int64)
+    return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
+
+
+def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
+    """Merge the label files of ``jobs`` into ``context.work`` and count what happened."""
+    acc = ChunkResult()
+    try:
+        kpt_texts = [_read(job.kpt_label) for job in jobs]
+        seg_texts = [_read(job.seg_label) if job.in_seg else None for job in jobs]
+    except _Unreadable as e:
+        acc.fatal = (e.args[0], e.args[1])
+        return acc
+    pose = read_pose_block(kpt_texts, [job.kpt_label for job in jobs], context.kpt_layout, acc.problems)
+    seg = read_segment_block(seg_texts, [job.seg_label for job in jobs], context.seg_layout, acc.problems)
+
+    in_seg = np.array([job.in_seg for job in jobs], dtype=bool)
+    reason = np.where(in_seg[pose.file], "class_not_mapped", "image_not_in_seg").astype(object)
+    best = np.zeros(len(pose))
+    partner = np.full(len(seg), -1, dtype=np.int64)
+    ious = []
+    for kpt_class, targets in context.groups.items():
+        p_rows = np.flatnonzero((pose.class_id == kpt_class) & in_seg[pose.file])
+        if not len(p_rows):
+            continue
+        q_rows = np.flatnonzero(np.isin(seg.class_id, targets))
+        m = match_rows(pose, seg, p_rows, q_rows, context.iou, len(jobs))
+        best[p_rows] = m.best_iou
+        reason[p_rows] = np.where(m.masks_in_image == 0, "no_mask", np.where(m.best_iou >= context.iou, "mask_taken", "below_iou"))
+        reason[m.pose] = "matched"
+        partner[m.mask] = m.pose
+        ious.append(m.iou)
+    acc.ious = np.concatenate(ious) if ious else np.zeros(0)
+
+    try:
+        _write(context, jobs, pose, seg, partner)
+    except OSError as e:
+        acc.fatal = (context.work, f"cannot write the merged files: {e}")
+        return acc
+    acc.images = len(jobs)
+    acc.seg_rows = _counts(seg.class_id, context.seg_names)
+    acc.seg_matched = _counts(seg.class_id[partner >= 0], context.seg_names)
+    acc.kpt_rows = _counts(pose.class_id, context.kpt_names)
+    matched = reason == "matched"
+    acc.kpt_matched = _counts(pose.class_id[matched], context.kpt_names)
+    acc.kpt_unmatched = Counter(reason[~matched].tolist())
+    for i in np.flatnonzero(~matched).tolist():
+        job = jobs[int(pose.file[i])]
+        acc.unmatched.append({
+            "split": job.split, "image": job.name, "file": job.kpt_label, "line": int(pose.line[i]),
+            "class": context.kpt_names[int(pose.class_id[i])],
+            "box_xyxyn": [round(v, 6) for v in pose.xyxy[i].tolist()], "best_iou": round(float(best[i]), 4),
+            "reason": reason[i],
+        })
+    return acc
+
+
+def _write(context: MergeContext, jobs: list[ImageJob], pose: RowBlock, seg: RowBlock, partner: np.ndarray) -> None:
+    """OUT label file of every job SEG has (in SEG's row order), and its image."""
+    absent = absent_keypoints_text(context.num_keypoints)
+    ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
+    classes, partners = seg.class_id.tolist(), partner.tolist()
+    keypoint_classes = context.keypoint_classes
+    start = 0
+    for f, job in enumerate(jobs):
+        end = ends[f]
+        if job.in_seg:
+            lines = []
+            for r in range(start, end):
+                c = classes[r]
+                if c in keypoint_classes:
+                    p = partners[r]
+                    lines.append(f"{c} {pose.text[p] if p >= 0 else absent} {seg.text[r]}\n")
+                else:
+                    lines.append(f"{c} {seg.text[r]}\n")
+            with open(os.path.join(context.work, job.out_label), "w", encoding="utf-8") as out:
+                out.write("".join(lines))
+            if job.out_image:
+                _place_image(job.image, os.path.join(context.work, job.out_image), context.copy)
+        start = end

@@ -1,0 +1,186 @@
+"""Which files of a merge pair up: one :class:`ImageJob` per image of either dataset.
+
+Images pair by data.yaml split key (train, val, test) and by the label path relative to the
+split's label folder, so both datasets may name their split folders differently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from mtdata.errors import InputError
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for
+
+IGNORED_TEXT_FILES = {"classes.txt"}  # LabelImg and Roboflow exports keep class lists beside the labels
+
+
+@dataclass(frozen=True)
+class ImageJob:
+    """One image of either dataset.
+
+    Attributes:
+        split: data.yaml split key (train, val, test).
+        name: label path relative to the split's label folder, without suffix (posix).
+        kpt_label, seg_label: label files, or None when the side has none.
+        image: the image file to place in OUT (SEG's, else KPT's), or None.
+        in_kpt, in_seg: the side has the image or its label file.
+        out_label, out_image: paths relative to OUT; None when not written.
+    """
+
+    split: str
+    name: str
+    kpt_label: str | None
+    seg_label: str | None
+    image: str | None
+    in_kpt: bool
+    in_seg: bool
+    out_label: str | None
+    out_image: str | None
+
+
+@dataclass
+class MergePlan:
+    """Every image of both datasets and where its merged files go."""
+
+    jobs: list[ImageJob]
+    split_folders: dict[str, str]  # split key -> folder under OUT/images and OUT/labels
+
+    @property
+    def has_images(self) -> bool:
+        return any(job.out_image for job in self.jobs)
+
+    @property
+    def kpt_only(self) -> list[ImageJob]:
+        return [job for job in self.jobs if not job.in_seg]
+
+    def seg_only_names(self) -> list[str]:
+        return [f"{job.split}/{job.name}" for job in self.jobs if not job.in_kpt]
+
+    def folders(self) -> list[str]:
+        return list(self.split_folders.values())
+
+    def parent_dirs(self) -> list[str]:
+        """Sub-folders below the split folders that written files need (nested label paths)."""
+        parents = {str(Path(p).parent) for job in self.jobs for p in (job.out_label, job.out_image) if p and "/" in job.name}
+        return sorted(parents)
+
+    def image_counts(self) -> dict[str, Counter]:
+        counts: dict[str, Counter] = {}
+        for job in self.jobs:
+            c = counts.setdefault(job.split, Counter(written=0, both=0, seg_only=0, kpt_only=0, with_image=0))
+            c["written"] += job.in_seg
+            c["both"] += job.in_kpt and job.in_seg
+            c["seg_only"] += job.in_seg and not job.in_kpt
+            c["kpt_only"] += job.in_kpt and not job.in_seg
+            c["with_image"] += job.out_image is not None
+        return counts
+
+
+def _split_dirs(config: DatasetConfig, side: str, notes: list[str]) -> dict[str, list[Path]]:
+    """Split key -> image folders; without split keys, each ``labels/<split>`` folder is one."""
+    if config.splits:
+        dirs = {key: config.image_dirs(key) for key in SPLIT_KEYS if key in config.splits}
+        for key, folders in dirs.items():
+            for folder in folders:
+                if folder.suffix == ".txt" and folder.is_file():
+                    raise InputError(f"{side} split {key!r} lists its images in a .txt file; merge needs image/label folders", file=folder)
+                if not folder.exists() and not label_dir_for(folder).exists():
+                    notes.append(f"{side} split {key!r}: neither {folder} nor {label_dir_for(folder)} exists")
+        return dirs
+    labels = config.root / "labels"
+    dirs: dict[str, list[Path]] = {}
+    for name in sorted(p.name for p in labels.iterdir() if p.is_dir()) if labels.is_dir() else []:
+        key = next((k for k in SPLIT_KEYS if k in name.lower()), None)
+        if key is None:
+            notes.append(f"{side} folder labels/{name} is not a train, val or test split (no split keys in data.yaml): skipped")
+            continue
+        dirs.setdefault(key, []).append(config.root / "images" / name)
+    return dirs
+
+
+def _walk(folder: Path, keep) -> dict[str, str]:
+    """Files below ``folder`` that ``keep(name)`` accepts, by posix path relative to it without suffix."""
+    found: dict[str, str] = {}
+    if not folder.is_dir():
+        return found
+    top = str(folder)
+    for parent, _, files in os.walk(top, followlinks=True):
+        prefix = "" if parent == top else os.path.relpath(parent, top).replace(os.sep, "/") + "/"
+        for file in files:
+            if keep(file):
+                rel = prefix + os.path.splitext(file)[0]
+                path = os.path.join(parent, file)
+                if rel in found:
+                    raise InputError(f"{os.path.basename(found[rel])} and {file} share the label name {rel}.txt: YOLO pairs them with one label file", file=path)
+                found[rel] = path
+    return found
+
+
+def _is_label(name: str) -> bool:
+    return name.endswith(".txt") and name not in IGNORED_TEXT_FILES
+
+
+def _is_image(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+
+
+def _index(folders: list[Path]) -> tuple[dict[str, str], dict[str, str]]:
+    labels: dict[str, str] = {}
+    images: dict[str, str] = {}
+    for folder in folders:
+        for found, part in ((labels, _walk(label_dir_for(folder), _is_label)), (images, _walk(folder, _is_image))):
+            for rel, path in part.items():
+                if rel in found and found[rel] != path:
+                    raise InputError(f"{found[rel]} and {path} are both named {rel} in one split", file=path)
+                found[rel] = path
+    return labels, images
+
+
+def _folder_name(config: DatasetConfig, folders: list[Path], key: str) -> str:
+    """``images/val2017`` -> ``val2017``; ``train/images`` -> ``train``; several folders -> the key."""
+    if len(folders) != 1:
+        return key
+    try:
+        parts = folders[0].relative_to(config.root).parts
+    except ValueError:
+        parts = folders[0].parts[-2:]
+    parts = [p for p in parts if p not in ("images", ".", "..")]
+    return parts[-1] if parts else key
+
+
+def build_jobs(kpt: DatasetConfig, seg: DatasetConfig, notes: list[str]) -> MergePlan:
+    """Pair the images of both datasets by split key and relative label path."""
+    kpt_dirs = _split_dirs(kpt, "KPT", notes)
+    seg_dirs = _split_dirs(seg, "SEG", notes)
+    jobs: list[ImageJob] = []
+    folders: dict[str, str] = {}
+    seg_files = 0
+    for key in [*seg_dirs, *(k for k in kpt_dirs if k not in seg_dirs)]:
+        k_labels, k_images = _index(kpt_dirs.get(key, []))
+        s_labels, s_images = _index(seg_dirs.get(key, []))
+        seg_files += len(s_labels) + len(s_images)
+        if key in seg_dirs:
+            folder = _folder_name(seg, seg_dirs[key], key)
+            folders[key] = key if folder in folders.values() else folder
+        else:
+            notes.append(f"split {key!r} is in KPT only: its pose rows are listed in unmatched.json")
+        for name in sorted({*k_labels, *k_images, *s_labels, *s_images}):
+            in_seg = name in s_labels or name in s_images
+            image = s_images.get(name) or k_images.get(name)
+            folder = folders.get(key)
+            jobs.append(ImageJob(
+                split=key, name=name,
+                kpt_label=k_labels.get(name),
+                seg_label=s_labels.get(name),
+                image=image,
+                in_kpt=name in k_labels or name in k_images, in_seg=in_seg,
+                out_label=f"labels/{folder}/{name}.txt" if in_seg else None,
+                out_image=f"images/{folder}/{name}{os.path.splitext(image)[1]}" if in_seg and image else None,
+            ))
+    if not seg_files:
+        where = ", ".join(str(label_dir_for(d)) for dirs in seg_dirs.values() for d in dirs) or str(seg.root / "labels")
+        raise InputError(f"SEG has no label files or images (looked in {where})", file=seg.file)
+    return MergePlan(jobs, folders)
