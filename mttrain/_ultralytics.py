@@ -42,8 +42,10 @@ SUPPORTED = ((8, 4), (8, 5))  # [low, high): 8.4.x
 __all__ = [
     "Compose", "DEFAULT_CFG", "DetectionModel", "DetectionPredictor", "Format", "KeypointLoss", "LOGGER", "LetterBox",
     "Metric", "Model", "OKS_SIGMA", "Pose", "RANK", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer",
-    "SegmentationValidator", "YOLODataset", "ap_per_class", "build_with_head", "check_internals", "kpt_iou", "ops",
-    "torch_safe_load", "use_dataset_dict", "v8PoseLoss", "v8SegmentationLoss", "v8_transforms",
+    "SegmentationValidator", "YOLODataset", "ap_per_class", "best_onnx_opset", "build_with_head", "check_internals",
+    "export_ready", "kpt_iou", "no_requirement_installs",
+    "ops", "read_export_metadata", "torch_safe_load", "use_dataset_dict", "v8PoseLoss",
+    "v8SegmentationLoss", "v8_transforms",
 ]
 
 
@@ -125,6 +127,58 @@ def use_dataset_dict(data: dict) -> Iterator[None]:
         _validator.check_det_dataset = original
 
 
+@contextlib.contextmanager
+def no_requirement_installs() -> Iterator[None]:
+    """While active, ultralytics' segment validator skips ``check_requirements("faster-coco-eval")``,
+    which it runs when ``save_json`` is set and which would pip-install offline; mttrain evaluates
+    predictions.json with pycocotools instead (``mttrain.coco_eval``)."""
+    from ultralytics.models.yolo.segment import val as _segment_val
+
+    original = _segment_val.check_requirements
+    _segment_val.check_requirements = lambda *args, **kwargs: True
+    try:
+        yield
+    finally:
+        _segment_val.check_requirements = original
+
+
+def export_ready(model, fmt: str, dynamic: bool):
+    """A fused, eval, float32 copy of ``model`` prepared as ultralytics' Exporter prepares one: the head
+    returns ``(detections, protos)`` (export mode) and rebuilds its anchors from the input shape when
+    ``dynamic`` (otherwise they are traced as constants for the export size); C2f uses the split
+    forward, which traces to a cleaner graph."""
+    import copy
+
+    from ultralytics.nn.modules.block import C2f
+    from ultralytics.nn.modules.head import Detect
+
+    model = copy.deepcopy(model).float().eval()
+    for p in model.parameters():
+        p.requires_grad = False
+    model = model.fuse(verbose=False)
+    for m in model.modules():
+        if isinstance(m, Detect):
+            m.export, m.format, m.dynamic, m.xyxy, m.shape = True, fmt, dynamic, False, None
+        elif isinstance(m, C2f):
+            m.forward = m.forward_split
+    return model
+
+
+def read_export_metadata(file) -> dict:
+    """The metadata ultralytics' AutoBackend reads from an export (raw strings for ONNX); {} when none."""
+    from ultralytics.nn.backends.base import BaseBackend
+
+    return BaseBackend.read_metadata(file)
+
+
+def best_onnx_opset() -> int:
+    """ultralytics' default ONNX opset for the installed torch and onnx."""
+    import onnx
+    from ultralytics.utils.export.engine import best_onnx_opset as best
+
+    return best(onnx)
+
+
 def check_internals() -> list[str]:
     """What mttrain expects of ultralytics internals and is missing; empty when all is in place."""
     import inspect
@@ -151,4 +205,23 @@ def check_internals() -> list[str]:
     for name in ("_process_batch", "_prepare_batch", "postprocess", "match_predictions"):
         if not hasattr(SegmentationValidator, name):
             problems.append(f"SegmentationValidator.{name} is gone")
+    from ultralytics.models.yolo.segment import val as _segment_val
+
+    if not hasattr(_segment_val, "check_requirements"):
+        problems.append("models.yolo.segment.val.check_requirements is gone (no_requirement_installs patches it)")
+    for name in ("pred_to_json", "eval_json", "scale_preds"):
+        if not hasattr(SegmentationValidator, name):
+            problems.append(f"SegmentationValidator.{name} is gone (--save-json overrides it)")
+    from ultralytics.nn.modules.block import C2f
+    from ultralytics.nn.modules.head import Detect
+
+    for name in ("export", "format", "dynamic", "xyxy", "shape"):
+        if not hasattr(Detect, name):
+            problems.append(f"Detect.{name} is gone (export_ready sets it)")
+    if not hasattr(C2f, "forward_split"):
+        problems.append("C2f.forward_split is gone (export_ready uses it)")
+    from ultralytics.nn.backends.base import BaseBackend
+
+    if not hasattr(BaseBackend, "read_metadata"):
+        problems.append("nn.backends.base.BaseBackend.read_metadata is gone (read_export_metadata uses it)")
     return problems

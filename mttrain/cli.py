@@ -30,7 +30,9 @@ err_console = Console(stderr=True)
 
 
 def fail(message: str, code: int = 2) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    from rich.markup import escape  # messages are plain text: "[export]" or a path with brackets is not markup
+
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -131,14 +133,16 @@ def fit(
 
 @app.command()
 def val(
-    model: Annotated[Path, typer.Argument(help="Trained .pt.")],
-    data: Annotated[Optional[Path], typer.Option(help="data.yaml (default: the one the model was trained on).")] = None,
+    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
+    data: Annotated[Optional[Path], typer.Option(
+        help="data.yaml (default: the one a .pt was trained on; required for exports).")] = None,
     split: Annotated[str, typer.Option()] = "val",
     imgsz: Annotated[Optional[int], typer.Option()] = None,
     batch: Annotated[int, typer.Option()] = 16,
     device: Annotated[str, typer.Option()] = "cpu",
     project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
     name: Annotated[str, typer.Option()] = "val",
+    save_json: Annotated[bool, typer.Option("--save-json", help="Also write predictions.json (COCO results) and run pycocotools COCOeval.")] = False,
 ) -> None:
     """Box, Mask and Pose P, R, mAP50, mAP50-95; writes metrics.json in the run folder."""
     with user_errors():
@@ -150,15 +154,31 @@ def val(
             args["data"] = str(data)
         if imgsz is not None:
             args["imgsz"] = imgsz
+        if save_json:
+            args["save_json"] = True
         yolo.val(**args)
     table = json.loads((project / name / "metrics.json").read_text())
     console.print(metrics_table(table))
+    coco = table.get("coco")
+    if coco:
+        compare = Table(title=f"COCOeval against {coco['ground_truth_kind']} ground truth", show_edge=False)
+        for column in ("", "mAP50 ours", "COCO", "mAP50-95 ours", "COCO"):
+            compare.add_column(column, justify="right" if column else "left")
+        for task, label in (("box", "Box"), ("mask", "Mask"), ("pose", "Pose")):
+            if task in coco:
+                cells = [f"{v:.3f}" if v is not None else "-" for v in
+                         (table[task]["map50"], coco[task]["map50"], table[task]["map50_95"], coco[task]["map50_95"])]
+                compare.add_row(label, *cells)
+        console.print(compare)
+        for note in coco.get("notes", []):
+            console.print(f"[cyan]note:[/] {note}", highlight=False, soft_wrap=True)
+        console.print(f"predictions: {coco['predictions']}  ground truth: {coco['ground_truth']}", highlight=False, soft_wrap=True)
     console.print(f"metrics: {project / name / 'metrics.json'}")
 
 
 @app.command()
 def predict(
-    model: Annotated[Path, typer.Argument(help="Trained .pt.")],
+    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
     source: Annotated[str, typer.Argument(help="Image, folder, glob or video.")],
     conf: Annotated[float, typer.Option()] = 0.25,
     imgsz: Annotated[Optional[int], typer.Option()] = None,
@@ -180,7 +200,7 @@ def predict(
         if imgsz is not None:
             args["imgsz"] = imgsz
         count = objects = 0
-        keypoint_classes = sorted(int(k) for k in getattr(yolo.model, "kpt_names", {}) or {})
+        keypoint_classes = yolo.keypoint_classes  # from the model, or from an export's metadata
         for result in yolo.predict(source, stream=True, **args):
             count += 1
             objects += len(result.boxes)
@@ -189,6 +209,32 @@ def predict(
                 label.parent.mkdir(parents=True, exist_ok=True)
                 label.write_text("".join(r + "\n" for r in result_rows(result, keypoint_classes)))
     console.print(f"{count} images, {objects} objects -> [bold]{out}[/]")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Argument(help="Trained multitask .pt.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    imgsz: Annotated[int, typer.Option(min=32, help="Input side in pixels (a multiple of the stride, 32).")] = 640,
+    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX; inputs and outputs stay FP32).")] = False,
+    dynamic: Annotated[bool, typer.Option("--dynamic", help="Free batch, height and width.")] = False,
+    simplify: Annotated[bool, typer.Option("--simplify", help="Slim the ONNX graph with onnxslim.")] = False,
+    opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: ultralytics' choice, 18).")] = None,
+    batch: Annotated[int, typer.Option(min=1, help="Batch size (static exports take exactly this batch).")] = 1,
+) -> None:
+    """Export to ONNX or TorchScript beside the weights; `mttrain predict` and `val` run the file."""
+    with user_errors():
+        from mttrain.export import ExportOptions, export_weights, read_metadata
+
+        options = ExportOptions(format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset,
+                                batch=batch)
+        file = export_weights(model, options)
+        meta = read_metadata(file)
+    shape = "(batch, 3, height, width)" if dynamic else f"({batch}, 3, {imgsz}, {imgsz})"
+    console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
+                  f"outputs {', '.join(meta['outputs'])})", highlight=False, soft_wrap=True)
+    console.print(f"classes {meta['names']}; keypoints {meta['kpt_shape']} for classes {sorted(meta['kpt_names'])}",
+                  highlight=False, soft_wrap=True)
 
 
 def main() -> None:

@@ -1,0 +1,302 @@
+"""A YOLO dataset (multitask, segment or pose) -> one COCO JSON file per split.
+
+``export_coco`` is the library entry point behind ``mtdata export``; ``build_coco`` returns the
+COCO dict in memory and ``dataset_ids`` the ids it uses, so mttrain's COCO evaluation writes
+predictions with exactly the ids of the ground truth.
+
+Ids: a dataset written by ``mtdata convert`` names its ``coco_ids.json`` in data.yaml
+(``coco_ids: coco_ids.json``); its category and image ids are reused, so the export (and
+predictions) line up with the source COCO file. Otherwise categories are ``class + 1`` and
+images ``1..N`` in sorted path order.
+
+Rows are read as the trainer reads them (:func:`mtdata.verify.verify_label_file`): a row that
+does not parse, or repeats an earlier row, is left out and reported, so the export holds the
+same objects that training and validation see.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from mtdata.errors import DatasetConfigError, InputError, OutputError
+from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml
+from mtdata.formats.yolo import rows_to_labels
+from mtdata.records import ImageLabels
+from mtdata.verify import duplicate_rows, verify_label_file
+
+EXPORT_TASKS = ("multitask", "segment", "pose")
+Progress = Callable[[int, int], None]
+_EXIF_ORIENTATION = 0x0112  # values 5..8 swap width and height (the image loads rotated)
+
+
+@dataclass
+class DatasetIds:
+    """The COCO ids of a split's classes and images.
+
+    Attributes:
+        category_ids: class index -> COCO category id.
+        image_ids: absolute image path (``os.path.abspath``, links not followed) -> COCO image id.
+        image_dirs: absolute image path -> the split folder it was found in.
+        source_files: the COCO files the split was converted from (``mtdata convert``), if any.
+        from_source: every image's id came from ``source_files``.
+        notes: what a user should know about the ids.
+    """
+
+    category_ids: dict[int, int]
+    image_ids: dict[str, int]
+    image_dirs: dict[str, Path]
+    source_files: list[Path] = field(default_factory=list)
+    from_source: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExportReport:
+    """What an export wrote and left out."""
+
+    out: Path | None
+    split: str
+    task: str
+    images: int = 0
+    annotations_per_class: Counter = field(default_factory=Counter)  # class name -> annotations
+    rows_left_out: list[str] = field(default_factory=list)  # "file:line: why"
+    images_unreadable: list[str] = field(default_factory=list)
+    ids_from: str = "1-based"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def annotations(self) -> int:
+        return sum(self.annotations_per_class.values())
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out) if self.out else None,
+            "split": self.split,
+            "task": self.task,
+            "images": self.images,
+            "annotations": self.annotations,
+            "annotations_per_class": dict(self.annotations_per_class),
+            "rows_left_out": self.rows_left_out,
+            "images_unreadable": self.images_unreadable,
+            "ids_from": self.ids_from,
+            "notes": self.notes,
+        }
+
+
+def split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
+    """(image path, split folder it is under) for every image of a split, sorted by path.
+
+    Folders are searched recursively, ``.txt`` lists are read (paths relative to the root), as
+    ultralytics' ``get_img_files`` does.
+    """
+    if split not in config.splits:
+        raise DatasetConfigError(f"data.yaml has no '{split}' split (it has: {', '.join(config.splits) or 'none'})", file=config.file)
+    found: dict[str, tuple[Path, Path]] = {}
+    for entry in config.image_dirs(split):
+        if entry.is_file() and entry.suffix == ".txt":
+            for line in entry.read_text().splitlines():
+                if line.strip():
+                    p = Path(line.strip())
+                    p = p if p.is_absolute() else config.root / p
+                    found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
+        elif entry.is_dir():
+            for p in entry.rglob("*"):
+                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                    found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
+        else:
+            raise InputError(f"the '{split}' images folder does not exist", file=entry)
+    return [found[k] for k in sorted(found)]
+
+
+def _coco_ids_file(config: DatasetConfig) -> Path | None:
+    name = config.extra.get("coco_ids")
+    if not name:
+        return None
+    path = Path(str(name))
+    if not path.is_absolute():
+        path = (config.file.parent if config.file else config.root) / path
+    return path
+
+
+def _read_coco_ids(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        data["categories"] = {int(k): int(v) for k, v in data["categories"].items()}
+        for entry in data["splits"].values():
+            entry["images"] = {str(k): int(v) for k, v in entry["images"].items()}
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
+        raise InputError(f"not a coco_ids file written by mtdata convert ({type(e).__name__}: {e})", file=path) from e
+    return data
+
+
+def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
+    """COCO ids for a split: from the source COCO (``coco_ids.json``) when there is one, else 1-based."""
+    images = split_images(config, split)
+    image_dirs = {str(p): d for p, d in images}
+    ids_path = _coco_ids_file(config)
+    notes: list[str] = []
+    source = None
+    if ids_path is not None:
+        if ids_path.is_file():
+            source = _read_coco_ids(ids_path)
+        else:
+            notes.append(f"{ids_path} (named by data.yaml 'coco_ids') not found: ids are 1-based")
+    if source is None:
+        return DatasetIds({c: c + 1 for c in config.names}, {str(p): i for i, (p, _) in enumerate(images, start=1)}, image_dirs, notes=notes)
+
+    missing = sorted(set(config.names) - set(source["categories"]))
+    if missing:
+        raise InputError(f"classes {missing} have no category id (the file maps {sorted(source['categories'])})", file=ids_path)
+    # convert writes each split's images to images/<split label>/ under the dataset root
+    by_folder = {os.path.abspath(config.root / "images" / label): label for label in source["splits"]}
+    image_ids: dict[str, int] = {}
+    used: list[str] = []
+    unknown: list[str] = []
+    for path, folder in images:
+        label = by_folder.get(str(folder))
+        image_id = source["splits"][label]["images"].get(path.name) if label is not None else None
+        if image_id is None:
+            unknown.append(str(path))
+            continue
+        image_ids[str(path)] = image_id
+        if label not in used:
+            used.append(label)
+    if unknown:  # images added after the conversion: fresh ids above every source id
+        taken = [i for entry in source["splits"].values() for i in entry["images"].values()]
+        start = max(taken, default=0) + 1
+        image_ids.update({p: start + i for i, p in enumerate(unknown)})
+        notes.append(f"{len(unknown)} images are not in {ids_path.name} (e.g. {Path(unknown[0]).name}): given new ids from {start}")
+    return DatasetIds(
+        {c: source["categories"][c] for c in config.names},
+        image_ids,
+        image_dirs,
+        source_files=[Path(source["splits"][label]["annotations"]) for label in used],
+        from_source=not unknown and bool(used),
+        notes=notes,
+    )
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) as the image loads: EXIF orientations 5..8 swap the stored sides (as cv2.imread does)."""
+    with Image.open(path) as image:
+        width, height = image.size
+        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
+    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+
+
+def _check_task(config: DatasetConfig) -> None:
+    if config.task not in EXPORT_TASKS:
+        raise DatasetConfigError(f"export reads {', '.join(EXPORT_TASKS)} datasets; this one is {config.task!r}", file=config.file)
+
+
+def build_coco(
+    config: DatasetConfig, split: str = "val", progress: Progress | None = None, ids: DatasetIds | None = None
+) -> tuple[dict, ExportReport]:
+    """One split of a dataset as a COCO dict (pixels), and the report of what it holds.
+
+    Args:
+        config: the dataset.
+        split: train, val or test.
+        progress: called with (images done, images total).
+        ids: the split's :func:`dataset_ids`, when the caller has them already.
+
+    Raises:
+        MtdataError: no such split, a missing images folder, an unreadable coco_ids file.
+    """
+    _check_task(config)
+    ids = ids or dataset_ids(config, split)
+    report = ExportReport(out=None, split=split, task=config.task, notes=list(ids.notes))
+    if ids.from_source:
+        report.ids_from = "source COCO " + ", ".join(str(p) for p in ids.source_files)
+    layout = config.layout()
+    keypoint_classes = config.keypoint_class_ids
+    images, annotations = [], []
+    total = len(ids.image_ids)
+    for done, (path_str, image_id) in enumerate(sorted(ids.image_ids.items(), key=lambda kv: kv[1]), start=1):
+        path = Path(path_str)
+        try:
+            resolution_wh = image_size(path)
+        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
+            report.images_unreadable.append(f"{path}: {e}")
+            continue
+        label_file = label_dir_for(path.parent) / f"{path.stem}.txt"
+        labels = ImageLabels.empty(resolution_wh, config.num_keypoints)
+        if label_file.is_file():
+            parsed, findings = verify_label_file(label_file, layout)
+            report.rows_left_out += [f"{f.file}:{f.line}: {f.message}" if f.line else f"{f.file}: {f.message}"
+                                     for f in findings if f.severity.value == "error"]
+            repeated = {i for i, _ in duplicate_rows(parsed)}
+            rows = [row for i, row in enumerate(parsed.rows) if i not in repeated]
+            labels = rows_to_labels(rows, resolution_wh, config.num_keypoints)
+        file_name = path.relative_to(ids.image_dirs[path_str]).as_posix()
+        images.append(image_entry(image_id, file_name, resolution_wh))
+        annotations += annotation_entries(labels, image_id, ids.category_ids, keypoint_classes, first_id=len(annotations) + 1)
+        for cls in labels.class_id:
+            report.annotations_per_class[config.names[int(cls)]] += 1
+        if progress is not None and (done % 256 == 0 or done == total):
+            progress(done, total)
+    report.images = len(images)
+    if not images:
+        report.notes.append(f"the '{split}' split has no images: the file holds categories only")
+    categories = category_entries(config.names, ids.category_ids, config.kpt_names if keypoint_classes else {}, config.skeleton)
+    name = config.file.name if config.file else "data.yaml"
+    return coco_document(images, annotations, categories, f"mtdata export of {name}, split {split}"), report
+
+
+def write_json_atomic(data: dict, out: Path) -> None:
+    """Write JSON to a temporary file beside ``out``, then rename it over ``out``."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def export_coco(
+    data_yaml: str | Path,
+    out: str | Path,
+    *,
+    split: str = "val",
+    overwrite: bool = False,
+    progress: Progress | None = None,
+) -> ExportReport:
+    """Export one split of a YOLO dataset to a COCO JSON file (written atomically).
+
+    Args:
+        data_yaml: the dataset's data.yaml (multitask, segment or pose).
+        out: the COCO file to write; must not exist unless ``overwrite``.
+        split: train, val or test.
+        progress: called with (images done, images total).
+
+    Raises:
+        MtdataError: a bad data.yaml or output location.
+    """
+    data_yaml, out = Path(data_yaml), Path(out)
+    config = read_data_yaml(data_yaml)
+    _check_task(config)
+    if out.is_dir():
+        raise OutputError(f"output {out} is a folder: name the .json file to write")
+    if out.exists() and not overwrite:
+        raise OutputError(f"output {out} exists: pass --overwrite to replace it")
+    ids = dataset_ids(config, split)
+    ids_file = _coco_ids_file(config)
+    protected = [data_yaml] + ([ids_file] if ids_file else []) + ids.source_files
+    if any(out.resolve() == p.resolve() for p in protected):
+        raise OutputError(f"output {out} is one of the inputs: choose another file")
+    data, report = build_coco(config, split, progress, ids)
+    write_json_atomic(data, out)
+    report.out = out.resolve()
+    return report

@@ -1,0 +1,357 @@
+"""Export a trained multitask model to ONNX or TorchScript, and check an export before running it.
+
+>>> export_weights("runs/multitask/train/weights/best.pt", ExportOptions("onnx", imgsz=640))  # doctest: +SKIP
+PosixPath('runs/multitask/train/weights/best.onnx')
+
+Both formats take one input and return two outputs, in this order:
+
+- ``images`` (B, 3, H, W) float32: RGB in [0, 1], letterboxed to H x W (as ultralytics feeds a model).
+- ``detections`` (B, 4 + nc + nm + K*3, A) float32, for each of the A anchors: the box as center x,
+  center y, width, height in input pixels; nc class probabilities; nm mask coefficients; K keypoints as
+  x, y in input pixels and a visibility probability.
+- ``protos`` (B, nm, H/4, W/4) float32: mask prototypes. A detection's mask is
+  ``sigmoid(coefficients @ protos)`` cropped to its box (ultralytics' ``process_mask``).
+
+One class-aware NMS over ``detections`` keeps each detection's own coefficients and keypoints:
+``mttrain predict`` and ``mttrain val`` run exactly that postprocess on either format, through
+ultralytics' AutoBackend (onnxruntime or ``torch.jit``).
+
+Metadata travels in the file where AutoBackend reads it (ONNX ``metadata_props`` as Python literals,
+TorchScript ``extra/config.txt`` as JSON): ultralytics' keys (``task``, ``names``, ``stride``, ``imgsz``,
+``batch``, ``args``...) plus ``kpt_shape``, ``kpt_names``, ``flip_idx``, ``skeleton``, ``kpt_sigmas``,
+``nm``, ``outputs`` (the layout above) and ``mt_version``.
+
+Why not ultralytics' ``Exporter``: in 8.4 it names two outputs only for task "segment", marks the
+second output dynamic only for ``SegmentationModel``, writes ``kpt_shape`` only for task "pose", and
+its ``check_requirements`` pip-installs what is missing (onnxslim). The model preparation it does
+(fuse, export-mode head, split C2f) is reused through ``mttrain._ultralytics.export_ready``.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import importlib.util
+import json
+import os
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from mtdata.errors import MtdataError
+
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
+EXPORT_SUFFIXES = tuple(FORMATS.values())
+INPUT_NAME = "images"
+OUTPUT_NAMES = ("detections", "protos")
+OUTPUT_DOCS = {
+    "detections": "(batch, 4 + nc + nm + K*3, anchors): box center x, center y, width, height (input pixels); "
+    "nc class probabilities; nm mask coefficients; K keypoints x, y (input pixels), visibility probability",
+    "protos": "(batch, nm, height/4, width/4): mask prototypes; "
+    "mask = sigmoid(coefficients @ protos), cropped to the box",
+}
+MIN_OPSET = 11  # the oldest opset tested here (ultralytics' own floor is 9, for nearest Resize)
+INSTALL_HINT = "pip install 'mt[export]'"
+# Metadata values that are Python literals in ONNX metadata_props (ultralytics writes str(value)).
+LITERAL_KEYS = ("stride", "batch", "channels", "imgsz", "names", "args", "end2end", "kpt_shape", "kpt_names",
+                "flip_idx", "skeleton", "kpt_sigmas", "nm", "outputs")
+
+
+class ExportError(MtdataError):
+    """A model cannot be exported as asked, or an exported file cannot be run as asked."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What to export: ``imgsz`` is one side or (height, width) in pixels, a multiple of the model stride.
+
+    ``dynamic`` exports batch, height and width as free axes (``batch`` then only sizes the trace);
+    ``half`` stores FP16 weights with FP32 inputs and outputs (ONNX only: FP16 TorchScript needs a GPU);
+    ``simplify`` runs onnxslim; ``opset`` defaults to ultralytics' choice for the installed torch.
+    """
+
+    format: str = "onnx"
+    imgsz: int | tuple[int, int] = 640
+    half: bool = False
+    dynamic: bool = False
+    simplify: bool = False
+    opset: int | None = None
+    batch: int = 1
+
+    def __post_init__(self) -> None:
+        fmt = str(self.format).lower()
+        object.__setattr__(self, "format", fmt)
+        if fmt not in FORMATS:
+            raise ExportError(f"unknown export format {self.format!r}: expected one of {', '.join(FORMATS)}")
+        sides = (self.imgsz,) * 2 if isinstance(self.imgsz, int) else tuple(self.imgsz)
+        if len(sides) != 2 or not all(isinstance(s, int) and s > 0 for s in sides):
+            raise ExportError(f"imgsz must be a positive integer or (height, width); found {self.imgsz!r}")
+        object.__setattr__(self, "imgsz", sides)
+        if self.batch < 1:
+            raise ExportError(f"batch must be at least 1; found {self.batch}")
+        if fmt != "onnx":
+            for flag, value in (("simplify", self.simplify), ("opset", self.opset)):
+                if value:
+                    raise ExportError(f"--{flag} applies to ONNX exports only, not {fmt}")
+            if self.half:
+                raise ExportError("--half TorchScript needs a CUDA device (FP16 convolutions on CPU); "
+                                  "export ONNX with --half, or TorchScript in FP32")
+            return
+        missing = [pkg for pkg, needed in (("onnx", True), ("onnxslim", self.simplify), ("onnxruntime", self.half))
+                   if needed and importlib.util.find_spec(pkg) is None]
+        if missing:
+            raise ExportError(f"ONNX export{' --simplify' * self.simplify}{' --half' * self.half} needs "
+                              f"{', '.join(missing)}, which is not installed: {INSTALL_HINT}")
+        if self.opset is not None:
+            highest = max_opset()
+            if not MIN_OPSET <= self.opset <= highest:
+                raise ExportError(f"opset {self.opset} is out of range: this torch and onnx export opsets "
+                                  f"{MIN_OPSET}..{highest}")
+
+
+def max_opset() -> int:
+    """The highest opset both torch's TorchScript-based ONNX exporter and the installed onnx write."""
+    import onnx
+    import torch.onnx
+
+    constants = getattr(torch.onnx, "_constants", None)  # private; 20 for torch 2.1..2.14
+    return min(getattr(constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20), onnx.defs.onnx_opset_version())
+
+
+def export_weights(weights: str | Path, options: ExportOptions | None = None) -> Path:
+    """Export a trained multitask ``.pt`` to a file beside it (``best.pt`` -> ``best.onnx``); returns that file."""
+    weights, options = Path(weights), options or ExportOptions()
+    if not weights.is_file():
+        raise ExportError("weights file not found", file=weights)
+    if weights.suffix != ".pt":
+        found = weights.suffix or "suffix-less"
+        raise ExportError(f"expected a trained .pt to export; found a {found} file", file=weights)
+    from mttrain._ultralytics import torch_safe_load
+
+    try:
+        ckpt, _ = torch_safe_load(str(weights))
+    except Exception as e:  # pickle, zip and torch errors: the file is not a checkpoint we can read
+        raise ExportError(f"cannot read as a PyTorch checkpoint ({type(e).__name__}: {e})", file=weights) from e
+    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    return export_model(model, weights.with_suffix(FORMATS[options.format]), options, source=weights)
+
+
+def export_model(model, file: str | Path, options: ExportOptions | None = None, source: str | Path = "") -> Path:
+    """Export a :class:`mttrain.nn.model.MultiTaskModel` to ``file`` (written atomically); returns ``file``."""
+    import torch
+
+    from mttrain._ultralytics import export_ready
+
+    options, where = options or ExportOptions(), source or file
+    if getattr(model, "task", None) != "multitask" or not hasattr(model, "kpt_shape"):
+        task = getattr(model, "task", None) or type(model).__name__
+        raise ExportError(f"not a multitask model (found {task}): train one with `mttrain fit`", file=where)
+    stride = int(max(model.stride))
+    h, w = options.imgsz
+    if h % stride or w % stride:
+        fix = "x".join(str(max(stride, round(s / stride) * stride)) for s in (h, w))
+        raise ExportError(f"imgsz {h}x{w} is not a multiple of the model stride {stride}: use {fix}", file=where)
+    module = export_ready(model, options.format, options.dynamic)
+    im = torch.zeros(options.batch, 3, h, w)
+    with torch.no_grad():  # not inference_mode: the cached anchors are reused by the trace
+        outputs = module(im)  # dry run: builds the anchors, and fails here rather than inside the exporter
+    metadata = build_metadata(model, options, nm=int(outputs[1].shape[1]), source=source)
+    file = Path(file)
+    with _atomic_file(file) as tmp:
+        if options.format == "onnx":
+            _write_onnx(module, im, tmp, options, metadata, [tuple(t.shape) for t in outputs])
+        else:
+            _write_torchscript(module, im, tmp, metadata)
+    return file
+
+
+def build_metadata(model, options: ExportOptions, nm: int, source: str | Path = "") -> dict[str, Any]:
+    """The metadata written into an export: ultralytics' AutoBackend keys plus the multitask ones."""
+    import ultralytics
+
+    return {
+        "description": f"mt multitask YOLO (boxes, masks, keypoints){f' from {Path(source).name}' if source else ''}",
+        "author": "mt",
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "version": ultralytics.__version__,
+        "mt_version": package_version(),
+        "license": "AGPL-3.0",
+        "stride": int(max(model.stride)),
+        "task": "multitask",
+        "batch": options.batch,
+        "imgsz": list(options.imgsz),
+        "names": {int(k): str(v) for k, v in dict(model.names).items()},
+        "channels": 3,
+        "end2end": False,
+        "args": {"format": options.format, "batch": options.batch, "imgsz": list(options.imgsz), "half": options.half,
+                 "dynamic": options.dynamic, "simplify": options.simplify, "opset": options.opset, "nms": False},
+        "kpt_shape": [int(x) for x in model.kpt_shape],
+        "kpt_names": {int(k): list(v) for k, v in (getattr(model, "kpt_names", None) or {}).items()},
+        "flip_idx": _plain(getattr(model, "flip_idx", None)),
+        "skeleton": _plain(getattr(model, "skeleton", None)),
+        "kpt_sigmas": _plain(getattr(model, "kpt_sigmas", None)),
+        "nm": nm,
+        "outputs": dict(OUTPUT_DOCS),
+    }
+
+
+def package_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mt")
+    except PackageNotFoundError:  # running from a source tree without `pip install -e .`
+        from mttrain import __version__
+
+        return __version__
+
+
+def read_metadata(file: str | Path) -> dict[str, Any]:
+    """An export's metadata with values parsed (``names`` and ``kpt_names`` keyed by int); {} when it has none."""
+    from mttrain._ultralytics import read_export_metadata
+
+    raw = read_export_metadata(file)
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in LITERAL_KEYS and isinstance(value, str):
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError) as e:
+                raise ExportError(f"metadata {key!r} is not readable: {value[:80]!r}", file=file) from e
+        out[key] = value
+    for key in ("names", "kpt_names"):
+        if isinstance(out.get(key), dict):
+            out[key] = {int(k): v for k, v in out[key].items()}
+    return out
+
+
+def check_export(file: str | Path) -> dict[str, Any]:
+    """Refuse, with one clear error, an export that mttrain cannot run here; return its metadata.
+
+    Checks the runtime is installed (onnxruntime for ``.onnx``: ultralytics would otherwise try to
+    pip-install it), the file is what its suffix says, and it is a multitask export.
+    """
+    file = Path(file)
+    if file.suffix not in EXPORT_SUFFIXES:
+        found = file.suffix or "no suffix"
+        raise ExportError(f"expected an export ({', '.join(EXPORT_SUFFIXES)}); found {found}", file=file)
+    if not file.is_file():
+        raise ExportError("exported model not found", file=file)
+    if file.suffix == ".onnx":
+        missing = [pkg for pkg in ("onnx", "onnxruntime") if importlib.util.find_spec(pkg) is None]
+        if missing:
+            raise ExportError(f"running an ONNX model needs {', '.join(missing)}, which is not installed: "
+                              f"{INSTALL_HINT}", file=file)
+    if not _readable(file):
+        raise ExportError(f"not a readable {file.suffix[1:]} file (empty, truncated or another format): export it "
+                          "again with `mttrain export`", file=file)
+    metadata = read_metadata(file)
+    if metadata.get("task") != "multitask" or "kpt_shape" not in metadata:
+        found = f"task {metadata['task']!r}" if metadata.get("task") else "no mttrain metadata"
+        raise ExportError(f"not a multitask export ({found}): export a multitask .pt with `mttrain export`", file=file)
+    return metadata
+
+
+def check_input_size(metadata: dict[str, Any], imgsz: int | list[int] | None, file: str | Path) -> None:
+    """Refuse an input size a static export cannot take (a dynamic one takes any multiple of its stride)."""
+    if imgsz is None or metadata.get("args", {}).get("dynamic"):
+        return
+    asked = [imgsz] * 2 if isinstance(imgsz, int) else list(imgsz)
+    asked = asked * 2 if len(asked) == 1 else asked
+    exported = list(metadata.get("imgsz", []))
+    if asked != exported:
+        size = "x".join(map(str, exported))
+        use = exported[0] if exported[0] == exported[-1] else size
+        raise ExportError(f"this static export takes {size} input only; asked for {'x'.join(map(str, asked))}: "
+                          f"use imgsz {use}, or re-export with --dynamic", file=file)
+
+
+def _write_onnx(module, im, file: Path, options: ExportOptions, metadata: dict[str, Any], shapes: list[tuple]) -> None:
+    import onnx
+    import torch
+
+    from mttrain._ultralytics import best_onnx_opset
+
+    dynamic_axes = None
+    if options.dynamic:
+        dynamic_axes = {
+            INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
+            "detections": {0: "batch", 2: "anchors"},
+            "protos": {0: "batch", 2: "proto_height", 3: "proto_width"},
+        }
+    with warnings.catch_warnings():
+        # The TorchScript-based exporter (dynamo=False) is deprecated in favour of dynamo, which needs
+        # onnxscript; the tracer warns about Python ints it records (anchors are rebuilt when dynamic).
+        warnings.simplefilter("ignore", category=DeprecationWarning)
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        torch.onnx.export(module, im, str(file), opset_version=options.opset or best_onnx_opset(),
+                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
+                          dynamo=False)
+    proto = onnx.load(str(file))
+    if options.simplify:
+        import onnxslim
+
+        proto = onnxslim.slim(proto)
+    if options.half:
+        from onnxruntime.transformers import float16
+
+        proto = float16.convert_float_to_float16(proto, keep_io_types=True)
+    proto.doc_string = metadata["description"]
+    for output, shape in zip(proto.graph.output, shapes):
+        output.doc_string = OUTPUT_DOCS.get(output.name, "")
+        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
+            if axis not in (dynamic_axes or {}).get(output.name, {}):  # channels: the tracer may leave them symbolic
+                dim.dim_value = shape[axis]
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)  # Python literals, as ultralytics writes and AutoBackend reads
+    proto.ir_version = min(proto.ir_version, 10)  # onnxruntime releases lag the newest IR version
+    onnx.save(proto, str(file))
+
+
+def _write_torchscript(module, im, file: Path, metadata: dict[str, Any]) -> None:
+    import torch
+
+    with warnings.catch_warnings():  # torch 2.9+ calls torch.jit deprecated (FutureWarning); it still is the format
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        traced = torch.jit.trace(module, im, strict=False, check_trace=False)
+    traced.save(str(file), _extra_files={"config.txt": json.dumps(metadata)})  # where AutoBackend looks
+
+
+def _readable(file: Path) -> bool:
+    if file.suffix == ".torchscript":
+        import zipfile
+
+        return zipfile.is_zipfile(file)
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    try:
+        onnx.load(str(file), load_external_data=False)
+    except (DecodeError, ValueError, OSError):  # garbage, truncated, or not a file onnx can open
+        return False
+    return True
+
+
+def _plain(value):
+    """Tensors, arrays and tuples as plain lists, so they survive str()/json round trips."""
+    if value is None:
+        return None
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    return [_plain(v) if isinstance(v, (list, tuple)) else v for v in value]
+
+
+@contextlib.contextmanager
+def _atomic_file(file: Path) -> Iterator[Path]:
+    """Write beside ``file`` under a temporary name and rename at the end: no half-written export is left."""
+    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, file)
+    finally:
+        tmp.unlink(missing_ok=True)
