@@ -59,7 +59,8 @@ def main(out: Path) -> None:
         ("COCO source", str(coco)),
         ("pose + segment datasets", f"{out / 'pose'}, {out / 'segment'}"),
         ("merged multitask dataset", str(out / "multitask" / "data.yaml")),
-        ("merge", ", ".join(f"{k} {v}" for k, v in merge.get("summary", merge).items() if isinstance(v, (int, float)))[:120]),
+        ("merge", f"{merge['matched']} pose rows paired with masks; SEG rows {sum(merge['seg_rows'].values())}, "
+                  f"KPT rows {sum(merge['kpt_rows'].values())}"),
         ("trained weights", str(best)),
         ("predictions", str(runs / "predict")),
         ("ONNX model", f"{onnx} ({onnx.stat().st_size / 1e6:.1f} MB)" if onnx.exists() else "missing"),
