@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 BIN = Path(sys.executable).parent
-# Small enough for a laptop CPU, big enough to learn: ~1 minute of training (see tests/mttrain/test_end_to_end.py).
+# Small enough for a laptop CPU, big enough to learn: ~1 minute of training (tests/examples/test_examples.py holds its floors).
 IMAGES, SIZE, EPOCHS = 64, 128, 25
 
 
