@@ -92,27 +92,16 @@ class CheckResult:
 # --- listing --------------------------------------------------------------------------------
 
 
-def _list_images(folder: str) -> list[str]:
-    """Image files below a folder, sorted (os.scandir: 20,000 files in milliseconds)."""
+def _list_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
+    """Files below a folder whose lower-cased suffix is in ``suffixes``, sorted (os.scandir: 20,000 files in
+    milliseconds). A broken link is kept: it is reported unreadable."""
     found, stack = [], [folder]
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
                 if entry.is_dir():
                     stack.append(entry.path)
-                elif os.path.splitext(entry.name)[1].lower() in IMAGE_SUFFIXES:
-                    found.append(entry.path)  # a broken link is kept: it is reported unreadable
-    return sorted(found)
-
-
-def _list_labels(folder: str) -> list[str]:
-    found, stack = [], [folder]
-    while stack:
-        with os.scandir(stack.pop()) as entries:
-            for entry in entries:
-                if entry.is_dir():
-                    stack.append(entry.path)
-                elif entry.name.endswith(".txt"):
+                elif os.path.splitext(entry.name)[1].lower() in suffixes:
                     found.append(entry.path)
     return sorted(found)
 
@@ -137,7 +126,7 @@ def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict
                     image = str(image if image.is_absolute() else config.root / image)
                     items.append(_Item(split, image, label_path(image), hash_only))
         elif entry.is_dir():
-            for image in _list_images(str(entry)):
+            for image in _list_files(str(entry), IMAGE_SUFFIXES):
                 label = label_path(image)
                 claimed.add(label)
                 items.append(_Item(split, image, label, hash_only))
@@ -154,7 +143,7 @@ def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict
         findings.append(finding("yaml_split_empty", config.file, lines.get(split), f"'{split}' has no images ({', '.join(config.splits[split])})"))
     for label_dir, has_images in label_dirs.items():
         if label_dir.is_dir():
-            items += [_Item(split, None, label, orphan=has_images) for label in _list_labels(str(label_dir)) if label not in claimed]
+            items += [_Item(split, None, label, orphan=has_images) for label in _list_files(str(label_dir), (".txt",)) if label not in claimed]
     return items
 
 

@@ -174,7 +174,7 @@ def _depth(process) -> int:
 
 
 @contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
+def quiet_logger(logger_name: str) -> Iterator[None]:
     """Silence a chatty logger (FiftyOne's remote-session instructions) for the block."""
     logger = logging.getLogger(logger_name)
     level = logger.level
@@ -197,7 +197,7 @@ def launch_app(dataset, address: str = "127.0.0.1", port: int = 5151):
     from fiftyone.core.service import ServiceException
 
     try:
-        with _quiet("fiftyone.core.session.session"):
+        with quiet_logger("fiftyone.core.session.session"):
             return fo.launch_app(dataset, address=address, port=port, remote=True, auto=False)
     except ServiceException as e:
         raise MtdataError(f"the FiftyOne App did not start on {address}:{port}: {e}") from e

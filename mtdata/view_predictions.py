@@ -14,9 +14,7 @@ keypoints have all-zero keypoint confidences.
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +23,7 @@ from mtdata.errors import InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig
 from mtdata.keypoints import default_sigmas
 from mtdata.view import GT_FIELD, PRED_FIELD, import_fiftyone, keypoints_field, to_fiftyone_labels
+from mtdata.view_app import quiet_logger
 
 EVAL_KEY = "eval"
 # Object area for OKS without a mask: box area x 0.53, as ultralytics does (after xtcocotools); with a
@@ -251,7 +250,7 @@ def evaluate(dataset, config: DatasetConfig, field: str = PRED_FIELD, eval_key: 
     """
     fo = import_fiftyone()
     use_masks = config.task in ("segment", "multitask")
-    with _quiet("fiftyone"):  # FiftyOne logs each evaluation step at INFO
+    with quiet_logger("fiftyone"):  # FiftyOne logs each evaluation step at INFO
         results = dataset.evaluate_detections(
             field, gt_field=GT_FIELD, eval_key=eval_key, use_masks=use_masks, compute_mAP=True, progress=False,
         )
@@ -301,17 +300,6 @@ def evaluate(dataset, config: DatasetConfig, field: str = PRED_FIELD, eval_key: 
     summary["oks_mean"] = float(np.mean(all_oks)) if all_oks else None
     summary["oks_count"] = len(all_oks)
     return summary
-
-
-@contextmanager
-def _quiet(logger_name: str) -> Iterator[None]:
-    logger = logging.getLogger(logger_name)
-    level = logger.level
-    logger.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _pixels(points, w: int, h: int, visibility) -> np.ndarray:

@@ -16,6 +16,9 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 from rich.console import Console
+
+from mtdata.cli.app import fail
+from mtdata.cli.app import user_errors as _user_errors
 from rich.table import Table
 
 app = typer.Typer(
@@ -26,27 +29,13 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 console = Console()
-err_console = Console(stderr=True)
-
-
-def fail(message: str, code: int = 2) -> None:
-    from rich.markup import escape  # messages are plain text: "[export]" or a path with brackets is not markup
-
-    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
 
 
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line; anything else is a bug and keeps its traceback."""
-    from mtdata.errors import MtdataError
-
-    try:
+    with _user_errors(FileNotFoundError, NotADirectoryError, interrupted="interrupted"):
         yield
-    except (MtdataError, FileNotFoundError, NotADirectoryError) as e:
-        fail(str(e))
-    except KeyboardInterrupt:
-        fail("interrupted", 130)
 
 
 def parse_overrides(pairs: list[str]) -> dict[str, Any]:

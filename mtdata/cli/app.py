@@ -33,13 +33,14 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @contextmanager
-def user_errors() -> Iterator[None]:
+def user_errors(*also: type[Exception], interrupted: str = "interrupted; nothing was written") -> Iterator[None]:
+    """Turn MtdataError (and the exception types in ``also``) into one red line and exit 2."""
     try:
         yield
-    except MtdataError as e:
+    except (MtdataError, *also) as e:
         fail(str(e))
     except KeyboardInterrupt:
-        fail("interrupted; nothing was written", 130)
+        fail(interrupted, 130)
 
 
 @contextmanager
