@@ -224,7 +224,7 @@ def convert_coco(
             kpt_names: dict[int, list[str]] = {}
             flip_idx = skeleton = None
             if kpt_categories and task != "segment":
-                kp_names, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
+                _, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
                 for c in kpt_categories:
                     # categories with fewer keypoints than K are padded with unnamed, always-absent ones
                     kpt_names[class_of_category[c.id]] = list(c.keypoints) + [f"kpt{i}" for i in range(len(c.keypoints), num_keypoints)]

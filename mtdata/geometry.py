@@ -120,8 +120,8 @@ def mask_to_polygon(mask: np.ndarray) -> np.ndarray:
     """Trace a (H, W) binary mask into one (P, 2) pixel polygon ((0, 2) when empty).
 
     Outer contours only (YOLO rows cannot hold holes); several blobs are joined with
-    :func:`join_polygons`. Contour points are pixel centres, so shift by half a pixel to
-    put the outline on pixel edges as COCO polygons do.
+    :func:`join_polygons`. Contour points are the centres of the boundary pixels (no shift
+    is applied), so the outline lies up to half a pixel inside the mask's edge.
     """
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     parts = [c.reshape(-1, 2).astype(np.float64) for c in contours if len(c) >= 3]
