@@ -44,7 +44,7 @@ __all__ = [
     "Metric", "Model", "OKS_SIGMA", "Pose", "RANK", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer",
     "SegmentationValidator", "YOLODataset", "ap_per_class", "best_onnx_opset", "build_with_head", "check_internals",
     "export_ready", "kpt_iou", "no_requirement_installs",
-    "ops", "read_export_metadata", "torch_safe_load", "use_dataset_dict", "v8PoseLoss",
+    "ops", "read_export_metadata", "register_skeleton", "torch_safe_load", "use_dataset_dict", "v8PoseLoss",
     "v8SegmentationLoss", "v8_transforms",
 ]
 
@@ -179,6 +179,57 @@ def best_onnx_opset() -> int:
     return best(onnx)
 
 
+_SKELETONS: dict[int, list[list[int]]] = {}  # keypoint count -> 0-based skeleton, for batch plots
+
+
+def register_skeleton(num_keypoints: int, skeleton: list[list[int]] | None) -> None:
+    """Make ultralytics' batch plots draw ``skeleton`` (0-based pairs) for ``num_keypoints``-point objects.
+
+    ultralytics' ``Annotator.kpts`` draws limbs only for the 17-point COCO layout, and its
+    ``plot_images`` runs in a background thread, so a scoped patch could be undone before the
+    thread draws. The Annotator subclass is therefore installed once (below) and looks its
+    skeletons up here; nothing changes for 17-point data or unregistered counts.
+    """
+    if skeleton and num_keypoints != 17:
+        _SKELETONS[num_keypoints] = [list(pair) for pair in skeleton]
+
+
+def _install_skeleton_annotator() -> None:
+    import cv2
+    import numpy as np
+    from ultralytics.utils import plotting as _plotting
+
+    original = _plotting.Annotator
+    if getattr(original, "mt_skeletons", False):
+        return
+
+    class SkeletonAnnotator(original):
+        mt_skeletons = True
+
+        def kpts(self, kpts, shape=(640, 640), radius=None, kpt_line=True, conf_thres=0.25, kpt_color=None):
+            super().kpts(kpts, shape, radius, kpt_line, conf_thres, kpt_color)
+            points = kpts.cpu().numpy() if hasattr(kpts, "cpu") else np.asarray(kpts)
+            skeleton = _SKELETONS.get(len(points))
+            if not kpt_line or not skeleton:
+                return
+            image = np.asarray(self.im).copy()
+            for i, (a, b) in enumerate(skeleton):
+                if points.shape[1] == 3 and min(points[a, 2], points[b, 2]) < conf_thres:
+                    continue
+                pa, pb = tuple(int(v) for v in points[a, :2]), tuple(int(v) for v in points[b, :2])
+                color = kpt_color or _plotting.colors(i, bgr=not self.pil)
+                cv2.line(image, pa, pb, color, thickness=max(int(np.ceil(self.lw / 2)), 1), lineType=cv2.LINE_AA)
+            if self.pil:
+                self.fromarray(image)
+            else:
+                self.im = image
+
+    _plotting.Annotator = SkeletonAnnotator
+
+
+_install_skeleton_annotator()
+
+
 def check_internals() -> list[str]:
     """What mttrain expects of ultralytics internals and is missing; empty when all is in place."""
     import inspect
@@ -199,7 +250,10 @@ def check_internals() -> list[str]:
         if not hasattr(YOLODataset, name):
             problems.append(f"YOLODataset.{name} is gone")
     from ultralytics.engine import validator as _validator
+    from ultralytics.utils import plotting as _plotting
 
+    if "Annotator(" not in inspect.getsource(inspect.unwrap(_plotting.plot_images)) and "Annotator(" not in inspect.getsource(_plotting):
+        problems.append("utils.plotting.plot_images no longer builds an Annotator (skeleton_plots relies on it)")
     if not hasattr(_validator, "check_det_dataset"):
         problems.append("engine.validator.check_det_dataset is gone (use_dataset_dict patches it)")
     for name in ("_process_batch", "_prepare_batch", "postprocess", "match_predictions"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 from copy import copy
 from typing import Any
 
-from mttrain._ultralytics import DEFAULT_CFG, RANK, SegmentationTrainer
+from mttrain._ultralytics import DEFAULT_CFG, RANK, SegmentationTrainer, register_skeleton
 from mttrain.data import build_multitask_dataset, load_multitask_data
 from mttrain.nn.loss import LOSS_NAMES
 from mttrain.nn.model import MultiTaskModel
@@ -56,3 +56,8 @@ class MultiTaskTrainer(SegmentationTrainer):
     def get_validator(self) -> MultiTaskValidator:
         self.loss_names = LOSS_NAMES
         return MultiTaskValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
+
+    def plot_training_samples(self, batch: dict[str, Any], ni: int) -> None:
+        """Masks, keypoints and the dataset's skeleton on each training mosaic."""
+        register_skeleton(self.data["kpt_shape"][0], self.data.get("skeleton"))
+        super().plot_training_samples(batch, ni)

@@ -13,7 +13,7 @@ import torch
 
 from mtdata.keypoints import default_sigmas
 from mttrain._ultralytics import (
-    LOGGER, RANK, SegmentationValidator, kpt_iou, no_requirement_installs, ops, use_dataset_dict,
+    LOGGER, RANK, SegmentationValidator, kpt_iou, no_requirement_installs, ops, register_skeleton, use_dataset_dict,
 )
 from mttrain.data import build_multitask_dataset, load_multitask_data
 from mttrain.metrics import MultiTaskMetrics
@@ -62,6 +62,7 @@ class MultiTaskValidator(SegmentationValidator):
         with no_requirement_installs():  # save_json: evaluated with pycocotools, never faster-coco-eval
             super().init_metrics(model)
         self.kpt_shape = list(self.data["kpt_shape"])
+        register_skeleton(self.kpt_shape[0], self.data.get("skeleton"))  # val batch plots draw it
         k = self.kpt_shape[0]
         sigmas = self.data.get("kpt_sigmas")  # data.yaml kpt_sigmas, else COCO's for 17 points, else uniform
         self.sigma = np.array(sigmas if sigmas else default_sigmas(k), dtype=np.float32)
