@@ -80,6 +80,17 @@ register_task()
 
 
 @contextlib.contextmanager
+def _replaced(module, name: str, value) -> Iterator[None]:
+    """While active, ``module.name`` is ``value``; the original comes back on exit, error or not."""
+    original = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@contextlib.contextmanager
 def build_with_head(head_name: str, head_factory) -> Iterator[None]:
     """While active, ``parse_model`` builds a ``head_name`` layer as ultralytics' ``Segment``
     (args ``[nc, nm, npr]`` scaled as ultralytics scales them) and then replaces it with
@@ -106,11 +117,8 @@ def build_with_head(head_name: str, head_factory) -> Iterator[None]:
         model[-1] = replacement
         return model, save
 
-    _tasks.parse_model = parse_model
-    try:
+    with _replaced(_tasks, "parse_model", parse_model):
         yield
-    finally:
-        _tasks.parse_model = original
 
 
 @contextlib.contextmanager
@@ -119,12 +127,8 @@ def use_dataset_dict(data: dict) -> Iterator[None]:
     (which resolves relative paths against ultralytics' datasets folder and may try downloads)."""
     from ultralytics.engine import validator as _validator
 
-    original = _validator.check_det_dataset
-    _validator.check_det_dataset = lambda *args, **kwargs: data
-    try:
+    with _replaced(_validator, "check_det_dataset", lambda *args, **kwargs: data):
         yield
-    finally:
-        _validator.check_det_dataset = original
 
 
 @contextlib.contextmanager
@@ -134,12 +138,8 @@ def no_requirement_installs() -> Iterator[None]:
     predictions.json with pycocotools instead (``mttrain.coco_eval``)."""
     from ultralytics.models.yolo.segment import val as _segment_val
 
-    original = _segment_val.check_requirements
-    _segment_val.check_requirements = lambda *args, **kwargs: True
-    try:
+    with _replaced(_segment_val, "check_requirements", lambda *args, **kwargs: True):
         yield
-    finally:
-        _segment_val.check_requirements = original
 
 
 def export_ready(model, fmt: str, dynamic: bool):
