@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdata.convert_files import ImageFinder, LabelTexts, SplitFiles
+from mtdata.convert_files import ImageFinder, LabelTexts, SplitFiles, write_labels
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.coco import CocoCategory, CocoFile, Skip, read_coco
 from mtdata.formats.coco_objects import ObjectColumns, table_objects
@@ -256,10 +256,8 @@ def convert_coco(
                 texts = LabelTexts(yolo_task, objects, keep, image_index, wh, layout.keypoint_classes)
                 written_mask = split_files.wait()
                 report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist())
-                for i in np.flatnonzero(written_mask).tolist():
-                    split_files.write_label(i, texts.of_image(i))
-                    if progress is not None and (done + i + 1) % 256 == 0:
-                        progress(done + i + 1, total)
+                write_labels(split_files, texts, np.flatnonzero(written_mask).tolist(),
+                             None if progress is None else lambda n, done=done: progress(done + n, total))
                 done += len(images)
                 if progress is not None:
                     progress(done, total)

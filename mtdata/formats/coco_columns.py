@@ -4,8 +4,8 @@ A COCO file of 120k annotations holds ~10M numbers. ``json.load`` turns each int
 float, which alone costs more than a whole conversion should. Here msgspec parses the
 file's structure and hands each ``segmentation`` and ``keypoints`` over as raw JSON text;
 the texts that are plain lists of numbers are checked with a few whole-array operations and
-parsed by numpy in one call per column. Anything else (RLE dicts, odd nesting, strings,
-empty lists) is parsed one annotation at a time with json and goes through
+parsed in one call per column (:func:`mtdata.number_text.parse_numbers`). Anything else (RLE
+dicts, odd nesting, strings, empty lists) is parsed one annotation at a time with json and goes through
 :func:`mtdata.formats.coco.annotation_object`, so its checks and messages stay the same.
 """
 
@@ -20,6 +20,8 @@ from typing import Any
 
 import msgspec
 import numpy as np
+
+from mtdata.number_text import parse_numbers
 
 
 class _Annotation(msgspec.Struct):
@@ -44,7 +46,7 @@ _CLASS = np.full(256, _OTHER, dtype=np.uint8)
 _CLASS[list(b" \t\r\n")] = _SPACE
 _CLASS[list(b"0123456789.+-eE")] = _NUMBER
 _CLASS[ord(",")], _CLASS[ord("[")], _CLASS[ord("]")] = _COMMA, _OPEN, _CLOSE
-_BRACKETS_TO_SPACES = bytes.maketrans(b"[]", b"  ")
+_NOT_NUMBERS = b"[] \t\r\n"
 _CHUNK = 1 << 24
 
 
@@ -208,9 +210,10 @@ def _list_texts(blob: bytes, starts: np.ndarray, ends: np.ndarray, depth: int) -
         picked = np.flatnonzero(sub_ok)
         text = b",".join([sub_view[a:b] for a, b in zip(sub_starts[picked].tolist(), (sub_starts + sub_lengths)[picked].tolist())])
     del sub
-    values = np.fromstring(text.translate(_BRACKETS_TO_SPACES), dtype=np.float64, sep=",") if text else np.zeros(0)
-    if len(values) != sizes.sum():  # cannot happen for valid JSON; never convert silently wrong numbers
-        raise RuntimeError(f"bulk number parse read {len(values)} values, expected {sizes.sum()}")
+    # JSON numbers hold no brackets or whitespace: without them the lists are one comma-separated run
+    values = parse_numbers(text, b",", int(sizes.sum()), drop=_NOT_NUMBERS)
+    if values is None:  # cannot happen for valid JSON; never convert silently wrong numbers
+        raise RuntimeError(f"bulk number parse did not read the {sizes.sum()} values it expected")
     return ok, parts, sizes, values
 
 

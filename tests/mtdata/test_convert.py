@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -469,3 +470,51 @@ def test_repeated_image_ids_keep_the_last_entry_and_leave_no_stray_files(tmp_pat
     result = convert(ann, tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out" / "labels" / "val").iterdir()) == ["b.txt", "c.txt"]
+
+
+# --- label files written by two processes ---------------------------------------------------
+
+
+@pytest.fixture
+def forked_writing(monkeypatch):
+    """Make every split big enough for a second writer process (the real threshold is 4096 images)."""
+    import mtdata.convert_files as files_module
+
+    if not files_module._can_fork():
+        pytest.skip("the forked writer runs on Linux with two cores or more")
+    monkeypatch.setattr(files_module, "PARALLEL_MIN_LABELS", 2)
+
+
+def test_forked_writer_writes_what_one_process_writes(synth_dir, tmp_path, monkeypatch, forked_writing):
+    ann = synth_dir / "annotations" / "instances_train.json"
+    assert convert(ann, tmp_path / "two", "--images", synth_dir / "images").exit_code == 0
+    monkeypatch.setattr("mtdata.convert_files.PARALLEL_MIN_LABELS", 10**9)
+    assert convert(ann, tmp_path / "one", "--images", synth_dir / "images").exit_code == 0
+    two, one = tree_digest(tmp_path / "two"), tree_digest(tmp_path / "one")
+    two.pop("data.yaml"), one.pop("data.yaml")  # names its own folder
+    assert two == one and len([k for k in one if k.startswith("labels/")]) == 12
+
+
+def test_forked_writer_failure_is_one_line_and_leaves_nothing(synth_dir, tmp_path, monkeypatch, forked_writing):
+    import mtdata.convert_files as files_module
+
+    real, parent = files_module.write_existing, os.getpid()
+
+    def full_disk(path, data):  # the child, writing the second half, finds the disk full
+        if os.getpid() != parent:
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(files_module, "write_existing", full_disk)
+    out = tmp_path / "out"
+    result = convert(synth_dir / "annotations" / "instances_train.json", out)
+    assert result.exit_code == 2 and "No space left on device" in result.output
+    assert not out.exists() and leftovers(out) == []
+
+
+def test_interrupt_while_a_child_writes_leaves_nothing(synth_dir, tmp_path, monkeypatch, forked_writing):
+    interrupt_after(monkeypatch, 2)  # the parent's third file; the child is killed
+    out = tmp_path / "out"
+    result = convert(synth_dir / "annotations" / "instances_train.json", out, "--images", synth_dir / "images")
+    assert result.exit_code == 130
+    assert not out.exists() and leftovers(out) == []
