@@ -20,7 +20,7 @@ _FIELD_SEPARATOR = "\x1f"
 PIECE_BYTES = 1 << 20  # 1 MB: polars' copy stays small; larger pieces are no faster
 
 
-def parse_numbers(text: bytes, separator: bytes, count: int, *, drop: bytes = b"") -> np.ndarray | None:
+def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop: bytes = b"") -> np.ndarray | None:
     """(count,) float64: the numbers of ``text``, one between each ``separator`` byte.
 
     Args:
@@ -43,6 +43,7 @@ def parse_numbers(text: bytes, separator: bytes, count: int, *, drop: bytes = b"
         end = text.find(separator, start + PIECE_BYTES)
         end = len(text) if end < 0 else end + 1
         piece = text[start:end].translate(None, drop) if drop else text[start:end]
+        piece = piece if isinstance(piece, bytes) else bytes(piece)  # both readers take bytes only
         parsed = _polars_numbers(piece, separator)
         if parsed is None:
             parsed = _numpy_numbers(piece, separator)

@@ -15,6 +15,7 @@ import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import compress
 from pathlib import Path
 from typing import Any
 
@@ -157,11 +158,20 @@ def decode_coco(path) -> tuple[list, list, Callable[[], AnnotationTable]] | None
     return images, categories, build
 
 
-def _joined(raws: list) -> tuple[bytes, np.ndarray]:
-    """Raw JSON texts joined by commas, and where each starts."""
-    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=len(raws))
-    starts = (np.cumsum(lengths + 1) - (lengths + 1)).astype(np.int64)
-    return b",".join(raws), starts
+_NULL = msgspec.Raw(b"null")
+
+
+def _joined(raws: list) -> tuple[bytes, np.ndarray, np.ndarray]:
+    """The texts other than ``null`` joined by commas, and each text's (start, end) there.
+
+    A ``null`` text is left out: its start equals its end.
+    """
+    n = len(raws)
+    present = np.fromiter((raw != _NULL for raw in raws), dtype=bool, count=n)
+    lengths = np.fromiter(map(len, raws), dtype=np.int64, count=n) * present
+    steps = lengths + present  # a present text and the comma after it
+    starts = (np.cumsum(steps) - steps).astype(np.int64)
+    return b",".join(compress(raws, present)), starts, starts + lengths
 
 
 _LIST_CHARACTERS = b"0123456789.+-eE,[] \t\r\n"
@@ -185,36 +195,38 @@ def _scan(blob: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _list_texts(blob: bytes, starts: np.ndarray, ends: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_numeric_lists` over the texts that are lists; the numbers of those that pass.
+    """:func:`_numeric_lists` over the texts of a :func:`_joined` blob; the numbers of those that pass.
 
     Returns:
         (ok (N,) bool, parts per text (N,), values per part (P,), values (V,)).
     """
     n = len(starts)
-    data = np.frombuffer(blob, dtype=np.uint8)
-    lists = np.flatnonzero(data[starts] == ord("[")) if n else np.zeros(0, np.int64)
-    view = memoryview(blob)
-    sub = b",".join([view[a:b] for a, b in zip(starts[lists].tolist(), ends[lists].tolist())])
-    sub_lengths = ends[lists] - starts[lists]
-    sub_starts = (np.cumsum(sub_lengths + 1) - (sub_lengths + 1)).astype(np.int64)
     ok = np.zeros(n, dtype=bool)
     parts = np.zeros(n, dtype=np.int64)
+    present = np.flatnonzero(ends > starts)
+    lists = present[np.frombuffer(blob, dtype=np.uint8)[starts[present]] == ord("[")]
     if not len(lists):
         return ok, parts, np.zeros(0, np.int64), np.zeros(0)
-    sub_ok, sub_parts, sizes = _numeric_lists(sub, sub_starts, depth)
-    ok[lists], parts[lists] = sub_ok, sub_parts
-    if sub_ok.all():  # the usual case: parse the joined lists as they are
-        text = sub
-    else:
-        sub_view = memoryview(sub)
-        picked = np.flatnonzero(sub_ok)
-        text = b",".join([sub_view[a:b] for a, b in zip(sub_starts[picked].tolist(), (sub_starts + sub_lengths)[picked].tolist())])
-    del sub
-    # JSON numbers hold no brackets or whitespace: without them the lists are one comma-separated run
+    # Texts that are not lists (RLE dicts, ...) are blanked out first, so that the scan finds
+    # only list characters and the parser one run of numbers, without a copy of each text.
+    text = _blanked(blob, starts, ends, np.setdiff1d(present, lists)) if len(lists) < len(present) else blob
+    text_ok, text_parts, sizes = _numeric_lists(text, starts[lists], depth)
+    ok[lists], parts[lists] = text_ok, text_parts
+    if not text_ok.all():
+        text = _blanked(text, starts, ends, lists[~text_ok])
     values = parse_numbers(text, b",", int(sizes.sum()), drop=_NOT_NUMBERS)
     if values is None:  # cannot happen for valid JSON; never convert silently wrong numbers
         raise RuntimeError(f"bulk number parse did not read the {sizes.sum()} values it expected")
     return ok, parts, sizes, values
+
+
+def _blanked(blob: bytes | bytearray, starts: np.ndarray, ends: np.ndarray, rows: np.ndarray) -> bytearray:
+    """``blob`` with the texts of ``rows``, and one comma beside each, overwritten by spaces."""
+    text = blob if isinstance(blob, bytearray) else bytearray(blob)
+    for a, b in zip(starts[rows].tolist(), ends[rows].tolist()):
+        a, b = (a, b + 1) if b < len(text) else (max(a - 1, 0), b)
+        text[a:b] = b" " * (b - a)
+    return text
 
 
 def _numeric_lists(blob: bytes, starts: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -269,10 +281,8 @@ def _columns(annotations: list[_Annotation]) -> tuple:
     with_box = np.flatnonzero(has_bbox)
     if len(with_box):
         boxes[with_box] = np.array([annotations[i].bbox for i in with_box.tolist()], dtype=np.float64)
-    seg_blob, seg_starts = _joined([a.segmentation for a in annotations])
-    kpt_blob, kpt_starts = _joined([a.keypoints for a in annotations])
-    seg_ends = seg_starts + np.fromiter((len(a.segmentation) for a in annotations), dtype=np.int64, count=n)
-    kpt_ends = kpt_starts + np.fromiter((len(a.keypoints) for a in annotations), dtype=np.int64, count=n)
+    seg_blob, seg_starts, seg_ends = _joined([a.segmentation for a in annotations])
+    kpt_blob, kpt_starts, kpt_ends = _joined([a.keypoints for a in annotations])
     bbox_lists = {i: annotations[i].bbox for i in np.flatnonzero(~has_bbox).tolist() if annotations[i].bbox is not None}
     return ids, image_ids, category_ids, iscrowd, boxes, has_bbox, seg_blob, seg_starts, seg_ends, kpt_blob, kpt_starts, kpt_ends, bbox_lists
 
@@ -280,8 +290,7 @@ def _columns(annotations: list[_Annotation]) -> tuple:
 def _table_from_columns(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, seg_blob, seg_starts, seg_ends,
                         kpt_blob, kpt_starts, kpt_ends, bbox_lists) -> AnnotationTable:
     n = len(ids)
-    seg_null = np.frombuffer(seg_blob, dtype=np.uint8)[seg_starts] == ord("n") if n else np.zeros(0, bool)
-    kpt_null = np.frombuffer(kpt_blob, dtype=np.uint8)[kpt_starts] == ord("n") if n else np.zeros(0, bool)
+    seg_null, kpt_null = seg_starts == seg_ends, kpt_starts == kpt_ends
     seg_ok, part_counts, part_sizes, polygon_values = _list_texts(seg_blob, seg_starts, seg_ends, 2)
     kpt_ok, _, kpt_sizes, keypoint_values = _list_texts(kpt_blob, kpt_starts, kpt_ends, 1)
     fast = (seg_ok | seg_null) & (kpt_ok | kpt_null)
@@ -302,8 +311,8 @@ def _table_from_columns(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, 
     for i in np.flatnonzero(~fast).tolist():
         raw = {"id": int(ids[i]), "image_id": int(image_ids[i]), "category_id": int(category_ids[i]), "iscrowd": bool(iscrowd[i]),
                "bbox": boxes[i].tolist() if has_bbox[i] else bbox_lists.get(i),
-               "segmentation": json.loads(seg_blob[seg_starts[i] : seg_ends[i]]),
-               "keypoints": json.loads(kpt_blob[kpt_starts[i] : kpt_ends[i]])}
+               "segmentation": None if seg_null[i] else json.loads(seg_blob[seg_starts[i] : seg_ends[i]]),
+               "keypoints": None if kpt_null[i] else json.loads(kpt_blob[kpt_starts[i] : kpt_ends[i]])}
         slow[i] = _compact_annotation(raw)
     return AnnotationTable(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, part_counts, part_sizes,
                            polygon_values, keypoint_counts, keypoint_values, slow)

@@ -60,8 +60,10 @@ def mixed_annotations() -> list[dict]:
     return anns
 
 
-def write_mixed(tmp_path, indent=None):
-    data = coco_dict(images=[coco_image(1), coco_image(2, 64, 48)], annotations=mixed_annotations())
+def write_mixed(tmp_path, indent=None, rotate=0):
+    anns = mixed_annotations()
+    anns = anns[rotate:] + anns[:rotate]
+    data = coco_dict(images=[coco_image(1), coco_image(2, 64, 48)], annotations=anns)
     path = tmp_path / "mixed.json"
     path.write_text(json.dumps(data, indent=indent).replace(str(INF), "1e999"))
     return path
@@ -85,16 +87,18 @@ def same_annotation(a: CocoAnnotation, b: CocoAnnotation) -> None:
         assert repr(a.keypoints) == repr(b.keypoints)
 
 
-@pytest.mark.parametrize("indent", [None, 2], ids=["compact", "pretty-printed"])
-def test_fast_reader_reads_what_json_reads(tmp_path, indent):
-    path = write_mixed(tmp_path, indent)
+@pytest.mark.parametrize(("indent", "rotate"), [(None, 0), (2, 0), (None, 3), (None, 8), (None, 4 - 24)],
+                         ids=["compact", "pretty-printed", "rle-first", "text-list-first", "rle-last"])
+def test_fast_reader_reads_what_json_reads(tmp_path, indent, rotate):
+    path = write_mixed(tmp_path, indent, rotate)
     table = read_coco(path).annotations
     reference = json.loads(path.read_text(), object_hook=_compact_annotation)["annotations"]
     assert len(table) == len(reference)
     for got, want in zip(table, reference):
         same_annotation(got, want)
-    assert 1 not in table.slow and 2 not in table.slow  # plain numbers take the fast path
-    assert {3, 6, 8, 9, 12} <= set(table.slow)  # RLE, [] segmentation, nesting, text, one number
+    slow_ids = {table[i].id for i in table.slow}
+    assert 2 not in slow_ids and 3 not in slow_ids  # plain numbers take the fast path
+    assert {4, 7, 9, 10, 13} <= slow_ids  # RLE, a flat list, text, an empty part, one number
 
 
 def test_a_box_out_of_float_range_falls_back_and_is_skipped(tmp_path):
