@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdata.convert_files import ImageFinder, LabelTexts, SplitFiles, write_labels
+from mtdata.convert_files import ImageFinder, SplitFiles
+from mtdata.convert_labels import ObjectRules, write_split_labels
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.coco import CocoCategory, CocoFile, Skip, read_coco
-from mtdata.formats.coco_objects import ObjectColumns, table_objects
 from mtdata.formats.data_yaml import DatasetConfig, write_data_yaml
 from mtdata.formats.yolo import LabelLayout
 from mtdata.keypoints import derive_flip_idx
@@ -134,18 +134,6 @@ def _start_split_files(images: list, split_label: str, path: Path, work: Path, f
     return split_files.start()
 
 
-def _rows_for_task(objects: ObjectColumns, task: str, keypoint_class: set[int], report: ConvertReport) -> np.ndarray:
-    """(M,) bool: the objects a task can write; the others are counted by reason."""
-    has_polygon = np.diff(objects.polygon_offsets) >= 3
-    if task in ("multitask", "segment"):
-        report.not_in_output["no_mask"] += int((~has_polygon).sum())
-        return has_polygon
-    is_kpt_class = np.isin(objects.class_id, np.array(sorted(keypoint_class), dtype=np.int64))
-    labeled = (objects.keypoints[..., 2] > 0).any(axis=1) if objects.keypoints.shape[1] else np.zeros(len(is_kpt_class), bool)
-    report.not_in_output["no_keypoints"] += int((is_kpt_class & ~labeled).sum())
-    return is_kpt_class & labeled
-
-
 def convert_coco(
     annotation_files: list[Path],
     out: Path,
@@ -241,32 +229,26 @@ def convert_coco(
             total = sum(len(f.images) for f in files)
             done = 0
             coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
+            rules = ObjectRules(
+                class_of_category=class_of_category, keypoints_of_category=keypoints_of_category,
+                num_keypoints=num_keypoints if yolo_task != "segment" else 0, include_crowd=crowd == "include", task=task,
+                yolo_task=yolo_task, keypoint_classes=layout.keypoint_classes, num_classes=len(names),
+            )
             for coco, split_label in zip(files, splits):
                 images = list(coco.images.values())
                 names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
                 split_files = prepared[split_label]  # started by read_coco's on_images
-                objects = table_objects(
-                    coco.annotations, coco.images, class_of_category, keypoints_of_category,
-                    num_keypoints if yolo_task != "segment" else 0, crowd == "include",
-                )
-                keep = _rows_for_task(objects, task, keypoint_class, report)
-                position = {image_id: i for i, image_id in enumerate(coco.images)}
-                image_index = np.array([position[i] for i in objects.image_ids.tolist()], dtype=np.int64)
-                wh = np.array([(im.width, im.height) for im in images], dtype=np.float64).reshape(-1, 2)
-                texts = LabelTexts(yolo_task, objects, keep, image_index, wh, layout.keypoint_classes)
-                written_mask = split_files.wait()
+                outcome = write_split_labels(coco.annotations, coco.images, rules, split_files,
+                                             None if progress is None else lambda n, done=done: progress(done + n, total))
+                written_mask = outcome.written
                 report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist())
-                write_labels(split_files, texts, np.flatnonzero(written_mask).tolist(),
-                             None if progress is None else lambda n, done=done: progress(done + n, total))
                 done += len(images)
                 if progress is not None:
                     progress(done, total)
                 image_ids = {names_on_disk[i]: images[i].id for i in np.flatnonzero(written_mask).tolist()}
-                # annotations of images that were not found are neither converted nor reported
-                written_ids = {images[i].id for i in np.flatnonzero(written_mask).tolist()}
-                report.skipped.extend(s for s in objects.skips if s.reason == "unknown_image" or s.image_id in written_ids)
-                counted = keep & written_mask[image_index]
-                for cls, count in enumerate(np.bincount(objects.class_id[counted], minlength=len(names)).tolist()):
+                report.skipped.extend(outcome.skips)
+                report.not_in_output.update(outcome.not_in_output)
+                for cls, count in enumerate(outcome.rows_per_class.tolist()):
                     if count:
                         report.rows_per_class[names[cls]] += count
                 report.splits[split_label] = int(written_mask.sum())

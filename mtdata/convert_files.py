@@ -4,15 +4,13 @@ Writing ~20k small label files is dominated by creating them (a directory entry 
 inode each), not by their bytes. :class:`SplitFiles` therefore creates the empty label
 files (and finds and places the images) beside the main thread while it turns
 annotations into rows; :func:`write_labels` then spells the rows and writes them into files
-that already exist, half of them in a forked child on Linux (the work is numpy and system
-calls, ~0.5 s for 20k images, and the second core is idle by then).
+that already exist.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -182,7 +180,10 @@ class SplitFiles:
     def write_label(self, i: int, text: bytes) -> None:
         """Fill the (existing, empty) label file of image i."""
         if text:
-            write_existing(self.label_paths[i], text)
+            try:
+                write_existing(self.label_paths[i], text)
+            except OSError as e:
+                raise OutputError(f"cannot write this label file: {e.strerror or e}", file=self.label_paths[i]) from e
 
 
 def write_existing(path: str, data: bytes) -> None:
@@ -196,82 +197,9 @@ def write_existing(path: str, data: bytes) -> None:
         os.close(fd)
 
 
-PARALLEL_MIN_LABELS = 4096  # below this, forking costs more than half the writing saves
-
-
 def write_labels(split_files: SplitFiles, texts: LabelTexts, indices: list[int], progress: Callable[[int], None] | None = None) -> None:
-    """Fill the label files of images ``indices`` (ascending) with their texts.
-
-    Args:
-        progress: called now and then with how many of ``indices`` are written (an estimate
-            while a child writes the second half: it goes at the parent's pace).
-
-    Raises:
-        OutputError: a label file could not be written (by either process).
-    """
-    if len(indices) < PARALLEL_MIN_LABELS or not _can_fork():
-        _write_all(split_files, texts, indices, progress, 1)
-        return
-    cut = len(indices) // 2
-    child = _ForkedWriter(split_files, texts, indices[cut:])
-    try:
-        _write_all(split_files, texts, indices[:cut], progress, 2)
-    except BaseException:
-        child.kill()
-        raise
-    child.join()
-    if progress is not None:
-        progress(len(indices))
-
-
-def _can_fork() -> bool:
-    # Linux only: macOS frameworks are not fork-safe once threads run. One core gains nothing.
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return sys.platform.startswith("linux") and cores > 1
-
-
-def _write_all(split_files: SplitFiles, texts: LabelTexts, indices: list[int], progress, pace: int) -> None:
+    """Fill the label files of images ``indices`` with their texts; ``progress`` gets how many are written."""
     for n, i in enumerate(indices, start=1):
         split_files.write_label(i, texts.of_image(i))
         if progress is not None and n % 256 == 0:
-            progress(n * pace)
-
-
-class _ForkedWriter:
-    """A forked child that writes some label files and exits; its error comes back through a pipe.
-
-    The child only runs numpy and system calls on its copy of the parent's memory and leaves
-    with ``os._exit``: no locks the parent's threads might hold, no clean-up of the parent's
-    (the temporary output folder stays the parent's to remove).
-    """
-
-    def __init__(self, split_files: SplitFiles, texts: LabelTexts, indices: list[int]):
-        read_end, write_end = os.pipe()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child
-            code = 0
-            try:
-                os.close(read_end)
-                _write_all(split_files, texts, indices, None, 1)
-            except BaseException as e:  # noqa: BLE001  (reported to the parent, which raises it)
-                os.write(write_end, str(e).encode(errors="replace")[:4000])
-                code = 1
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        self._read_end = read_end
-
-    def join(self) -> None:
-        with os.fdopen(self._read_end, "rb") as pipe:
-            message = pipe.read().decode(errors="replace")
-        _, status = os.waitpid(self.pid, 0)
-        if message or os.waitstatus_to_exitcode(status) != 0:
-            raise OutputError(f"could not write the label files: {message or f'writer exited with status {status}'}")
-
-    def kill(self) -> None:
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(self.pid, 0)
-        os.close(self._read_end)
+            progress(n)

@@ -63,7 +63,7 @@ def _polars_numbers(text: bytes, separator: bytes) -> np.ndarray | None:
             text, has_header=False, schema={"v": pl.Float64}, eol_char=separator.decode("ascii"),
             separator=_FIELD_SEPARATOR, quote_char=None, comment_prefix=None, raise_if_empty=False,
         )["v"]
-    except Exception:  # polars raises several types for text it cannot read; numpy decides then
+    except Exception:  # noqa: BLE001  (polars raises several types for text it cannot read; numpy decides then)
         return None
     if column.null_count():  # an empty field: two separators in a row
         return None

@@ -115,6 +115,23 @@ class AnnotationTable(Sequence):
     def __iter__(self) -> Iterator:
         return (self[i] for i in range(len(self)))
 
+    def take(self, rows: np.ndarray) -> AnnotationTable:
+        """The table of ``rows`` (ascending, no repeats), in that order; slow rows keep their annotations."""
+        if len(rows) == len(self):
+            return self
+        mask = np.zeros(len(self), dtype=bool)
+        mask[rows] = True
+        part_mask = np.repeat(mask, self.part_counts)
+        renumber = np.full(len(self), -1, dtype=np.int64)
+        renumber[rows] = np.arange(len(rows))
+        return AnnotationTable(
+            self.ids[rows], self.image_ids[rows], self.category_ids[rows], self.iscrowd[rows], self.bbox_xywh[rows],
+            self.has_bbox[rows], self.part_counts[rows], self.part_sizes[part_mask],
+            self.polygon_values[np.repeat(part_mask, self.part_sizes)], self.keypoint_counts[rows],
+            self.keypoint_values[np.repeat(mask, self.keypoint_counts)],
+            {int(renumber[i]): annotation for i, annotation in self.slow.items() if mask[i]},
+        )
+
     @classmethod
     def from_annotations(cls, annotations: list) -> AnnotationTable:
         """A table whose rows are all :class:`CocoAnnotation` objects (files json had to read)."""

@@ -30,6 +30,7 @@ class ObjectColumns:
         polygon_xy: (Q, 2) points.
         keypoints: (M, K, 3) x, y, COCO visibility; absent points are 0, 0, 0.
         skips: annotations left out (crowd, invalid), in table order.
+        skip_rows: (len(skips),) table row of each skip.
     """
 
     rows: np.ndarray
@@ -40,6 +41,7 @@ class ObjectColumns:
     polygon_xy: np.ndarray
     keypoints: np.ndarray
     skips: list
+    skip_rows: np.ndarray
 
 
 def _lookup(keys: np.ndarray, mapping: dict[int, int], default: int) -> np.ndarray:
@@ -300,7 +302,8 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
         xyxy[j] = np.concatenate([points.min(axis=0), points.max(axis=0)])
 
     skips = []
-    for row in np.flatnonzero(reason != "").tolist():
+    skip_rows = np.flatnonzero(reason != "")
+    for row in skip_rows.tolist():
         why = reason[row]
         text = message.get(row) or (
             f"image_id {table.slow[row].image_id if row in table.slow else table.image_ids[row]} is not in 'images'"
@@ -309,4 +312,4 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
         )
         image_id = table.slow[row].image_id if row in table.slow else int(table.image_ids[row])
         skips.append(Skip(int(table.ids[row]), image_id, why, text))
-    return ObjectColumns(kept, table.image_ids[kept], class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips)
+    return ObjectColumns(kept, table.image_ids[kept], class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips, skip_rows)

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from mtdata.cli import app
 from mtdata.formats.data_yaml import read_data_yaml
+from mtdata.forked import can_fork
 from mtdata.formats.yolo import read_label_file
 from mtdata.geometry import polygon_iou, polygon_signed_area
 from tests.mtdata.factories import (
@@ -472,30 +473,50 @@ def test_repeated_image_ids_keep_the_last_entry_and_leave_no_stray_files(tmp_pat
     assert sorted(p.name for p in (tmp_path / "out" / "labels" / "val").iterdir()) == ["b.txt", "c.txt"]
 
 
-# --- label files written by two processes ---------------------------------------------------
+# --- a split converted by two processes ----------------------------------------------------
 
 
 @pytest.fixture
-def forked_writing(monkeypatch):
-    """Make every split big enough for a second writer process (the real threshold is 4096 images)."""
-    import mtdata.convert_files as files_module
-
-    if not files_module._can_fork():
-        pytest.skip("the forked writer runs on Linux with two cores or more")
-    monkeypatch.setattr(files_module, "PARALLEL_MIN_LABELS", 2)
+def two_processes(monkeypatch):
+    """Make every split big enough for a forked child to convert its second half (really: 4096 images)."""
+    if not can_fork():
+        pytest.skip("the second process runs on Linux with two cores or more")
+    monkeypatch.setattr("mtdata.convert_labels.PARALLEL_MIN_IMAGES", 2)
 
 
-def test_forked_writer_writes_what_one_process_writes(synth_dir, tmp_path, monkeypatch, forked_writing):
-    ann = synth_dir / "annotations" / "instances_train.json"
-    assert convert(ann, tmp_path / "two", "--images", synth_dir / "images").exit_code == 0
-    monkeypatch.setattr("mtdata.convert_files.PARALLEL_MIN_LABELS", 10**9)
-    assert convert(ann, tmp_path / "one", "--images", synth_dir / "images").exit_code == 0
-    two, one = tree_digest(tmp_path / "two"), tree_digest(tmp_path / "one")
-    two.pop("data.yaml"), one.pop("data.yaml")  # names its own folder
-    assert two == one and len([k for k in one if k.startswith("labels/")]) == 12
+def bad_and_good_annotations(tmp_path: Path) -> Path:
+    """Eight images; skips of every kind spread over both halves, one image missing from disk."""
+    images = [coco_image(i, file_name=f"img{i}.jpg") for i in range(1, 9)]
+    anns = [coco_annotation(i, image_id=i, keypoints=person_keypoints(2, 1, 0)) for i in range(1, 9)]
+    anns += [coco_annotation(20, image_id=7, iscrowd=1), coco_annotation(21, image_id=2, bbox=[1, 1, 0, 3]),
+             coco_annotation(22, image_id=99), coco_annotation(23, image_id=6, segmentation=[[1, 2, 3]]),
+             coco_annotation(24, category_id=5, image_id=8), coco_annotation(25, category_id=5, image_id=1, segmentation=[])]
+    path = write_json(tmp_path / "in" / "instances_val.json", coco_dict(images=images, annotations=anns))
+    for i in range(1, 8):  # img8.jpg is missing
+        (tmp_path / "in" / f"img{i}.jpg").write_bytes(b"")
+    return path
 
 
-def test_forked_writer_failure_is_one_line_and_leaves_nothing(synth_dir, tmp_path, monkeypatch, forked_writing):
+def test_two_processes_write_and_report_what_one_writes(tmp_path, monkeypatch, two_processes):
+    ann = bad_and_good_annotations(tmp_path)
+    runs = {}
+    for name, minimum in (("two", 2), ("one", 10**9)):
+        monkeypatch.setattr("mtdata.convert_labels.PARALLEL_MIN_IMAGES", minimum)
+        out = tmp_path / name
+        result = convert(ann, out, "--images", tmp_path / "in", "--report", tmp_path / f"{name}.json")
+        assert result.exit_code == 0, result.output
+        report = json.loads((tmp_path / f"{name}.json").read_text())
+        report.pop("out")
+        files = tree_digest(out)
+        files.pop("data.yaml"), files.pop("coco_ids.json")  # name their own folder
+        runs[name] = (report, files)
+    assert runs["two"] == runs["one"]
+    report, files = runs["one"]
+    assert [s["annotation_id"] for s in report["skipped_annotations"]] == [20, 21, 22, 23]  # file order, both halves
+    assert report["images_not_found"] == ["img8.jpg"] and len([f for f in files if f.startswith("labels/")]) == 7
+
+
+def test_a_failing_child_is_one_line_and_leaves_nothing(synth_dir, tmp_path, monkeypatch, two_processes):
     import mtdata.convert_files as files_module
 
     real, parent = files_module.write_existing, os.getpid()
@@ -508,11 +529,12 @@ def test_forked_writer_failure_is_one_line_and_leaves_nothing(synth_dir, tmp_pat
     monkeypatch.setattr(files_module, "write_existing", full_disk)
     out = tmp_path / "out"
     result = convert(synth_dir / "annotations" / "instances_train.json", out)
-    assert result.exit_code == 2 and "No space left on device" in result.output
+    assert result.exit_code == 2
+    assert "cannot write this label file: No space left on device" in result.output and ".txt" in result.output
     assert not out.exists() and leftovers(out) == []
 
 
-def test_interrupt_while_a_child_writes_leaves_nothing(synth_dir, tmp_path, monkeypatch, forked_writing):
+def test_interrupt_while_a_child_converts_leaves_nothing(synth_dir, tmp_path, monkeypatch, two_processes):
     interrupt_after(monkeypatch, 2)  # the parent's third file; the child is killed
     out = tmp_path / "out"
     result = convert(synth_dir / "annotations" / "instances_train.json", out, "--images", synth_dir / "images")

@@ -199,3 +199,14 @@ def test_empty_file(tmp_path):
     coco = read_coco(write_json(tmp_path / "e.json", coco_dict(annotations=[])))
     bulk = table_objects(coco.annotations, coco.images, {1: 0}, {1: 5}, 5, False)
     assert len(bulk.rows) == 0 and bulk.keypoints.shape == (0, 5, 3) and bulk.skips == []
+
+
+@pytest.mark.parametrize("pick", [[0, 2, 3, 9, 15], [1], [], "odd"], ids=["some", "one", "none", "every-other"])
+def test_take_keeps_rows_whole_and_in_order(tmp_path, pick):
+    table = read_coco(write_mixed(tmp_path)).annotations
+    rows = np.arange(1, len(table), 2) if pick == "odd" else np.array(pick, dtype=np.int64)
+    taken = table.take(rows)
+    assert len(taken) == len(rows)
+    for new, old in enumerate(rows.tolist()):
+        same_annotation(taken[new], table[old])
+    assert table.take(np.arange(len(table))) is table  # all rows: no copy

@@ -1,0 +1,157 @@
+"""One split's annotation table -> its label files, in one process or, on large splits, two.
+
+After the COCO file is read, converting a split is numpy work per annotation (validate, join
+polygons, spell the rows) and writing one file per image, ~1 s for 20k images. None of it
+threads (the GIL), so on Linux a forked child converts the images of the second half of the
+split from its copy of the table while the parent converts the first half; the child hands
+back what the report needs (skips, rows per class).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mtdata.convert_files import LabelTexts, SplitFiles, write_labels
+from mtdata.forked import ForkedCall, can_fork
+from mtdata.formats.coco_columns import AnnotationTable
+from mtdata.formats.coco_objects import ObjectColumns, table_objects
+
+PARALLEL_MIN_IMAGES = 4096  # below this, a second process costs more than it saves
+
+
+@dataclass(frozen=True)
+class ObjectRules:
+    """How annotations become rows: class mapping, keypoints, crowd, task."""
+
+    class_of_category: dict[int, int]
+    keypoints_of_category: dict[int, int]
+    num_keypoints: int  # K of the rows (0 for segment rows)
+    include_crowd: bool
+    task: str  # what was asked: multitask, segment or pose
+    yolo_task: str  # what is written (multitask without keypoint classes writes segment rows)
+    keypoint_classes: frozenset[int]
+    num_classes: int
+
+
+@dataclass
+class SplitOutcome:
+    """What converting a split's labels did.
+
+    Attributes:
+        written: (images,) bool: the image was found and its label file written.
+        skips: annotations left out (crowd, invalid, unknown image), in file order; those of
+            images not written are left out (they were neither converted nor reported).
+        skip_rows: the table row of each skip (their order).
+        rows_per_class: (num_classes,) rows written.
+        not_in_output: reason -> objects a task's rules leave out (no mask, no keypoints).
+    """
+
+    written: np.ndarray
+    skips: list = field(default_factory=list)
+    skip_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    rows_per_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    not_in_output: Counter = field(default_factory=Counter)
+
+
+def rows_for_task(objects: ObjectColumns, rules: ObjectRules) -> tuple[np.ndarray, Counter]:
+    """((M,) bool: the objects a task can write, reason -> count of the others)."""
+    has_polygon = np.diff(objects.polygon_offsets) >= 3
+    if rules.task in ("multitask", "segment"):
+        return has_polygon, Counter({"no_mask": int((~has_polygon).sum())})
+    is_kpt_class = np.isin(objects.class_id, np.array(sorted(rules.keypoint_classes), dtype=np.int64))
+    labeled = (objects.keypoints[..., 2] > 0).any(axis=1) if objects.keypoints.shape[1] else np.zeros(len(is_kpt_class), bool)
+    return is_kpt_class & labeled, Counter({"no_keypoints": int((is_kpt_class & ~labeled).sum())})
+
+
+class _Part:
+    """The objects and label texts of the annotations of images ``first..last-1`` of a split.
+
+    Annotations of images missing from the split (skipped as unknown_image) go with the first part.
+    """
+
+    def __init__(self, table: AnnotationTable, rows: np.ndarray, image_position: np.ndarray, images: dict,
+                 rules: ObjectRules, first: int, last: int):
+        self.first, self.last, self.rules, self.rows = first, last, rules, rows
+        self.objects = table_objects(table.take(rows), images, rules.class_of_category, rules.keypoints_of_category,
+                                     rules.num_keypoints, rules.include_crowd)
+        self.keep, self.not_in_output = rows_for_task(self.objects, rules)
+        self.image_index = image_position[rows][self.objects.rows]  # each object's image, in the split's order
+        wh = np.array([(im.width, im.height) for im in images.values()], dtype=np.float64).reshape(-1, 2)
+        self.texts = LabelTexts(rules.yolo_task, self.objects, self.keep, self.image_index, wh, rules.keypoint_classes)
+
+    def write(self, split_files: SplitFiles, written: np.ndarray, written_ids: set[int], progress) -> SplitOutcome:
+        """Write the part's label files (of the images found) and count what was written."""
+        indices = (np.flatnonzero(written[self.first:self.last]) + self.first).tolist()
+        write_labels(split_files, self.texts, indices, progress)
+        counted = self.keep & written[self.image_index]
+        # annotations of images that were not found are neither converted nor reported
+        reported = [s.reason == "unknown_image" or s.image_id in written_ids for s in self.objects.skips]
+        return SplitOutcome(
+            written=written,
+            skips=[s for s, r in zip(self.objects.skips, reported) if r],
+            skip_rows=self.rows[self.objects.skip_rows[np.array(reported, dtype=bool)]] if reported else np.zeros(0, np.int64),
+            rows_per_class=np.bincount(self.objects.class_id[counted], minlength=self.rules.num_classes),
+            not_in_output=self.not_in_output,
+        )
+
+
+def _image_positions(table: AnnotationTable, images: dict) -> np.ndarray:
+    """(N,) position of each annotation's image in ``images`` (insertion order), -1 when absent."""
+    ids = np.fromiter(images, dtype=np.int64, count=len(images))
+    order = np.argsort(ids, kind="stable")
+    at = np.clip(np.searchsorted(ids[order], table.image_ids), 0, max(len(ids) - 1, 0))
+    found = ids[order][at] == table.image_ids if len(ids) else np.zeros(len(table), bool)
+    return np.where(found, order[at] if len(ids) else -1, -1)
+
+
+def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules, split_files: SplitFiles,
+                       progress: Callable[[int], None] | None = None) -> SplitOutcome:
+    """Convert a split's annotations and write its label files (the images found get one each).
+
+    Args:
+        table: the split's annotations.
+        images: image id -> CocoImage, in the order of the label files of ``split_files``.
+        progress: called with how many images are written (an estimate while a child writes).
+    """
+    n = len(images)
+    position = _image_positions(table, images)
+    image_ids = np.fromiter(images, dtype=np.int64, count=n)
+    if n < PARALLEL_MIN_IMAGES or not can_fork():
+        part = _Part(table, np.arange(len(table)), position, images, rules, 0, n)
+        written = split_files.wait()
+        return part.write(split_files, written, set(image_ids[written].tolist()), progress)
+
+    cut = n // 2
+    second = position >= cut
+
+    def second_half(receive) -> SplitOutcome:  # in the child: no polars here (see mtdata.forked)
+        part = _Part(table, np.flatnonzero(second), position, images, rules, cut, n)
+        written, written_ids = receive()  # the parent knows which label files exist
+        return part.write(split_files, written, written_ids, None)
+
+    child = ForkedCall(second_half)
+    try:
+        part = _Part(table, np.flatnonzero(~second), position, images, rules, 0, cut)
+        written = split_files.wait()
+        written_ids = set(image_ids[written].tolist())
+        child.send((written, written_ids))
+        mine = part.write(split_files, written, written_ids, None if progress is None else lambda k: progress(2 * k))
+        theirs = child.result()
+    finally:
+        child.kill()
+    if progress is not None:
+        progress(int(written.sum()))
+    skip_rows = np.concatenate([mine.skip_rows, theirs.skip_rows])
+    order = np.argsort(skip_rows, kind="stable")
+    skips = mine.skips + theirs.skips
+    return SplitOutcome(
+        written=written,
+        skips=[skips[i] for i in order.tolist()],
+        skip_rows=skip_rows[order],
+        rows_per_class=mine.rows_per_class + theirs.rows_per_class,
+        not_in_output=mine.not_in_output + theirs.not_in_output,
+    )
