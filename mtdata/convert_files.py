@@ -23,6 +23,7 @@ import numpy as np
 from mtdata.errors import OutputError
 from mtdata.formats.coco_objects import ObjectColumns
 from mtdata.formats.yolo_bulk import label_texts
+from mtdata.output import write_file
 
 
 class ImageFinder:
@@ -187,14 +188,8 @@ class SplitFiles:
 
 
 def write_existing(path: str, data: bytes) -> None:
-    """Write into a file that exists: two system calls, no Python file object."""
-    fd = os.open(path, os.O_WRONLY)
-    try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-    finally:
-        os.close(fd)
+    """Write into a label file that exists: two system calls, no Python file object."""
+    write_file(path, data, create=False)
 
 
 def write_labels(split_files: SplitFiles, texts: LabelTexts, indices: list[int], progress: Callable[[int], None] | None = None) -> None:

@@ -4,8 +4,9 @@ Used where the second core would otherwise idle behind numpy work that cannot be
 (``mtdata convert`` after the COCO file is read). Linux only: macOS frameworks are not
 fork-safe once threads run, and Windows has no fork.
 
-The child must not use polars: a process that has used polars' thread pool and forks leaves
-the child a pool without threads, and the child's first polars call hangs.
+A child of a process that has used polars' thread pool gets a pool without threads: its
+first polars call would hang. :mod:`mtdata.number_text` therefore reads with numpy in any
+child forked after polars was loaded.
 """
 
 from __future__ import annotations

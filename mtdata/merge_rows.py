@@ -2,7 +2,7 @@
 
 A merge reads two label files per image and parses every number in them; row by row through
 :func:`mtdata.formats.yolo.parse_label_text` that is most of its time. Here the numbers of a
-whole chunk of files are read at once (numpy's C parser for plainly spaced files, ``float``
+whole chunk of files are read at once (polars' or numpy's parser for plainly spaced files, ``float``
 per token otherwise, as the parser does) and validated with a few numpy operations over the
 chunk. The fast path is conservative: a file with any row it
 cannot vouch for (a wrong count, a value outside [0, 1] that the parser would clip or reject,
@@ -16,13 +16,13 @@ Coordinates are normalized (x, y); boxes are xyxy.
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
 
 from mtdata.formats.yolo import LabelLayout, YoloRow, format_multitask_row, format_segment_row, parse_label_text
+from mtdata.number_text import parse_numbers
 
 
 @dataclass
@@ -97,7 +97,7 @@ class _Split:
 
 
 # Texts without these (and ASCII) split into lines and tokens exactly like str.splitlines() and
-# str.split(), so their numbers can be read by numpy's C parser in one call per chunk.
+# str.split(), so their numbers can be read by one parser call per chunk.
 def _is_plain(text: str) -> bool:
     """ASCII with single spaces between tokens and no other whitespace than newlines.
 
@@ -111,14 +111,13 @@ def _is_plain(text: str) -> bool:
     )
 
 
-def _plain_values(texts: list[str]) -> np.ndarray | None:
-    """Every number of ``texts`` by numpy's parser; None when a token is not a number it reads."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # numpy warns (and will raise) when it stops at a non-number
-        try:
-            return np.fromstring("\n".join(texts), sep=" ")
-        except (ValueError, DeprecationWarning):
-            return None
+_SPACE_TO_NEWLINE = bytes.maketrans(b" ", b"\n")
+
+
+def _plain_values(texts: list[str], count: int) -> np.ndarray | None:
+    """The ``count`` numbers of plain ``texts``, read at once; None when a token is not a number or the count differs."""
+    blob = "\n".join(texts).encode("ascii").translate(_SPACE_TO_NEWLINE)  # one number a line
+    return parse_numbers(blob, b"\n", count, skip_empty=True)
 
 
 def _file_rows(text: str, plain: bool) -> tuple[list[int], list[str], list[int]] | None:
@@ -148,12 +147,13 @@ def _file_rows(text: str, plain: bool) -> tuple[list[int], list[str], list[int]]
 def _gather(texts: list[str | None], cols: int | None) -> _Split:
     """Tokenize and convert every file; ``cols``: tokens per row (pose), None: odd and >= 7 (segment).
 
-    Plain files (:func:`_is_plain`) are read by one ``np.fromstring`` over the chunk, the
-    others token by token with ``float`` as the foundation parser does. In plain files the
-    token count is exact, and numpy either reads one number per token or stops (then every
-    file goes through ``float``); a token it reads as two numbers ("0.5-0.3") changes the count,
-    which sends the chunk through ``float`` too. A value numpy reads and ``float`` refuses
-    ("nan(1)") is not finite, so validation sends its file to the foundation parser.
+    Plain files (:func:`_is_plain`) are read by one :func:`mtdata.number_text.parse_numbers`
+    over the chunk (polars, else numpy), the others token by token with ``float`` as the
+    foundation parser does. In plain files the token count is exact, and the reader either
+    reads one number per token or refuses (then every file goes through ``float``); a token
+    numpy reads as two numbers ("0.5-0.3") changes the count, which sends the chunk through
+    ``float`` too. A value a reader takes and ``float`` refuses ("nan(1)") is not finite, so
+    validation sends its file to the foundation parser.
     """
     present = [f for f, text in enumerate(texts) if text]
     per_file = {}
@@ -163,9 +163,7 @@ def _gather(texts: list[str | None], cols: int | None) -> _Split:
         if rows is not None:
             plain.add(f)
         per_file[f] = rows if rows is not None else _file_rows(texts[f], False)
-    plain_values = _plain_values([texts[f] for f in sorted(plain)]) if plain else None
-    if plain_values is not None and len(plain_values) != sum(sum(per_file[f][2]) for f in plain):
-        plain_values = None
+    plain_values = _plain_values([texts[f] for f in sorted(plain)], sum(sum(per_file[f][2]) for f in plain)) if plain else None
     offsets: dict[int, int] = {}
     at = 0
     for f in sorted(plain):

@@ -10,6 +10,8 @@ but the expected one returns None, so the result never depends on which reader r
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 
 import numpy as np
@@ -17,10 +19,22 @@ import numpy as np
 # Between fields of a row: a byte that cannot be in a number, so a text with it fails to parse
 # (and falls back) instead of being read as two columns.
 _FIELD_SEPARATOR = "\x1f"
+# polars' threads are not forked: a child forked from a process that has loaded polars would
+# hang on its first polars call (its pool has no threads). Such children read with numpy.
+_polars_usable = True
+
+
+def _after_fork_in_child() -> None:
+    global _polars_usable
+    _polars_usable = _polars_usable and "polars" not in sys.modules
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
 PIECE_BYTES = 1 << 20  # 1 MB: polars' copy stays small; larger pieces are no faster
 
 
-def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop: bytes = b"") -> np.ndarray | None:
+def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop: bytes = b"", skip_empty: bool = False) -> np.ndarray | None:
     """(count,) float64: the numbers of ``text``, one between each ``separator`` byte.
 
     Args:
@@ -31,6 +45,7 @@ def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop
             the caller thought.
         drop: bytes to delete first (``b"[] "`` turns JSON lists of numbers into one
             comma-separated run); never part of a number.
+        skip_empty: empty fields (blank lines) are no numbers rather than a refusal.
 
     Returns:
         The values, or None when the text holds anything but ``count`` numbers (the caller then
@@ -44,7 +59,7 @@ def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop
         end = len(text) if end < 0 else end + 1
         piece = text[start:end].translate(None, drop) if drop else text[start:end]
         piece = piece if isinstance(piece, bytes) else bytes(piece)  # both readers take bytes only
-        parsed = _polars_numbers(piece, separator)
+        parsed = _polars_numbers(piece, separator, skip_empty) if _polars_usable else None
         if parsed is None:
             parsed = _numpy_numbers(piece, separator)
         if parsed is None or filled + len(parsed) > count:
@@ -55,7 +70,7 @@ def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop
     return values if filled == count else None
 
 
-def _polars_numbers(text: bytes, separator: bytes) -> np.ndarray | None:
+def _polars_numbers(text: bytes, separator: bytes, skip_empty: bool) -> np.ndarray | None:
     import polars as pl  # lazy: 0.1 s to import, and most commands never parse this much
 
     try:
@@ -66,7 +81,9 @@ def _polars_numbers(text: bytes, separator: bytes) -> np.ndarray | None:
     except Exception:  # noqa: BLE001  (polars raises several types for text it cannot read; numpy decides then)
         return None
     if column.null_count():  # an empty field: two separators in a row
-        return None
+        if not skip_empty:
+            return None
+        column = column.drop_nulls()
     return column.to_numpy()
 
 

@@ -1,7 +1,8 @@
-"""Write a dataset folder atomically: build it in a temporary folder beside OUT, then rename."""
+"""Writing outputs: a dataset folder atomically (a temporary folder beside OUT, then a rename), and small files fast."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -51,3 +52,18 @@ def atomic_output_dir(out: Path, overwrite: bool = False, inputs: list[Path] = (
         shutil.rmtree(trash, ignore_errors=True)
     else:
         work.rename(out)
+
+
+def write_file(path: str, data: bytes, *, create: bool = True) -> None:
+    """Write ``data`` to ``path`` with system calls only (no Python file object: tools here write 20k+ small files).
+
+    Args:
+        create: create (or truncate) the file; False writes into a file that exists (and is empty).
+    """
+    fd = os.open(path, os.O_WRONLY | (os.O_CREAT | os.O_TRUNC if create else 0), 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)

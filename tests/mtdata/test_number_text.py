@@ -19,7 +19,7 @@ def numbers_text(values: np.ndarray, separator: str = ",") -> bytes:
 def reader(request, monkeypatch):
     """Run each test with polars reading, and with polars refusing everything (numpy reads)."""
     if request.param == "numpy":
-        monkeypatch.setattr(number_text, "_polars_numbers", lambda text, separator: None)
+        monkeypatch.setattr(number_text, "_polars_numbers", lambda *args: None)
     return request.param
 
 
@@ -61,3 +61,28 @@ def test_pieces_join_seamlessly(reader, monkeypatch):
     text = numbers_text(values)
     assert np.array_equal(parse_numbers(text, b",", len(values)), values)
     assert parse_numbers(text + b",x", b",", len(values) + 1) is None  # a bad last piece still fails the whole
+
+
+def test_blank_lines_are_skipped_only_when_asked(reader):
+    assert parse_numbers(b"1\n\n2\n", b"\n", 2, skip_empty=True).tolist() == [1, 2]
+    assert parse_numbers(b"1,,2", b",", 2) is None
+
+
+@pytest.mark.timeout(60)  # a hang fails here instead of stalling the suite
+def test_a_child_forked_after_polars_reads_with_numpy_and_does_not_hang():
+    """polars' thread pool does not survive a fork: the child's first polars call would hang."""
+    import os
+
+    from mtdata.forked import ForkedCall, can_fork
+
+    if not can_fork():
+        pytest.skip("needs fork")
+    parse_numbers(b"1,2", b",", 2)  # the parent has used polars
+    child = ForkedCall(lambda receive: (number_text._polars_usable, parse_numbers(b"1,2,3", b",", 3).tolist()))
+    pid = child.pid
+    try:
+        assert child.result() == (False, [1.0, 2.0, 3.0])
+    finally:
+        if child.pid:  # still running: it hung
+            os.kill(pid, 9)
+    assert number_text._polars_usable  # the parent still reads with polars
