@@ -18,6 +18,8 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from mtdata.output import write_all
+
 
 def can_fork() -> bool:
     """Linux with two cores or more (one core gains nothing from a second process)."""
@@ -97,9 +99,7 @@ def _picklable(error: BaseException) -> BaseException:
 
 def _write_all(fd: int, data: bytes) -> None:
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     finally:
         os.close(fd)
 
