@@ -18,7 +18,7 @@ import numpy as np
 from mtdata.convert_files import LabelTexts, SplitFiles, write_labels
 from mtdata.forked import ForkedCall, can_fork
 from mtdata.formats.coco_columns import AnnotationTable
-from mtdata.formats.coco_objects import ObjectColumns, table_objects
+from mtdata.formats.coco_objects import ObjectColumns, lookup, table_objects
 
 PARALLEL_MIN_IMAGES = 4096  # below this, a second process costs more than it saves
 
@@ -99,15 +99,6 @@ class _Part:
         )
 
 
-def _image_positions(table: AnnotationTable, images: dict) -> np.ndarray:
-    """(N,) position of each annotation's image in ``images`` (insertion order), -1 when absent."""
-    ids = np.fromiter(images, dtype=np.int64, count=len(images))
-    order = np.argsort(ids, kind="stable")
-    at = np.clip(np.searchsorted(ids[order], table.image_ids), 0, max(len(ids) - 1, 0))
-    found = ids[order][at] == table.image_ids if len(ids) else np.zeros(len(table), bool)
-    return np.where(found, order[at] if len(ids) else -1, -1)
-
-
 def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules, split_files: SplitFiles,
                        progress: Callable[[int], None] | None = None) -> SplitOutcome:
     """Convert a split's annotations and write its label files (the images found get one each).
@@ -118,7 +109,7 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
         progress: called with how many images are written (an estimate while a child writes).
     """
     n = len(images)
-    position = _image_positions(table, images)
+    position = lookup(table.image_ids, {image_id: i for i, image_id in enumerate(images)}, -1)  # -1: not in images
     image_ids = np.fromiter(images, dtype=np.int64, count=n)
     if n < PARALLEL_MIN_IMAGES or not can_fork():
         part = _Part(table, np.arange(len(table)), position, images, rules, 0, n)

@@ -2,10 +2,10 @@
 
 A COCO file or a folder of YOLO labels is mostly numbers: ~10M for 20,000 images. numpy's
 ``fromstring(sep=...)`` reads ~14M numbers a second; polars' CSV reader (Rust, correctly
-rounded) reads the same text as a one-column table 3-4x faster. The text goes over in pieces
-of a few MB (polars copies what it reads; pieces keep that copy small) straight into one
-array. Anything the reader does not take as plain numbers falls back to numpy, and any count
-but the expected one returns None, so the result never depends on which reader ran.
+rounded) reads the same text as a one-column table 3-4x faster. The text goes over in 1 MB
+pieces (polars copies what it reads; pieces keep that copy small) straight into one array.
+Anything the reader does not take as plain numbers falls back to numpy, and any count but
+the expected one returns None, so the result never depends on which reader ran.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def parse_numbers(text: bytes | bytearray, separator: bytes, count: int, *, drop
 
     Args:
         text: ASCII numbers (``1``, ``-0.5``, ``1e-3``, ``nan``) each followed by ``separator``
-            except maybe the last; no empty fields.
+            except maybe the last; no empty fields unless ``skip_empty``.
         separator: one byte (``b","``, ``b"\\n"``).
         count: how many numbers the caller counted; any other count means the text is not what
             the caller thought.

@@ -44,7 +44,8 @@ class ObjectColumns:
     skip_rows: np.ndarray
 
 
-def _lookup(keys: np.ndarray, mapping: dict[int, int], default: int) -> np.ndarray:
+def lookup(keys: np.ndarray, mapping: dict[int, int], default: int) -> np.ndarray:
+    """(N,) ``mapping[key]`` of each of the (N,) int ``keys``, ``default`` for keys it lacks (sorted search, no Python loop)."""
     if not mapping:
         return np.full(len(keys), default, dtype=np.int64)
     known = np.array(sorted(mapping), dtype=np.int64)
@@ -156,8 +157,8 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     from mtdata.formats.coco import Skip, annotation_object
 
     n = len(table)
-    class_id = _lookup(table.category_ids, class_of_category, -1)
-    kpt_count = _lookup(table.category_ids, keypoints_of_category, 0)
+    class_id = lookup(table.category_ids, class_of_category, -1)
+    kpt_count = lookup(table.category_ids, keypoints_of_category, 0)
     image_list = np.array(sorted(images), dtype=np.int64)
     known_image = np.isin(table.image_ids, image_list)
     wanted = class_id >= 0
