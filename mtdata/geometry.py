@@ -6,7 +6,6 @@ Polygons are (P, 2) float arrays of (x, y) pixels; boxes are xyxy pixels; masks 
 
 from __future__ import annotations
 
-import cv2
 import numpy as np
 from pycocotools import mask as mask_utils
 
@@ -45,8 +44,16 @@ def polygon_xyxy(xy: np.ndarray) -> np.ndarray:
 
 def boxes_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
     """(N, M) IoU between (N, 4) and (M, 4) xyxy boxes."""
-    a = a_xyxy[:, None, :]
-    b = b_xyxy[None, :, :]
+    return _iou(a_xyxy[:, None, :], b_xyxy[None, :, :])
+
+
+def paired_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
+    """(E,) IoU of row i of (E, 4) xyxy ``a_xyxy`` with row i of ``b_xyxy``: the diagonal of :func:`boxes_iou`."""
+    return _iou(a_xyxy, b_xyxy)
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of broadcastable (..., 4) xyxy boxes; 0 where both boxes have no area."""
     iw = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
     ih = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
     inter = iw * ih
@@ -123,6 +130,8 @@ def mask_to_polygon(mask: np.ndarray) -> np.ndarray:
     :func:`join_polygons`. Contour points are the centres of the boundary pixels (no shift
     is applied), so the outline lies up to half a pixel inside the mask's edge.
     """
+    import cv2  # lazy: 0.14 s to import, and only RLE masks are traced
+
     contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     parts = [c.reshape(-1, 2).astype(np.float64) for c in contours if len(c) >= 3]
     return join_polygons(parts)

@@ -1,7 +1,7 @@
 """One-to-one matching of keypoint boxes to masks by IoU -> a :class:`MatchResult`.
 
-The assignment maximizes the summed box IoU (``scipy.optimize.linear_sum_assignment``); pairs
-under the IoU threshold are never made. When candidates' box IoUs are close, the mask that
+The assignment maximizes the summed box IoU (``scipy.optimize.linear_sum_assignment``, loaded by
+:mod:`mtdata.assignment`); pairs under the IoU threshold are never made. When candidates' box IoUs are close, the mask that
 contains more of the pose's visible keypoints wins (``shapely``): each candidate pair scores
 ``IoU + keypoint_weight * share of visible keypoints inside the mask``, so containment can only
 overturn IoU differences smaller than ``keypoint_weight``.
@@ -16,6 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtdata.assignment import linear_sum_assignment
+from mtdata.geometry import boxes_iou
 from mtdata.records import VISIBILITY_VISIBLE
 
 KEYPOINT_WEIGHT = 0.1  # containment overturns box IoU differences up to this size
@@ -125,12 +127,6 @@ def match_boxes(
     >>> r.pairs.tolist(), r.unmatched_b.tolist()
     ([[0, 1]], [0])
     """
-    # Lazy: scipy.optimize and cv2 (under geometry) take ~0.4 s to import, and most images of a
-    # merge never get here (see mtdata.merge_chunk).
-    from scipy.optimize import linear_sum_assignment
-
-    from mtdata.geometry import boxes_iou
-
     if not 0 < iou_threshold <= 1:
         raise ValueError(f"iou_threshold must be in (0, 1], got {iou_threshold}")
     a_xyxy = np.asarray(a_xyxy, dtype=np.float64).reshape(-1, 4)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtdata.formats.yolo import LabelLayout
+from mtdata.geometry import paired_iou
 from mtdata.match import match_boxes
 from mtdata.merge_plan import ImageJob
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
@@ -67,17 +68,6 @@ class ChunkResult:
     unmatched: list[dict] = field(default_factory=list)
     problems: list[dict] = field(default_factory=list)
     fatal: tuple[str, str] | None = None  # (file, message): the chunk stopped
-
-
-def paired_iou(a_xyxy: np.ndarray, b_xyxy: np.ndarray) -> np.ndarray:
-    """(E,) IoU of row i of (E, 4) ``a_xyxy`` with row i of ``b_xyxy``, as :func:`mtdata.geometry.boxes_iou` computes it."""
-    iw = np.clip(np.minimum(a_xyxy[:, 2], b_xyxy[:, 2]) - np.maximum(a_xyxy[:, 0], b_xyxy[:, 0]), 0, None)
-    ih = np.clip(np.minimum(a_xyxy[:, 3], b_xyxy[:, 3]) - np.maximum(a_xyxy[:, 1], b_xyxy[:, 1]), 0, None)
-    inter = iw * ih
-    area_a = (a_xyxy[:, 2] - a_xyxy[:, 0]) * (a_xyxy[:, 3] - a_xyxy[:, 1])
-    area_b = (b_xyxy[:, 2] - b_xyxy[:, 0]) * (b_xyxy[:, 3] - b_xyxy[:, 1])
-    union = area_a + area_b - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
 @dataclass
@@ -128,9 +118,9 @@ class _Unreadable(Exception):
     pass
 
 
-def _read(path: str | None) -> str | None:
-    """The text of a label file. Bytes and system calls, no text file object: a merge reads 40k
-    of them. Line ends stay as they are ("\r\n" files take the foundation parser's path)."""
+def _read(path: str | None) -> bytes | None:
+    """The bytes of a label file, checked to be UTF-8. System calls, no file object: a merge reads
+    40k of them. Line ends stay as they are ("\r\n" files take a slower path in merge_rows)."""
     if path is None:
         return None
     try:
@@ -141,7 +131,10 @@ def _read(path: str | None) -> str | None:
                 chunks.append(chunk)
         finally:
             os.close(fd)
-        return b"".join(chunks).decode("utf-8")
+        data = b"".join(chunks)
+        if not data.isascii():
+            data.decode("utf-8")
+        return data
     except (OSError, UnicodeDecodeError) as e:
         raise _Unreadable(path, f"cannot read this label file: {e}") from e
 
@@ -213,23 +206,26 @@ def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
 
 def _write(context: MergeContext, jobs: list[ImageJob], pose: RowBlock, seg: RowBlock, partner: np.ndarray) -> None:
     """OUT label file of every job SEG has (in SEG's row order), and its image."""
-    absent = absent_keypoints_text(context.num_keypoints)
+    absent = absent_keypoints_text(context.num_keypoints).encode("ascii")
     ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
     classes, partners = seg.class_id.tolist(), partner.tolist()
-    keypoint_classes = context.keypoint_classes
+    # Each class id as the bytes that start its rows, with keypoints or without.
+    heads = {c: (f"{c} ".encode("ascii"), c in context.keypoint_classes) for c in set(classes)}
+    space, newline = b" ", b"\n"
+    pose_text, seg_text = pose.text, seg.text
     start = 0
     for f, job in enumerate(jobs):
         end = ends[f]
         if job.in_seg:
-            lines = []
+            pieces = []
             for r in range(start, end):
-                c = classes[r]
-                if c in keypoint_classes:
+                head, with_keypoints = heads[classes[r]]
+                if with_keypoints:
                     p = partners[r]
-                    lines.append(f"{c} {pose.text[p] if p >= 0 else absent} {seg.text[r]}\n")
+                    pieces += (head, pose_text[p] if p >= 0 else absent, space, seg_text[r], newline)
                 else:
-                    lines.append(f"{c} {seg.text[r]}\n")
-            write_file(os.path.join(context.work, job.out_label), "".join(lines).encode("utf-8"))
+                    pieces += (head, seg_text[r], newline)
+            write_file(os.path.join(context.work, job.out_label), b"".join(pieces))
             if job.out_image:
                 _place_image(job.image, os.path.join(context.work, job.out_image), context.copy)
         start = end

@@ -1,10 +1,11 @@
 """Label files of many images, parsed at once into row blocks for ``mtdata merge``.
 
 A merge reads two label files per image and parses every number in them; row by row through
-:func:`mtdata.formats.yolo.parse_label_text` that is most of its time. Here the numbers of a
-whole chunk of files are read at once (polars' or numpy's parser for plainly spaced files, ``float``
-per token otherwise, as the parser does) and validated with a few numpy operations over the
-chunk. The fast path is conservative: a file with any row it
+:func:`mtdata.formats.yolo.parse_label_text` that is most of its time. Here a whole chunk of
+files is split into lines and tokens by numpy over the joined bytes, its numbers are read by
+one parser call (polars', else numpy's; ``float`` per token when they refuse, as the parser
+does), and they are validated with a few numpy operations over the chunk. Rows stay bytes
+from the files until they are written. The fast path is conservative: a file with any row it
 cannot vouch for (a wrong count, a value outside [0, 1] that the parser would clip or reject,
 a bad class or visibility) is parsed again by ``parse_label_text``, so problems, clipping and
 messages are exactly the foundation's. Rows keep their text token for token (a merge does
@@ -35,7 +36,7 @@ class RowBlock:
         class_id: (R,) class index.
         xyxy: (R, 4) box (x1, y1, x2, y2), normalized; a polygon's extent for segment rows.
         keypoints: (R, K, 3) normalized (x, y, visibility) for pose rows, else (R, 0, 3).
-        text: R strings to write: the polygon values (segment) or the K ``x y v`` triples (pose).
+        text: R ASCII texts to write: the polygon values (segment) or the K ``x y v`` triples (pose).
     """
 
     file: np.ndarray
@@ -43,7 +44,7 @@ class RowBlock:
     class_id: np.ndarray
     xyxy: np.ndarray
     keypoints: np.ndarray
-    text: list[str]
+    text: list[bytes]
 
     def __len__(self) -> int:
         return len(self.class_id)
@@ -85,123 +86,127 @@ def absent_keypoints_text(num_keypoints: int) -> str:
 
 
 @dataclass
-class _Split:
-    """A chunk's rows: those the fast path may take (in file order), and the files it may not."""
+class _Tokens:
+    """The non-blank lines of a chunk's files that one number reader could take, in file then line order.
 
+    Byte offsets point into ``blob``, where every such file's text sits (whitespace normalized
+    when it was not plain), each followed by a newline.
+    """
+
+    blob: bytes
     file: np.ndarray  # (R,) file of each row
     line: np.ndarray  # (R,) 1-based line number
-    rows: list[str]  # R rows, tokens joined by single spaces
     counts: np.ndarray  # (R,) tokens per row
     values: np.ndarray  # all tokens as floats, row after row
+    end: np.ndarray  # (R,) offset of the newline that ends each row
+    spaces: np.ndarray  # offsets of every space in blob
+    first_space: np.ndarray  # (R,) index in ``spaces`` of each row's first space
     slow: set[int]  # files for parse_label_text
 
+    def tail(self, rows: np.ndarray, skip: int) -> list[bytes]:
+        """The text of each of ``rows`` after its first ``skip`` tokens (rows must have more than ``skip``)."""
+        starts = (self.spaces[self.first_space[rows] + (skip - 1)] + 1).tolist()
+        blob = self.blob
+        return [blob[a:b] for a, b in zip(starts, self.end[rows].tolist())]
 
-# Texts without these (and ASCII) split into lines and tokens exactly like str.splitlines() and
-# str.split(), so their numbers can be read by one parser call per chunk.
-def _is_plain(text: str) -> bool:
-    """ASCII with single spaces between tokens and no other whitespace than newlines.
 
-    Such a text splits into lines and tokens exactly as ``str.splitlines`` and ``str.split`` do,
-    and a row's token count is its spaces + 1 (spaces at the ends of a line are caught by
-    :func:`_file_rows`). Plain ``in`` tests are C searches; a regex here costs 10x more.
+# Bytes that make str.split() or str.splitlines() cut where a plain split on b" " and b"\n" does not.
+_ODD_WHITESPACE = (b"  ", b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f", b" \n", b"\n ")
+_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n"  # ASCII that is a token's or a plain separator
+
+
+def _is_plain(text: bytes) -> bool:
+    """ASCII, tokens split by single spaces, lines by newlines, no space at either end of a line.
+
+    Such a text splits into lines and tokens exactly as ``str.splitlines`` and ``str.split``
+    do, and a row's token count is its spaces + 1.
     """
-    return (
-        text.isascii() and "  " not in text and "\t" not in text and "\r" not in text
-        and "\x0b" not in text and "\x0c" not in text and "\x1c" not in text and "\x1d" not in text and "\x1e" not in text
-    )
+    return text.isascii() and not text.startswith(b" ") and not text.endswith(b" ") and not any(w in text for w in _ODD_WHITESPACE)
+
+
+def _is_plain_blob(blob: bytes, u8: np.ndarray, spaces: np.ndarray) -> bool:
+    """:func:`_is_plain` for a whole chunk ending in a newline, from its space offsets: a few C passes, not eleven searches."""
+    if not blob.isascii() or blob.translate(None, _PRINTABLE):
+        return False
+    if not len(spaces):
+        return True
+    return spaces[0] != 0 and not (np.diff(spaces) == 1).any() and not (u8[spaces[spaces > 0] - 1] == 10).any() and not (u8[spaces + 1] == 10).any()
+
+
+def _normalized(text: bytes) -> bytes:
+    """An ASCII text with the same lines (numbered alike) and tokens, made plain."""
+    return "\n".join(" ".join(line.split()) for line in text.decode("ascii").splitlines()).encode("ascii")
 
 
 _SPACE_TO_NEWLINE = bytes.maketrans(b" ", b"\n")
 
 
-def _plain_values(texts: list[str], count: int) -> np.ndarray | None:
-    """The ``count`` numbers of plain ``texts``, read at once; None when a token is not a number or the count differs."""
-    blob = "\n".join(texts).encode("ascii").translate(_SPACE_TO_NEWLINE)  # one number a line
-    return parse_numbers(blob, b"\n", count, skip_empty=True)
+def _layout(parts: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
+    """The parts joined, each followed by a newline: (blob, its bytes, offsets of its spaces, offset of each part)."""
+    blob = b"\n".join(parts) + b"\n" if parts else b""
+    u8 = np.frombuffer(blob, dtype=np.uint8)
+    lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1
+    return blob, u8, np.flatnonzero(u8 == 32), np.cumsum(lengths) - lengths
 
 
-def _file_rows(text: str, plain: bool) -> tuple[list[int], list[str], list[int]] | None:
-    """Line numbers, single-spaced rows and token counts of the non-blank lines of one file.
+def _tokenize(texts: list[bytes | None]) -> _Tokens:
+    """Lines, tokens and numbers of every file, read at once with numpy over the joined bytes.
 
-    None when a ``plain`` text has a line that starts or ends with a space after all.
+    Files that are not ASCII go to the foundation parser (``slow``); other files with odd
+    whitespace are normalized first. The numbers are read by one
+    :func:`mtdata.number_text.parse_numbers` call (polars, else numpy). When it refuses (a token
+    that is not a number), each row is read token by token with ``float``, as the foundation
+    parser does, and files it refuses go to the foundation parser. A value a reader takes and
+    ``float`` refuses ("nan(1)") is not finite, so validation sends its file there too.
     """
-    numbers, rows, sizes = [], [], []
-    if plain:
-        for n, line in enumerate(text.split("\n"), start=1):
-            if line:
-                if line[0] == " " or line[-1] == " ":
-                    return None
-                numbers.append(n)
-                rows.append(line)
-                sizes.append(line.count(" ") + 1)
-        return numbers, rows, sizes
-    for n, line in enumerate(text.splitlines(), start=1):
-        tokens = line.split()
-        if tokens:
-            numbers.append(n)
-            rows.append(" ".join(tokens))
-            sizes.append(len(tokens))
-    return numbers, rows, sizes
-
-
-def _gather(texts: list[str | None], cols: int | None) -> _Split:
-    """Tokenize and convert every file; ``cols``: tokens per row (pose), None: odd and >= 7 (segment).
-
-    Plain files (:func:`_is_plain`) are read by one :func:`mtdata.number_text.parse_numbers`
-    over the chunk (polars, else numpy), the others token by token with ``float`` as the
-    foundation parser does. In plain files the token count is exact, and the reader either
-    reads one number per token or refuses (then every file goes through ``float``); a token
-    numpy reads as two numbers ("0.5-0.3") changes the count, which sends the chunk through
-    ``float`` too. A value a reader takes and ``float`` refuses ("nan(1)") is not finite, so
-    validation sends its file to the foundation parser.
-    """
-    present = [f for f, text in enumerate(texts) if text]
-    per_file = {}
-    plain = set()
-    for f in present:
-        rows = _file_rows(texts[f], True) if _is_plain(texts[f]) else None
-        if rows is not None:
-            plain.add(f)
-        per_file[f] = rows if rows is not None else _file_rows(texts[f], False)
-    plain_values = _plain_values([texts[f] for f in sorted(plain)], sum(sum(per_file[f][2]) for f in plain)) if plain else None
-    offsets: dict[int, int] = {}
-    at = 0
-    for f in sorted(plain):
-        offsets[f] = at
-        at += sum(per_file[f][2])
-
-    files: list[int] = []
-    lines: list[int] = []
-    rows: list[str] = []
-    counts: list[int] = []
-    arrays: list[np.ndarray] = []
+    files = [f for f, text in enumerate(texts) if text]
     slow: set[int] = set()
-    for f in present:
-        numbers, file_rows, sizes = per_file[f]
-        if not file_rows:
-            continue
-        shaped = min(sizes) == max(sizes) == cols if cols is not None else min(sizes) >= 7 and all(n & 1 for n in sizes)
-        values = None
-        if shaped and f in plain and plain_values is not None:
-            values = plain_values[offsets[f]:offsets[f] + sum(sizes)]
-        elif shaped:
-            flat = [t for row in file_rows for t in row.split(" ")]
-            try:
-                values = np.fromiter(map(float, flat), dtype=np.float64, count=len(flat))
-            except ValueError:
-                values = None
-        if values is None:
+    blob, u8, spaces, file_starts = _layout([texts[f] for f in files])
+    if not _is_plain_blob(blob, u8, spaces):  # rare: look at each file
+        parts = []
+        for f in files:
+            text = texts[f]
+            if not _is_plain(text):
+                if not text.isascii():
+                    slow.add(f)
+                    continue
+                text = _normalized(text)
+            parts.append(text)
+        files = [f for f in files if f not in slow]
+        blob, u8, spaces, file_starts = _layout(parts)
+    if not files:
+        empty = np.zeros(0, np.int64)
+        return _Tokens(b"", empty, empty, empty, np.zeros(0), empty, empty, empty, slow)
+    ends = np.flatnonzero(u8 == 10)
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    part = np.searchsorted(file_starts, starts, side="right") - 1  # each line's file, as an index in ``files``
+    line = np.arange(len(starts)) - np.searchsorted(starts, file_starts)[part] + 1
+    rows = np.flatnonzero(ends > starts)  # blank lines hold no row
+    first_space = np.searchsorted(spaces, starts[rows])
+    counts = np.searchsorted(spaces, ends[rows]) - first_space + 1
+    values = parse_numbers(blob.translate(_SPACE_TO_NEWLINE), b"\n", int(counts.sum()), skip_empty=True) if len(rows) else np.zeros(0)
+    file = np.asarray(files, dtype=np.int64)[part[rows]]
+    if values is None:
+        values = _float_values(blob, starts[rows], ends[rows], file, slow)
+    return _Tokens(blob, file, line[rows], counts, values, ends[rows], spaces, first_space, slow)
+
+
+def _float_values(blob: bytes, starts: np.ndarray, ends: np.ndarray, file: np.ndarray, slow: set[int]) -> np.ndarray:
+    """Every token of every row read with ``float``; a file with a token it refuses goes to ``slow`` (its values NaN)."""
+    values = []
+    for a, b, f in zip(starts.tolist(), ends.tolist(), file.tolist()):
+        tokens = blob[a:b].split(b" ")
+        try:
+            values.append(np.array([float(t) for t in tokens]))
+        except ValueError:
             slow.add(f)
-            continue
-        arrays.append(values)
-        files.extend([f] * len(file_rows))
-        lines.extend(numbers)
-        rows.extend(file_rows)
-        counts.extend(sizes)
-    return _Split(
-        np.array(files, dtype=np.int64), np.array(lines, dtype=np.int64), rows, np.array(counts, dtype=np.int64),
-        np.concatenate(arrays) if arrays else np.zeros(0), slow,
-    )
+            values.append(np.full(len(tokens), np.nan))
+    return np.concatenate(values) if values else np.zeros(0)
+
+
+def _file_has(rows_bad: np.ndarray, file: np.ndarray, slow: set[int]) -> set[int]:
+    """``slow`` plus the files of the rows flagged in ``rows_bad``."""
+    return slow | set(np.unique(file[rows_bad]).tolist())
 
 
 def _problems(parsed, side: str) -> list[dict]:
@@ -213,6 +218,9 @@ def _assemble(parts: list[tuple], k: int) -> RowBlock:
     parts = [p for p in parts if len(p[0])]
     if not parts:
         return RowBlock(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, k, 3)), [])
+    if len(parts) == 1:  # no file needed the foundation parser: already in file order
+        file, line, classes, xyxy, keypoints, text = parts[0]
+        return RowBlock(file, line, classes.astype(np.int64), xyxy, keypoints, text)
     file, line, classes, xyxy, keypoints = (np.concatenate([p[i] for p in parts]) for i in range(5))
     text = [t for p in parts for t in p[5]]
     order = np.lexsort((line, file))
@@ -245,12 +253,22 @@ def _pose_text(tokens: list[str], keypoints: np.ndarray, dims: int) -> str:
     return " ".join(parts)
 
 
-def read_pose_block(texts: list[str | None], files: list[str | None], layout: LabelLayout, problems: list[dict]) -> RowBlock:
+def _kept_rows(tokens: _Tokens, shaped: np.ndarray) -> tuple[set[int], np.ndarray, np.ndarray]:
+    """Files with a row of the wrong shape join ``slow``; returns (slow, rows left, their values)."""
+    slow = _file_has(~shaped, tokens.file, tokens.slow)
+    if len(slow) == len(tokens.slow) and shaped.all():
+        return slow, np.arange(len(shaped)), tokens.values
+    keep = shaped & ~np.isin(tokens.file, list(slow))
+    return slow, np.flatnonzero(keep), tokens.values[np.repeat(keep, tokens.counts)]
+
+
+def read_pose_block(texts: list[bytes | None], files: list[str | None], layout: LabelLayout, problems: list[dict]) -> RowBlock:
     """Pose rows of ``texts`` (None: no file); malformed rows are skipped and added to ``problems``."""
     k, dims = layout.num_keypoints, layout.keypoint_dims
     cols = 5 + k * dims
-    split = _gather(texts, cols)
-    table = split.values.reshape(-1, cols)
+    tokens = _tokenize(texts)
+    slow, rows, values = _kept_rows(tokens, tokens.counts == cols)
+    table = values.reshape(-1, cols)
     classes, box = table[:, 0], table[:, 1:5]
     keypoints = _pose_keypoints(table[:, 5:], k, dims)
     labeled = keypoints[..., 2] > 0
@@ -261,22 +279,23 @@ def read_pose_block(texts: list[str | None], files: list[str | None], layout: La
         & np.isin(keypoints[..., 2], (0.0, 1.0, 2.0)).all(axis=1)
         & (_unit(keypoints[..., :2]).all(axis=2) | ~labeled).all(axis=1)
     )
-    slow = split.slow | set(split.file[~ok].tolist())
-    keep = ~np.isin(split.file, list(slow))
+    slow = _file_has(~ok, tokens.file[rows], slow)
+    keep = ~np.isin(tokens.file[rows], list(slow)) if len(slow) else np.ones(len(rows), bool)
+    rows, keypoints = rows[keep], keypoints[keep]
+    text = tokens.tail(rows, 5)
     # Unlabeled points written with coordinates, and 2-D rows, need their triples rebuilt.
-    rebuild = np.ones(len(table), bool) if dims == 2 else ((keypoints[..., 2] == 0) & (keypoints[..., :2] != 0).any(axis=2)).any(axis=1)
-    text = [
-        _pose_text(row.split(" ")[5:], kp, dims) if again else row.split(" ", 5)[5]
-        for row, kp, again, kept in zip(split.rows, keypoints, rebuild.tolist(), keep.tolist()) if kept
-    ]
-    parts = [(split.file[keep], split.line[keep], classes[keep], _cxcywh_to_xyxy(box[keep]), keypoints[keep], text)]
+    rebuild = np.ones(len(rows), bool) if dims == 2 else ((keypoints[..., 2] == 0) & (keypoints[..., :2] != 0).any(axis=2)).any(axis=1)
+    for i in np.flatnonzero(rebuild).tolist():
+        text[i] = _pose_text(text[i].decode("ascii").split(" "), keypoints[i], dims).encode("ascii")
+    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], _cxcywh_to_xyxy(box[keep]), keypoints, text)]
     for f in sorted(slow):
         parts.append(_slow_pose(texts[f], files[f], f, layout, problems))
     return _assemble(parts, k)
 
 
-def _slow_pose(text: str, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:
+def _slow_pose(data: bytes, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:
     k, dims = layout.num_keypoints, layout.keypoint_dims
+    text = data.decode("utf-8")
     parsed = parse_label_text(text, layout, path)
     problems.extend(_problems(parsed, "kpt"))
     if not parsed.rows:
@@ -288,9 +307,9 @@ def _slow_pose(text: str, path: str | None, f: int, layout: LabelLayout, problem
     for n, values, kp in zip(parsed.lines, raw, keypoints):
         tokens = tokens_of[n][5:]
         if _same(tokens, values):
-            text_out.append(_pose_text(tokens, kp, dims))
+            text_out.append(_pose_text(tokens, kp, dims).encode("utf-8"))
         else:  # clipped by the parser: written as the foundation formats it
-            text_out.append(" ".join(_keypoint_tokens(kp)))
+            text_out.append(" ".join(_keypoint_tokens(kp)).encode("ascii"))
     n_rows = len(parsed.rows)
     return (
         np.full(n_rows, f, dtype=np.int64), np.array(parsed.lines, dtype=np.int64),
@@ -302,12 +321,12 @@ def _slow_pose(text: str, path: str | None, f: int, layout: LabelLayout, problem
 # --- segment ------------------------------------------------------------------------------
 
 
-def read_segment_block(texts: list[str | None], files: list[str | None], layout: LabelLayout, problems: list[dict]) -> RowBlock:
+def read_segment_block(texts: list[bytes | None], files: list[str | None], layout: LabelLayout, problems: list[dict]) -> RowBlock:
     """Segment rows of ``texts`` (None: no file); malformed rows are skipped and added to ``problems``."""
-    split = _gather(texts, None)
-    counts = split.counts
+    tokens = _tokenize(texts)
+    slow, rows, values = _kept_rows(tokens, (tokens.counts >= 7) & (tokens.counts % 2 == 1))
+    counts = tokens.counts[rows]
     starts = np.cumsum(counts) - counts
-    values = split.values
     classes = values[starts]
     is_coord = np.ones(len(values), dtype=bool)
     is_coord[starts] = False
@@ -323,16 +342,17 @@ def read_segment_block(texts: list[str | None], files: list[str | None], layout:
     else:
         coord_ok, xyxy = np.zeros(0, bool), np.zeros((0, 4))
     ok = _good_classes(classes, layout.num_classes) & coord_ok
-    slow = split.slow | set(split.file[~ok].tolist())
-    keep = ~np.isin(split.file, list(slow))
-    text = [row.partition(" ")[2] for row, kept in zip(split.rows, keep.tolist()) if kept]
-    parts = [(split.file[keep], split.line[keep], classes[keep], xyxy[keep], np.zeros((int(keep.sum()), 0, 3)), text)]
+    slow = _file_has(~ok, tokens.file[rows], slow)
+    keep = ~np.isin(tokens.file[rows], list(slow)) if len(slow) else np.ones(len(rows), bool)
+    rows = rows[keep]
+    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], xyxy[keep], np.zeros((len(rows), 0, 3)), tokens.tail(rows, 1))]
     for f in sorted(slow):
         parts.append(_slow_segment(texts[f], files[f], f, layout, problems))
     return _assemble(parts, 0)
 
 
-def _slow_segment(text: str, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:
+def _slow_segment(data: bytes, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:
+    text = data.decode("utf-8")
     parsed = parse_label_text(text, layout, path)
     problems.extend(_problems(parsed, "seg"))
     if not parsed.rows:
@@ -341,7 +361,7 @@ def _slow_segment(text: str, path: str | None, f: int, layout: LabelLayout, prob
     text_out = []
     for n, row in zip(parsed.lines, parsed.rows):
         flat, tokens = row.polygon_xyn.reshape(-1), tokens_of[n][1:]
-        text_out.append(" ".join(tokens) if _same(tokens, flat) else format_segment_row(row).split(" ", 1)[1])
+        text_out.append((" ".join(tokens) if _same(tokens, flat) else format_segment_row(row).split(" ", 1)[1]).encode("utf-8"))
     n_rows = len(parsed.rows)
     return (
         np.full(n_rows, f, dtype=np.int64), np.array(parsed.lines, dtype=np.int64),

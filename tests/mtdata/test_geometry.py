@@ -8,6 +8,7 @@ from pycocotools import mask as mask_utils
 
 from mtdata.geometry import (
     boxes_iou,
+    paired_iou,
     decode_rle,
     join_polygons,
     mask_to_polygon,
@@ -45,6 +46,14 @@ def test_boxes_iou(a, b, expected):
 
 def test_boxes_iou_is_n_by_m():
     assert boxes_iou(np.zeros((3, 4)), np.zeros((5, 4))).shape == (3, 5)
+
+
+def test_paired_iou_is_the_diagonal_of_boxes_iou():
+    rng = np.random.default_rng(0)
+    a = np.sort(rng.uniform(0, 1, (50, 4)).reshape(50, 2, 2), axis=1).reshape(50, 4)  # x1 y1 x2 y2
+    b = np.sort(rng.uniform(0, 1, (50, 4)).reshape(50, 2, 2), axis=1).reshape(50, 4)  # x1 y1 x2 y2
+    a[0] = b[0] = [0.2, 0.2, 0.2, 0.5]  # zero area on both sides: IoU 0, not NaN
+    assert np.array_equal(paired_iou(a, b), boxes_iou(a, b).diagonal())
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from mtdata.geometry import boxes_iou
 from mtdata.match import match_boxes
-from mtdata.merge_chunk import match_rows, paired_iou
+from mtdata.merge_chunk import match_rows
 from mtdata.merge_rows import RowBlock
 
 
@@ -57,11 +57,3 @@ def test_match_rows_equals_match_boxes_per_image(chunk):
     assert np.allclose(got.best_iou, want_best)
     assert got.masks_in_image.tolist() == want_masks.tolist()
     assert np.allclose(sorted(got.iou), sorted(boxes_iou(pose.xyxy[[p for p, _ in got_pairs]], seg.xyxy[[q for _, q in got_pairs]]).diagonal()) if got_pairs else [])
-
-
-def test_paired_iou_is_the_diagonal_of_boxes_iou():
-    rng = np.random.default_rng(0)
-    a = np.sort(rng.uniform(0, 1, (50, 4)).reshape(50, 2, 2), axis=1).reshape(50, 4)  # x1 y1 x2 y2
-    b = np.sort(rng.uniform(0, 1, (50, 4)).reshape(50, 2, 2), axis=1).reshape(50, 4)  # x1 y1 x2 y2
-    a[0] = b[0] = [0.2, 0.2, 0.2, 0.5]  # zero area on both sides: IoU 0, not NaN
-    assert np.array_equal(paired_iou(a, b), boxes_iou(a, b).diagonal())

@@ -60,6 +60,11 @@ def files(lines):
     return st.lists(st.one_of(st.none(), text), min_size=1, max_size=5)
 
 
+def encoded(texts: list[str | None]) -> list[bytes | None]:
+    """Texts as merge_chunk reads them from label files."""
+    return [None if text is None else text.encode("utf-8") for text in texts]
+
+
 def reference(texts, layout):
     """Rows and problems of each file by the foundation parser."""
     rows, problems = [], []
@@ -82,7 +87,7 @@ def test_pose_block_matches_the_foundation(case):
     dims, texts = case
     layout = LabelLayout("pose", num_classes=2, num_keypoints=K, keypoint_dims=dims)
     problems: list[dict] = []
-    block = read_pose_block(texts, [f"f{f}.txt" for f in range(len(texts))], layout, problems)
+    block = read_pose_block(encoded(texts), [f"f{f}.txt" for f in range(len(texts))], layout, problems)
     rows, want_problems = reference(texts, layout)
     assert [(p["file"], p["line"], p["kind"]) for p in problems] == want_problems
     assert list(zip(block.file.tolist(), block.line.tolist())) == [(f, line) for f, line, _ in rows]
@@ -96,7 +101,7 @@ def test_pose_block_matches_the_foundation(case):
         labeled = want[:, 2] > 0
         assert np.array_equal(block.keypoints[i][labeled], want[labeled])
         assert np.array_equal(block.keypoints[i][:, 2], want[:, 2])
-        written = triples(block.text[i])
+        written = triples(block.text[i].decode())
         # Kept rows are their tokens; rows the parser clipped are rewritten in the foundation's 6 decimals.
         assert np.allclose(written[labeled], want[labeled], rtol=0, atol=5e-7)
         assert (written[~labeled] == 0).all()
@@ -107,7 +112,7 @@ def test_pose_block_matches_the_foundation(case):
 def test_segment_block_matches_the_foundation(texts):
     layout = LabelLayout("segment", num_classes=2)
     problems: list[dict] = []
-    block = read_segment_block(texts, [f"f{f}.txt" for f in range(len(texts))], layout, problems)
+    block = read_segment_block(encoded(texts), [f"f{f}.txt" for f in range(len(texts))], layout, problems)
     rows, want_problems = reference(texts, layout)
     assert [(p["file"], p["line"], p["kind"]) for p in problems] == want_problems
     assert list(zip(block.file.tolist(), block.line.tolist())) == [(f, line) for f, line, _ in rows]
@@ -119,16 +124,16 @@ def test_segment_block_matches_the_foundation(texts):
 
 def test_valid_rows_keep_their_tokens():
     layout = LabelLayout("segment", num_classes=1)
-    block = read_segment_block(["0 0.1 0.2  0.30000 0.4 0.5 0.6\n"], ["a.txt"], layout, [])
-    assert block.text == ["0.1 0.2 0.30000 0.4 0.5 0.6"]
+    block = read_segment_block([b"0 0.1 0.2  0.30000 0.4 0.5 0.6\n"], ["a.txt"], layout, [])
+    assert block.text == [b"0.1 0.2 0.30000 0.4 0.5 0.6"]
     pose = LabelLayout("pose", num_classes=1, num_keypoints=2, keypoint_dims=3)
-    block = read_pose_block(["0 0.5 0.5 0.2 0.2 0.45 0.5 2 0.7 0.9 0\n"], ["a.txt"], pose, [])
-    assert block.text == [f"0.45 0.5 2 {absent_keypoints_text(1)}"]  # an unlabeled point loses its coordinates
+    block = read_pose_block([b"0 0.5 0.5 0.2 0.2 0.45 0.5 2 0.7 0.9 0\n"], ["a.txt"], pose, [])
+    assert block.text == [f"0.45 0.5 2 {absent_keypoints_text(1)}".encode()]  # an unlabeled point loses its coordinates
 
 
 def test_empty_chunk():
     layout = LabelLayout("pose", num_classes=1, num_keypoints=K)
-    block = read_pose_block([None, "", "\n\n"], [None, "a", "b"], layout, [])
+    block = read_pose_block([None, b"", b"\n\n"], [None, "a", "b"], layout, [])
     assert len(block) == 0 and block.keypoints.shape == (0, K, 3)
 
 
@@ -139,16 +144,16 @@ def test_clean_files_never_need_the_row_parser(monkeypatch):
         raise AssertionError("parse_label_text called for a clean file")
 
     monkeypatch.setattr(merge_rows, "parse_label_text", refuse)
-    seg = read_segment_block(["0 0 0 1 0 1 1\n1 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2\n"], ["a"], LabelLayout("segment", num_classes=2), [])
+    seg = read_segment_block([b"0 0 0 1 0 1 1\n1 0.1 0.1 0.2 0.1 0.2 0.2 0.1 0.2\n"], ["a"], LabelLayout("segment", num_classes=2), [])
     assert seg.xyxy.tolist() == [[0, 0, 1, 1], [0.1, 0.1, 0.2, 0.2]]
-    pose = read_pose_block(["1 0.5 0.5 1 1 0 0 0 1 1 1\n"], ["a"], LabelLayout("pose", num_classes=2, num_keypoints=K), [])
+    pose = read_pose_block([b"1 0.5 0.5 1 1 0 0 0 1 1 1\n"], ["a"], LabelLayout("pose", num_classes=2, num_keypoints=K), [])
     assert pose.xyxy.tolist() == [[0, 0, 1, 1]] and pose.keypoints[0, :, 2].tolist() == [0, 1]
 
 
 def test_a_token_numpy_reads_as_two_numbers_does_not_shift_the_others():
     """ "0.5-0.25" is two numbers to numpy and none to float(): the chunk must still agree with the parser."""
     layout = LabelLayout("segment", num_classes=1)
-    texts = ["0 0.1 0.1 0.5-0.25 0.2 0.3 0.3\n", "0  0.1 0.1 0.2 0.1 0.2 0.2\n", " 0 0.6 0.6 0.7 0.6 0.7 0.7\n"]
+    texts = [b"0 0.1 0.1 0.5-0.25 0.2 0.3 0.3\n", b"0  0.1 0.1 0.2 0.1 0.2 0.2\n", b" 0 0.6 0.6 0.7 0.6 0.7 0.7\n"]
     problems: list[dict] = []
     block = read_segment_block(texts, ["a", "b", "c"], layout, problems)
     assert [(p["file"], p["line"], p["kind"]) for p in problems] == [("a", 1, "non_numeric")]

@@ -1,0 +1,51 @@
+"""scipy's ``linear_sum_assignment``, without importing all of ``scipy.optimize``.
+
+``import scipy.optimize`` takes ~0.3 s (it loads scipy.linalg, sparse and the array-API layer),
+and every worker process of a merge that meets one crowded image pays it. The solver itself
+lives in one compiled module, ``scipy/optimize/_lsap``, that needs only numpy: it is loaded from
+its file here. Anything unexpected (another scipy layout, a failed load) falls back to the
+public import, so the result is always scipy's own solver.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+
+import numpy as np
+
+
+def linear_sum_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.optimize.linear_sum_assignment``: (row indices, column indices) of an optimal assignment of (N, M) ``cost``."""
+    return solver()(cost, maximize=maximize)
+
+
+@lru_cache(maxsize=1)
+def solver():
+    """scipy's solver function: from its compiled module when possible, else from ``scipy.optimize``."""
+    if "scipy.optimize" not in sys.modules:
+        try:
+            return _load_compiled()
+        except Exception:  # noqa: BLE001 - any surprise means: take the public, slower import
+            pass
+    from scipy.optimize import linear_sum_assignment as public
+
+    return public
+
+
+def _load_compiled():
+    import importlib.machinery
+    import importlib.util
+
+    import scipy
+
+    folder = os.path.join(os.path.dirname(scipy.__file__), "optimize")
+    for suffix in importlib.machinery.EXTENSION_SUFFIXES:
+        path = os.path.join(folder, "_lsap" + suffix)
+        if os.path.isfile(path):
+            spec = importlib.util.spec_from_file_location("scipy.optimize._lsap", path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module.linear_sum_assignment
+    raise ImportError(f"no compiled _lsap module in {folder}")
