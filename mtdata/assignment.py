@@ -9,6 +9,7 @@ public import, so the result is always scipy's own solver.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from functools import lru_cache
@@ -25,10 +26,8 @@ def linear_sum_assignment(cost: np.ndarray, maximize: bool = False) -> tuple[np.
 def solver():
     """scipy's solver function: from its compiled module when possible, else from ``scipy.optimize``."""
     if "scipy.optimize" not in sys.modules:
-        try:
+        with contextlib.suppress(Exception):  # any surprise means: take the public, slower import
             return _load_compiled()
-        except Exception:  # noqa: BLE001 - any surprise means: take the public, slower import
-            pass
     from scipy.optimize import linear_sum_assignment as public
 
     return public
