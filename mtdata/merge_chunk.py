@@ -24,7 +24,9 @@ from mtdata.geometry import paired_iou
 from mtdata.match import match_boxes
 from mtdata.merge_plan import ImageJob
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
+from mtdata.number_text import load_reader
 from mtdata.output import write_file
+from mtdata.worker_memory import keep_freed_memory
 
 
 @dataclass(frozen=True)
@@ -126,12 +128,15 @@ def _read(path: str | None) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            chunks = []
-            while chunk := os.read(fd, 1 << 16):
-                chunks.append(chunk)
+            size = os.fstat(fd).st_size
+            data = os.read(fd, size + 1)  # one call when the size is right
+            if len(data) != size:  # a short read, a growing file, a size the filesystem does not know
+                chunks = [data]
+                while chunk := os.read(fd, 1 << 16):
+                    chunks.append(chunk)
+                data = b"".join(chunks)
         finally:
             os.close(fd)
-        data = b"".join(chunks)
         if not data.isascii():
             data.decode("utf-8")
         return data
@@ -149,6 +154,15 @@ def _place_image(source: str, target: str, copy: bool) -> None:
 def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
     counts = np.bincount(class_ids, minlength=len(names)) if len(class_ids) else np.zeros(0, dtype=np.int64)
     return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
+
+
+def prepare_worker() -> None:
+    """Ready a fresh worker process before the parent has planned its work: import what chunks
+    use (polars, shapely) and let the process keep the memory it frees."""
+    import shapely  # noqa: F401  (for crowded images, in mtdata.match)
+
+    load_reader()
+    keep_freed_memory()
 
 
 def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
@@ -207,25 +221,19 @@ def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
 def _write(context: MergeContext, jobs: list[ImageJob], pose: RowBlock, seg: RowBlock, partner: np.ndarray) -> None:
     """OUT label file of every job SEG has (in SEG's row order), and its image."""
     absent = absent_keypoints_text(context.num_keypoints).encode("ascii")
-    ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
     classes, partners = seg.class_id.tolist(), partner.tolist()
-    # Each class id as the bytes that start its rows, with keypoints or without.
     heads = {c: (f"{c} ".encode("ascii"), c in context.keypoint_classes) for c in set(classes)}
-    space, newline = b" ", b"\n"
-    pose_text, seg_text = pose.text, seg.text
+    pose_text = pose.text
+    lines = [
+        b"".join((head, pose_text[p] if p >= 0 else absent, b" ", text, b"\n")) if with_keypoints else b"".join((head, text, b"\n"))
+        for (head, with_keypoints), p, text in zip(map(heads.__getitem__, classes), partners, seg.text)
+    ]
+    ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
+    work = context.work + os.sep
     start = 0
-    for f, job in enumerate(jobs):
-        end = ends[f]
+    for job, end in zip(jobs, ends):
         if job.in_seg:
-            pieces = []
-            for r in range(start, end):
-                head, with_keypoints = heads[classes[r]]
-                if with_keypoints:
-                    p = partners[r]
-                    pieces += (head, pose_text[p] if p >= 0 else absent, space, seg_text[r], newline)
-                else:
-                    pieces += (head, seg_text[r], newline)
-            write_file(os.path.join(context.work, job.out_label), b"".join(pieces))
+            write_file(work + job.out_label, b"".join(lines[start:end]))
             if job.out_image:
-                _place_image(job.image, os.path.join(context.work, job.out_image), context.copy)
+                _place_image(job.image, work + job.out_image, context.copy)
         start = end

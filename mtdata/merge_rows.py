@@ -112,7 +112,6 @@ class _Tokens:
 
 # Bytes that make str.split() or str.splitlines() cut where a plain split on b" " and b"\n" does not.
 _ODD_WHITESPACE = (b"  ", b"\t", b"\r", b"\x0b", b"\x0c", b"\x1c", b"\x1d", b"\x1e", b"\x1f", b" \n", b"\n ")
-_PRINTABLE = bytes(range(0x20, 0x7F)) + b"\n"  # ASCII that is a token's or a plain separator
 
 
 def _is_plain(text: bytes) -> bool:
@@ -124,13 +123,16 @@ def _is_plain(text: bytes) -> bool:
     return text.isascii() and not text.startswith(b" ") and not text.endswith(b" ") and not any(w in text for w in _ODD_WHITESPACE)
 
 
-def _is_plain_blob(blob: bytes, u8: np.ndarray, spaces: np.ndarray) -> bool:
-    """:func:`_is_plain` for a whole chunk ending in a newline, from its space offsets: a few C passes, not eleven searches."""
-    if not blob.isascii() or blob.translate(None, _PRINTABLE):
+def _is_plain_blob(blob: bytes, u8: np.ndarray, spaces: np.ndarray, ends: np.ndarray) -> bool:
+    """:func:`_is_plain` for a whole chunk that ends in a newline, from the offsets of its spaces and
+    newlines: a few passes in C instead of eleven searches."""
+    if not blob.isascii() or np.count_nonzero(u8 < 32) != len(ends):  # a control byte other than a newline
         return False
     if not len(spaces):
         return True
-    return spaces[0] != 0 and not (np.diff(spaces) == 1).any() and not (u8[spaces[spaces > 0] - 1] == 10).any() and not (u8[spaces + 1] == 10).any()
+    if spaces[0] == 0 or (np.diff(spaces) == 1).any():  # a line starts with a space; two spaces in a row
+        return False
+    return not (u8[ends - 1] == 32).any() and not (u8[ends[:-1] + 1] == 32).any()  # a space at either end of a line
 
 
 def _normalized(text: bytes) -> bytes:
@@ -141,12 +143,12 @@ def _normalized(text: bytes) -> bytes:
 _SPACE_TO_NEWLINE = bytes.maketrans(b" ", b"\n")
 
 
-def _layout(parts: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray]:
-    """The parts joined, each followed by a newline: (blob, its bytes, offsets of its spaces, offset of each part)."""
+def _layout(parts: list[bytes]) -> tuple[bytes, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The parts joined, each followed by a newline: (blob, its bytes, offsets of its spaces, of its newlines, of each part)."""
     blob = b"\n".join(parts) + b"\n" if parts else b""
     u8 = np.frombuffer(blob, dtype=np.uint8)
     lengths = np.fromiter(map(len, parts), dtype=np.int64, count=len(parts)) + 1
-    return blob, u8, np.flatnonzero(u8 == 32), np.cumsum(lengths) - lengths
+    return blob, u8, np.flatnonzero(u8 == 32), np.flatnonzero(u8 == 10), np.cumsum(lengths) - lengths
 
 
 def _tokenize(texts: list[bytes | None]) -> _Tokens:
@@ -161,8 +163,8 @@ def _tokenize(texts: list[bytes | None]) -> _Tokens:
     """
     files = [f for f, text in enumerate(texts) if text]
     slow: set[int] = set()
-    blob, u8, spaces, file_starts = _layout([texts[f] for f in files])
-    if not _is_plain_blob(blob, u8, spaces):  # rare: look at each file
+    blob, u8, spaces, ends, file_starts = _layout([texts[f] for f in files])
+    if not _is_plain_blob(blob, u8, spaces, ends):  # rare: look at each file
         parts = []
         for f in files:
             text = texts[f]
@@ -173,11 +175,10 @@ def _tokenize(texts: list[bytes | None]) -> _Tokens:
                 text = _normalized(text)
             parts.append(text)
         files = [f for f in files if f not in slow]
-        blob, u8, spaces, file_starts = _layout(parts)
+        blob, u8, spaces, ends, file_starts = _layout(parts)
     if not files:
         empty = np.zeros(0, np.int64)
         return _Tokens(b"", empty, empty, empty, np.zeros(0), empty, empty, empty, slow)
-    ends = np.flatnonzero(u8 == 10)
     starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
     part = np.searchsorted(file_starts, starts, side="right") - 1  # each line's file, as an index in ``files``
     line = np.arange(len(starts)) - np.searchsorted(starts, file_starts)[part] + 1
