@@ -13,6 +13,8 @@ images (:mod:`mtdata.merge_chunk`), run in worker processes when there are many.
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import json
 import os
 from collections import Counter
@@ -25,8 +27,8 @@ import numpy as np
 
 from mtdata.errors import DatasetConfigError, InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
-from mtdata.merge_chunk import MergeContext, merge_chunk
-from mtdata.merge_plan import build_jobs
+from mtdata.merge_chunk import MergeContext, merge_chunk, prepare_worker
+from mtdata.merge_plan import MergePlan, build_jobs, count_seg_labels
 from mtdata.output import atomic_output_dir, check_output_dir
 
 Progress = Callable[[int, int], None]
@@ -247,12 +249,21 @@ def output_config(out: Path, kpt: DatasetConfig, seg: DatasetConfig, groups: dic
 # --- the merge --------------------------------------------------------------------------
 
 
-def _workers(jobs: int, workers: int | None) -> int:
+def _workers(images: int, workers: int | None) -> int:
     if workers is not None:
         return max(1, workers)
-    if jobs < PARALLEL_MIN_IMAGES:
+    if images < PARALLEL_MIN_IMAGES:
         return 1
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
+
+
+def _start_pool(workers: int) -> ProcessPoolExecutor | None:
+    """``workers`` processes, started now: they import their libraries while the parent plans."""
+    if workers < 2:
+        return None
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
+    pool.submit(int)  # the processes start with the first task
+    return pool
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -271,8 +282,9 @@ def _json_rows(data: dict) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _run_chunks(context: MergeContext, jobs: list, workers: int, report: MergeReport, progress: Progress | None) -> list[dict]:
-    """Merge every job, in chunks (in ``workers`` processes when > 1); fills ``report``, returns the unmatched rows."""
+def _run_chunks(context: MergeContext, jobs: list, pool: ProcessPoolExecutor | None, report: MergeReport, progress: Progress | None) -> list[dict]:
+    """Merge every job, in chunks (in ``pool`` when there is one); fills ``report``, returns the unmatched rows."""
+    workers = pool._max_workers if pool is not None else 1
     size = max(64, min(2000, len(jobs) // (workers * 8) + 1))
     chunks = _chunks(jobs, size)
     unmatched: list[dict] = []
@@ -280,28 +292,75 @@ def _run_chunks(context: MergeContext, jobs: list, workers: int, report: MergeRe
     done = 0
     if progress is not None:
         progress(0, len(jobs))
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    try:
-        results = pool.map(merge_chunk, [context] * len(chunks), chunks) if pool else (merge_chunk(context, c) for c in chunks)
-        for result in results:
-            if result.fatal:
-                raise InputError(result.fatal[1], file=result.fatal[0])
-            done += result.images
-            for counts, more in (
-                (report.seg_rows, result.seg_rows), (report.seg_matched, result.seg_matched), (report.kpt_rows, result.kpt_rows),
-                (report.kpt_matched, result.kpt_matched), (report.kpt_unmatched, result.kpt_unmatched),
-            ):
-                counts.update(more)
-            report.problems.extend(result.problems)
-            unmatched.extend(result.unmatched)
-            ious.append(result.ious)
-            if progress is not None:
-                progress(done, len(jobs))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
+    results = pool.map(merge_chunk, [context] * len(chunks), chunks) if pool else (merge_chunk(context, c) for c in chunks)
+    for result in results:
+        if result.fatal:
+            raise InputError(result.fatal[1], file=result.fatal[0])
+        done += result.images
+        for counts, more in (
+            (report.seg_rows, result.seg_rows), (report.seg_matched, result.seg_matched), (report.kpt_rows, result.kpt_rows),
+            (report.kpt_matched, result.kpt_matched), (report.kpt_unmatched, result.kpt_unmatched),
+        ):
+            counts.update(more)
+        report.problems.extend(result.problems)
+        unmatched.extend(result.unmatched)
+        ious.append(result.ious)
+        if progress is not None:
+            progress(done, len(jobs))
     report.ious = np.concatenate(ious) if ious else np.zeros(0)
     return unmatched
+
+
+def _write_outputs(work: Path, plan: MergePlan, pool: ProcessPoolExecutor | None, kpt: DatasetConfig, seg: DatasetConfig, groups: dict[int, list[int]], iou: float,
+                   copy: bool, strict: bool, report: MergeReport, progress: Progress | None) -> None:
+    """Everything OUT holds, written into the temporary folder ``work``."""
+    context = MergeContext(
+        work=str(work), kpt_layout=kpt.layout(), seg_layout=seg.layout(),
+        keypoint_classes=frozenset(s for targets in groups.values() for s in targets),
+        num_keypoints=kpt.num_keypoints, groups=groups, iou=iou, copy=copy,
+        kpt_names=dict(kpt.names), seg_names=dict(seg.names),
+    )
+    for folder in plan.folders():
+        (work / "labels" / folder).mkdir(parents=True, exist_ok=True)
+        if plan.has_images:
+            (work / "images" / folder).mkdir(parents=True, exist_ok=True)
+    for parent in plan.parent_dirs():
+        (work / parent).mkdir(parents=True, exist_ok=True)
+    unmatched_rows = _run_chunks(context, plan.jobs, pool, report, progress)
+    if strict and report.problems:
+        first = report.problems[0]
+        raise MtdataError(
+            f"--strict: {len(report.problems)} malformed label rows (first: {first['file']}:{first['line']}: "
+            f"{first['message']}); nothing written"
+        )
+    report.images = plan.image_counts()
+    write_data_yaml(output_config(report.out, kpt, seg, groups, plan.split_folders, report.notes), work / "data.yaml")
+    unmatched = {
+        "iou_threshold": iou,
+        "reasons": UNMATCHED_REASONS,
+        "kpt_rows": unmatched_rows,
+        "kpt_only_images": [f"{job.split}/{job.name}" for job in plan.kpt_only],
+        "seg_only_images": plan.seg_only_names(),
+    }
+    (work / "unmatched.json").write_text(_json_rows(unmatched))
+
+
+@contextlib.contextmanager
+def _no_cyclic_gc():
+    """Pause Python's cycle collector while a merge runs.
+
+    A merge makes ~100k small containers (plan entries, rows, report entries) and no reference
+    cycles; each collector pass walks every object of the process (5% of a merge's time), and in
+    forked workers it writes into inherited pages, copying them. Reference counting still frees
+    everything; the collector resumes (if it ran before) when the merge ends.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def merge_datasets(
@@ -347,37 +406,16 @@ def merge_datasets(
     if unmapped:
         report.notes.append(f"KPT classes {unmapped} map to no SEG class: their rows are listed in unmatched.json")
 
-    plan = build_jobs(kpt, seg, report.notes)
-    with atomic_output_dir(out, overwrite, inputs) as work:
-        context = MergeContext(
-            work=str(work), kpt_layout=kpt.layout(), seg_layout=seg.layout(),
-            keypoint_classes=frozenset(s for targets in groups.values() for s in targets),
-            num_keypoints=kpt.num_keypoints, groups=groups, iou=iou, copy=copy,
-            kpt_names=dict(kpt.names), seg_names=dict(seg.names),
-        )
-        for folder in plan.folders():
-            (work / "labels" / folder).mkdir(parents=True, exist_ok=True)
-            if plan.has_images:
-                (work / "images" / folder).mkdir(parents=True, exist_ok=True)
-        for parent in plan.parent_dirs():
-            (work / parent).mkdir(parents=True, exist_ok=True)
-        unmatched_rows = _run_chunks(context, plan.jobs, _workers(len(plan.jobs), workers), report, progress)
-        if strict and report.problems:
-            first = report.problems[0]
-            raise MtdataError(
-                f"--strict: {len(report.problems)} malformed label rows (first: {first['file']}:{first['line']}: "
-                f"{first['message']}); nothing written"
-            )
-        report.images = plan.image_counts()
-        write_data_yaml(output_config(out, kpt, seg, groups, plan.split_folders, report.notes), work / "data.yaml")
-        unmatched = {
-            "iou_threshold": iou,
-            "reasons": UNMATCHED_REASONS,
-            "kpt_rows": unmatched_rows,
-            "kpt_only_images": [f"{job.split}/{job.name}" for job in plan.kpt_only],
-            "seg_only_images": plan.seg_only_names(),
-        }
-        (work / "unmatched.json").write_text(_json_rows(unmatched))
+    with _no_cyclic_gc():
+        pool = _start_pool(_workers(count_seg_labels(seg), workers))
+        try:
+            plan = build_jobs(kpt, seg, report.notes)
+            if pool is None:  # the quick count missed nested folders
+                pool = _start_pool(_workers(len(plan.jobs), workers))
+            with atomic_output_dir(out, overwrite, inputs) as work:
+                _write_outputs(work, plan, pool, kpt, seg, groups, iou, copy, strict, report, progress)
+        finally:
+            if pool is not None:
+                pool.shutdown(cancel_futures=True)
     report.unmatched_file = report.out / "unmatched.json"
     return report
-

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import os
@@ -17,6 +18,7 @@ from typer.testing import CliRunner
 
 from mtdata.cli import app
 from mtdata.convert import convert_coco
+from mtdata.errors import MtdataError
 from mtdata.formats.data_yaml import read_data_yaml
 from mtdata.formats.yolo import YoloRow, format_multitask_row, read_label_file
 from mtdata.merge import merge_datasets
@@ -265,6 +267,24 @@ def test_many_images_in_worker_processes_match_one_process(tmp_path):
     assert tree_digest(tmp_path / "one" / "labels") == tree_digest(tmp_path / "two" / "labels")
     assert one.to_dict() | {"out": None, "unmatched_file": None} == two.to_dict() | {"out": None, "unmatched_file": None}
     assert two.matched == 300
+
+
+def test_the_cycle_collector_pauses_during_a_merge_and_resumes(tmp_path):
+    kpt = write_dataset(tmp_path / "kpt", KPT_YAML, {"train/a": pose_row(0, (0.1, 0.1, 0.3, 0.5), [(0.2, 0.2, 2)] * 3) + "\n"})
+    seg = write_dataset(tmp_path / "seg", SEG_YAML, {"train/a": seg_row(0, [(0.1, 0.1), (0.3, 0.1), (0.3, 0.5)]) + "\nbad row\n"})
+    seen: list[bool] = []
+    merge_datasets(kpt, seg, tmp_path / "out", progress=lambda done, total: seen.append(gc.isenabled()))
+    assert seen and not any(seen)
+    assert gc.isenabled()
+    with pytest.raises(MtdataError, match="--strict"):
+        merge_datasets(kpt, seg, tmp_path / "strict", strict=True)
+    assert gc.isenabled()  # also after a failed merge
+    gc.disable()
+    try:
+        merge_datasets(kpt, seg, tmp_path / "caller_paused_it")
+        assert not gc.isenabled()  # left as the caller had it
+    finally:
+        gc.enable()
 
 
 # --- behaviour through the CLI ------------------------------------------------------------
