@@ -270,24 +270,27 @@ def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
-def _json_rows(data: dict) -> str:
-    """JSON with each element of a list on its own line: greppable, and diffable between runs."""
+def _json_rows(data: dict, encoded: frozenset[str] = frozenset()) -> str:
+    """JSON with each element of a list on its own line: greppable, and diffable between runs.
+
+    ``encoded`` names the lists whose elements are JSON texts already (the workers encode rows).
+    """
     parts = []
     for key, value in data.items():
         if isinstance(value, list) and value:
-            items = ",\n".join("  " + json.dumps(v) for v in value)
+            items = ",\n".join("  " + (v if key in encoded else json.dumps(v)) for v in value)
             parts.append(f" {json.dumps(key)}: [\n{items}\n ]")
         else:
             parts.append(f" {json.dumps(key)}: {json.dumps(value)}")
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _run_chunks(context: MergeContext, jobs: list, pool: ProcessPoolExecutor | None, report: MergeReport, progress: Progress | None) -> list[dict]:
-    """Merge every job, in chunks (in ``pool`` when there is one); fills ``report``, returns the unmatched rows."""
+def _run_chunks(context: MergeContext, jobs: list, pool: ProcessPoolExecutor | None, report: MergeReport, progress: Progress | None) -> list[str]:
+    """Merge every job, in chunks (in ``pool`` when there is one); fills ``report``, returns the unmatched rows (JSON texts)."""
     workers = pool._max_workers if pool is not None else 1
     size = max(64, min(2000, len(jobs) // (workers * 8) + 1))
     chunks = _chunks(jobs, size)
-    unmatched: list[dict] = []
+    unmatched: list[str] = []
     ious: list[np.ndarray] = []
     done = 0
     if progress is not None:
@@ -342,7 +345,7 @@ def _write_outputs(work: Path, plan: MergePlan, pool: ProcessPoolExecutor | None
         "kpt_only_images": [f"{job.split}/{job.name}" for job in plan.kpt_only],
         "seg_only_images": plan.seg_only_names(),
     }
-    (work / "unmatched.json").write_text(_json_rows(unmatched))
+    (work / "unmatched.json").write_text(_json_rows(unmatched, encoded=frozenset({"kpt_rows"})))
 
 
 @contextlib.contextmanager

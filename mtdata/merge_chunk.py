@@ -12,6 +12,7 @@ over the whole chunk). Images where candidates compete go through
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections import Counter
@@ -67,7 +68,7 @@ class ChunkResult:
     kpt_matched: Counter = field(default_factory=Counter)
     kpt_unmatched: Counter = field(default_factory=Counter)  # reason -> rows
     ious: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    unmatched: list[dict] = field(default_factory=list)
+    unmatched: list[str] = field(default_factory=list)  # KPT rows without a mask, each as a JSON object (encoded here, in parallel)
     problems: list[dict] = field(default_factory=list)
     fatal: tuple[str, str] | None = None  # (file, message): the chunk stopped
 
@@ -209,12 +210,12 @@ def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
     acc.kpt_unmatched = Counter(reason[~matched].tolist())
     for i in np.flatnonzero(~matched).tolist():
         job = jobs[int(pose.file[i])]
-        acc.unmatched.append({
+        acc.unmatched.append(json.dumps({
             "split": job.split, "image": job.name, "file": job.kpt_label, "line": int(pose.line[i]),
             "class": context.kpt_names[int(pose.class_id[i])],
             "box_xyxyn": [round(v, 6) for v in pose.xyxy[i].tolist()], "best_iou": round(float(best[i]), 4),
             "reason": reason[i],
-        })
+        }))
     return acc
 
 
