@@ -266,6 +266,12 @@ def _start_pool(workers: int) -> ProcessPoolExecutor | None:
     return pool
 
 
+def _stop(pool: ProcessPoolExecutor | None) -> None:
+    """Cancel what has not started and wait for the workers to exit (again: a no-op)."""
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
 def _chunks(items: list, size: int) -> list[list]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
@@ -416,9 +422,11 @@ def merge_datasets(
             if pool is None:  # the quick count missed nested folders
                 pool = _start_pool(_workers(len(plan.jobs), workers))
             with atomic_output_dir(out, overwrite, inputs) as work:
-                _write_outputs(work, plan, pool, kpt, seg, groups, iou, copy, strict, report, progress)
+                try:
+                    _write_outputs(work, plan, pool, kpt, seg, groups, iou, copy, strict, report, progress)
+                finally:  # no worker may still write into ``work`` while it is removed (after an error) or renamed
+                    _stop(pool)
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            _stop(pool)
     report.unmatched_file = report.out / "unmatched.json"
     return report
