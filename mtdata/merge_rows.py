@@ -59,7 +59,7 @@ def _split_lines(text: str) -> list[tuple[int, list[str]]]:
 
 
 def _unit(values: np.ndarray) -> np.ndarray:
-    """True where a value needs neither clipping nor rejection."""
+    """True where a value needs neither clipping nor rejection (NaN and infinities are False)."""
     return (values >= 0.0) & (values <= 1.0)
 
 
@@ -272,12 +272,13 @@ def read_pose_block(texts: list[bytes | None], files: list[str | None], layout: 
     table = values.reshape(-1, cols)
     classes, box = table[:, 0], table[:, 1:5]
     keypoints = _pose_keypoints(table[:, 5:], k, dims)
-    labeled = keypoints[..., 2] > 0
+    visibility = keypoints[..., 2]
+    labeled = visibility > 0
     ok = (
         _good_classes(classes, layout.num_classes)
         & np.isfinite(table).all(axis=1)
         & _unit(box).all(axis=1) & (box[:, 2] > 0) & (box[:, 3] > 0)
-        & np.isin(keypoints[..., 2], (0.0, 1.0, 2.0)).all(axis=1)
+        & ((visibility == 0.0) | (visibility == 1.0) | (visibility == 2.0)).all(axis=1)
         & (_unit(keypoints[..., :2]).all(axis=2) | ~labeled).all(axis=1)
     )
     slow = _file_has(~ok, tokens.file[rows], slow)
@@ -329,17 +330,13 @@ def read_segment_block(texts: list[bytes | None], files: list[str | None], layou
     counts = tokens.counts[rows]
     starts = np.cumsum(counts) - counts
     classes = values[starts]
-    is_coord = np.ones(len(values), dtype=bool)
-    is_coord[starts] = False
-    coords = values[is_coord]
-    point_starts = (starts - np.arange(len(starts))) // 2  # each row's first point among all points
     if len(counts):
-        coord_ok = np.logical_and.reduceat(np.isfinite(coords) & _unit(coords), point_starts * 2)
-        x, y = coords[0::2], coords[1::2]
-        xyxy = np.stack([
-            np.minimum.reduceat(x, point_starts), np.minimum.reduceat(y, point_starts),
-            np.maximum.reduceat(x, point_starts), np.maximum.reduceat(y, point_starts),
-        ], axis=1)
+        inside = _unit(values)
+        inside[starts] = True  # class ids are checked on their own
+        coord_ok = np.logical_and.reduceat(inside, starts)
+        points = np.delete(values, starts).reshape(-1, 2)  # (x, y) of every row, row after row
+        point_starts = (starts - np.arange(len(starts))) // 2  # each row's first point among all points
+        xyxy = np.concatenate([np.minimum.reduceat(points, point_starts), np.maximum.reduceat(points, point_starts)], axis=1)
     else:
         coord_ok, xyxy = np.zeros(0, bool), np.zeros((0, 4))
     ok = _good_classes(classes, layout.num_classes) & coord_ok
