@@ -257,19 +257,26 @@ def _workers(images: int, workers: int | None) -> int:
     return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1, 8))
 
 
-def _start_pool(workers: int) -> ProcessPoolExecutor | None:
-    """``workers`` processes, started now: they import their libraries while the parent plans."""
-    if workers < 2:
-        return None
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
-    pool.submit(int)  # the processes start with the first task
-    return pool
+@dataclass
+class _Pool:
+    """The worker processes of a merge (none when ``workers`` is 1: chunks run in this process)."""
 
+    workers: int
+    executor: ProcessPoolExecutor | None = None
 
-def _stop(pool: ProcessPoolExecutor | None) -> None:
-    """Cancel what has not started and wait for the workers to exit (again: a no-op)."""
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
+    @classmethod
+    def start(cls, workers: int) -> _Pool:
+        """Start the processes now: they import their libraries while the parent plans."""
+        if workers < 2:
+            return cls(1)
+        executor = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
+        executor.submit(int)  # the processes start with the first task
+        return cls(workers, executor)
+
+    def stop(self) -> None:
+        """Cancel what has not started and wait for the workers to exit (again: a no-op)."""
+        if self.executor is not None:
+            self.executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _chunks(items: list, size: int) -> list[list]:
@@ -291,17 +298,19 @@ def _json_rows(data: dict, encoded: frozenset[str] = frozenset()) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _run_chunks(context: MergeContext, jobs: list, pool: ProcessPoolExecutor | None, report: MergeReport, progress: Progress | None) -> list[str]:
-    """Merge every job, in chunks (in ``pool`` when there is one); fills ``report``, returns the unmatched rows (JSON texts)."""
-    workers = pool._max_workers if pool is not None else 1
-    size = max(64, min(2000, len(jobs) // (workers * 8) + 1))
+def _run_chunks(context: MergeContext, jobs: list, pool: _Pool, report: MergeReport, progress: Progress | None) -> list[str]:
+    """Merge every job, in chunks (in the pool's processes when it has any); fills ``report``, returns the unmatched rows (JSON texts)."""
+    size = max(64, min(2000, len(jobs) // (pool.workers * 8) + 1))
     chunks = _chunks(jobs, size)
     unmatched: list[str] = []
     ious: list[np.ndarray] = []
     done = 0
     if progress is not None:
         progress(0, len(jobs))
-    results = pool.map(merge_chunk, [context] * len(chunks), chunks) if pool else (merge_chunk(context, c) for c in chunks)
+    if pool.executor is not None:
+        results = pool.executor.map(merge_chunk, [context] * len(chunks), chunks)
+    else:
+        results = (merge_chunk(context, c) for c in chunks)
     for result in results:
         if result.fatal:
             raise InputError(result.fatal[1], file=result.fatal[0])
@@ -320,7 +329,7 @@ def _run_chunks(context: MergeContext, jobs: list, pool: ProcessPoolExecutor | N
     return unmatched
 
 
-def _write_outputs(work: Path, plan: MergePlan, pool: ProcessPoolExecutor | None, kpt: DatasetConfig, seg: DatasetConfig, groups: dict[int, list[int]], iou: float,
+def _write_outputs(work: Path, plan: MergePlan, pool: _Pool, kpt: DatasetConfig, seg: DatasetConfig, groups: dict[int, list[int]], iou: float,
                    copy: bool, strict: bool, report: MergeReport, progress: Progress | None) -> None:
     """Everything OUT holds, written into the temporary folder ``work``."""
     context = MergeContext(
@@ -416,17 +425,17 @@ def merge_datasets(
         report.notes.append(f"KPT classes {unmapped} map to no SEG class: their rows are listed in unmatched.json")
 
     with _no_cyclic_gc():
-        pool = _start_pool(_workers(count_seg_labels(seg), workers))
+        pool = _Pool.start(_workers(count_seg_labels(seg), workers))
         try:
             plan = build_jobs(kpt, seg, report.notes)
-            if pool is None:  # the quick count missed nested folders
-                pool = _start_pool(_workers(len(plan.jobs), workers))
+            if pool.executor is None:  # the quick count missed nested folders
+                pool = _Pool.start(_workers(len(plan.jobs), workers))
             with atomic_output_dir(out, overwrite, inputs) as work:
                 try:
                     _write_outputs(work, plan, pool, kpt, seg, groups, iou, copy, strict, report, progress)
                 finally:  # no worker may still write into ``work`` while it is removed (after an error) or renamed
-                    _stop(pool)
+                    pool.stop()
         finally:
-            _stop(pool)
+            pool.stop()
     report.unmatched_file = report.out / "unmatched.json"
     return report
