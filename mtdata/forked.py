@@ -18,7 +18,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from mtdata.output import write_all
+from mtdata.output import read_to_end, write_all
 
 
 def can_fork() -> bool:
@@ -105,8 +105,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _read_all(fd: int) -> bytes:
-    chunks = []
-    while chunk := os.read(fd, 1 << 20):
-        chunks.append(chunk)
-    os.close(fd)
-    return b"".join(chunks)
+    try:
+        return read_to_end(fd)
+    finally:
+        os.close(fd)

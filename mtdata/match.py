@@ -1,10 +1,10 @@
 """One-to-one matching of keypoint boxes to masks by IoU -> a :class:`MatchResult`.
 
 The assignment maximizes the summed box IoU (``scipy.optimize.linear_sum_assignment``, loaded by
-:mod:`mtdata.assignment`); pairs under the IoU threshold are never made. When candidates' box IoUs are close, the mask that
-contains more of the pose's visible keypoints wins (``shapely``): each candidate pair scores
-``IoU + keypoint_weight * share of visible keypoints inside the mask``, so containment can only
-overturn IoU differences smaller than ``keypoint_weight``.
+:mod:`mtdata.assignment`); pairs under the IoU threshold are never made. When candidates' box IoUs
+are close, the mask that contains more of the pose's visible keypoints wins (``shapely``): each
+candidate pair scores ``IoU + keypoint_weight * share of visible keypoints inside the mask``, so
+containment can only overturn IoU differences smaller than ``keypoint_weight``.
 
 Ties break deterministically and independently of row order: both sides are put in a canonical
 order (by box, then by keypoints or polygon) before solving; the inputs are never changed.

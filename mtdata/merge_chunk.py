@@ -26,7 +26,7 @@ from mtdata.match import match_boxes
 from mtdata.merge_plan import ImageJob
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
 from mtdata.number_text import load_reader
-from mtdata.output import write_file
+from mtdata.output import read_to_end, write_file
 from mtdata.worker_memory import keep_freed_memory
 
 
@@ -132,10 +132,7 @@ def _read(path: str | None) -> bytes | None:
             size = os.fstat(fd).st_size
             data = os.read(fd, size + 1)  # one call when the size is right
             if len(data) != size:  # a short read, a growing file, a size the filesystem does not know
-                chunks = [data]
-                while chunk := os.read(fd, 1 << 16):
-                    chunks.append(chunk)
-                data = b"".join(chunks)
+                data += read_to_end(fd)
         finally:
             os.close(fd)
         if not data.isascii():

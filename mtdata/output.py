@@ -1,4 +1,5 @@
-"""Writing outputs: a dataset folder atomically (a temporary folder beside OUT, then a rename), and small files fast."""
+"""Writing outputs: a dataset folder atomically (a temporary folder beside OUT, then a rename), and small files
+fast with system calls (``write_file``, ``write_all`` and its reading twin ``read_to_end``)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,11 @@ def write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+def read_to_end(fd: int) -> bytes:
+    """Everything left to read from a file descriptor (``os.read`` may return less than there is)."""
+    chunks = []
+    while chunk := os.read(fd, 1 << 20):
+        chunks.append(chunk)
+    return b"".join(chunks)
