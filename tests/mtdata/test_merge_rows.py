@@ -159,3 +159,13 @@ def test_a_token_numpy_reads_as_two_numbers_does_not_shift_the_others():
     assert [(p["file"], p["line"], p["kind"]) for p in problems] == [("a", 1, "non_numeric")]
     assert block.file.tolist() == [1, 2]
     assert block.xyxy.tolist() == [[0.1, 0.1, 0.2, 0.2], [0.6, 0.6, 0.7, 0.7]]
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.lists(st.sampled_from(["0", "1.5", " ", " ", "\n", "\n", "\t", "\r", "\x00", "\x0c", "\x1f", "\x7f", "\u00e9"]), min_size=1, max_size=12))
+def test_the_chunk_wide_plain_check_is_the_per_file_rule(pieces):
+    from mtdata.merge_rows import _is_plain, _is_plain_blob, _layout
+
+    text = "".join(pieces).encode("utf-8")
+    blob, u8, spaces, ends, _ = _layout([text])
+    assert _is_plain_blob(blob, u8, spaces, ends) == _is_plain(text)
