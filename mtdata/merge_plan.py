@@ -160,11 +160,7 @@ def _folder_name(config: DatasetConfig, folders: list[Path], key: str) -> str:
 
 def count_seg_labels(seg: DatasetConfig) -> int:
     """Entries of SEG's label folders (not below them): a quick size estimate, before the plan lists everything."""
-    if seg.splits:
-        folders = {label_dir_for(d) for key in SPLIT_KEYS for d in seg.image_dirs(key)}
-    else:  # no split keys: each folder under labels/ is a split
-        labels = seg.root / "labels"
-        folders = {p for p in labels.iterdir() if p.is_dir()} if labels.is_dir() else set()
+    folders = {label_dir_for(d) for dirs in _split_dirs(seg, "SEG", []).values() for d in dirs}  # the plan's folders; its notes come later
     total = 0
     for folder in folders:
         try:
