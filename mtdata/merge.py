@@ -28,7 +28,7 @@ import numpy as np
 from mtdata.errors import DatasetConfigError, InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
 from mtdata.merge_chunk import MergeContext, merge_chunk, prepare_worker
-from mtdata.merge_plan import MergePlan, build_jobs, count_seg_labels
+from mtdata.merge_plan import ImageJob, JobBatch, MergePlan, build_jobs, count_seg_labels
 from mtdata.output import atomic_output_dir, check_output_dir
 
 Progress = Callable[[int, int], None]
@@ -279,8 +279,8 @@ class _Pool:
             self.executor.shutdown(wait=True, cancel_futures=True)
 
 
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i:i + size] for i in range(0, len(items), size)]
+def _batches(jobs: list[ImageJob], size: int) -> list[JobBatch]:
+    return [JobBatch.of(jobs[i:i + size]) for i in range(0, len(jobs), size)]
 
 
 def _json_rows(data: dict, encoded: frozenset[str] = frozenset()) -> str:
@@ -298,10 +298,10 @@ def _json_rows(data: dict, encoded: frozenset[str] = frozenset()) -> str:
     return "{\n" + ",\n".join(parts) + "\n}\n"
 
 
-def _run_chunks(context: MergeContext, jobs: list, pool: _Pool, report: MergeReport, progress: Progress | None) -> list[str]:
+def _run_chunks(context: MergeContext, jobs: list[ImageJob], pool: _Pool, report: MergeReport, progress: Progress | None) -> list[str]:
     """Merge every job, in chunks (in the pool's processes when it has any); fills ``report``, returns the unmatched rows (JSON texts)."""
     size = max(64, min(2000, len(jobs) // (pool.workers * 8) + 1))
-    chunks = _chunks(jobs, size)
+    chunks = _batches(jobs, size)
     unmatched: list[str] = []
     ious: list[np.ndarray] = []
     done = 0

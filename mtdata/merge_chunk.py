@@ -23,7 +23,7 @@ import numpy as np
 from mtdata.formats.yolo import LabelLayout
 from mtdata.geometry import paired_iou
 from mtdata.match import match_boxes
-from mtdata.merge_plan import ImageJob
+from mtdata.merge_plan import JobBatch
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
 from mtdata.number_text import load_reader
 from mtdata.output import read_to_end, write_file
@@ -163,19 +163,19 @@ def prepare_worker() -> None:
     keep_freed_memory()
 
 
-def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
+def merge_chunk(context: MergeContext, jobs: JobBatch) -> ChunkResult:
     """Merge the label files of ``jobs`` into ``context.work`` and count what happened."""
     acc = ChunkResult()
     try:
-        kpt_texts = [_read(job.kpt_label) for job in jobs]
-        seg_texts = [_read(job.seg_label) if job.in_seg else None for job in jobs]
+        kpt_texts = [_read(path) for path in jobs.kpt_label]
+        seg_texts = [_read(path) for path in jobs.seg_label]  # None where SEG has no label file
     except _Unreadable as e:
         acc.fatal = (e.args[0], e.args[1])
         return acc
-    pose = read_pose_block(kpt_texts, [job.kpt_label for job in jobs], context.kpt_layout, acc.problems)
-    seg = read_segment_block(seg_texts, [job.seg_label for job in jobs], context.seg_layout, acc.problems)
+    pose = read_pose_block(kpt_texts, jobs.kpt_label, context.kpt_layout, acc.problems)
+    seg = read_segment_block(seg_texts, jobs.seg_label, context.seg_layout, acc.problems)
 
-    in_seg = np.array([job.in_seg for job in jobs], dtype=bool)
+    in_seg = np.array(jobs.in_seg, dtype=bool)
     reason = np.where(in_seg[pose.file], "class_not_mapped", "image_not_in_seg").astype(object)
     best = np.zeros(len(pose))
     partner = np.full(len(seg), -1, dtype=np.int64)
@@ -206,9 +206,9 @@ def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
     acc.kpt_matched = _counts(pose.class_id[matched], context.kpt_names)
     acc.kpt_unmatched = Counter(reason[~matched].tolist())
     for i in np.flatnonzero(~matched).tolist():
-        job = jobs[int(pose.file[i])]
+        f = int(pose.file[i])
         acc.unmatched.append(json.dumps({
-            "split": job.split, "image": job.name, "file": job.kpt_label, "line": int(pose.line[i]),
+            "split": jobs.split[f], "image": jobs.name[f], "file": jobs.kpt_label[f], "line": int(pose.line[i]),
             "class": context.kpt_names[int(pose.class_id[i])],
             "box_xyxyn": [round(v, 6) for v in pose.xyxy[i].tolist()], "best_iou": round(float(best[i]), 4),
             "reason": reason[i],
@@ -216,7 +216,7 @@ def merge_chunk(context: MergeContext, jobs: list[ImageJob]) -> ChunkResult:
     return acc
 
 
-def _write(context: MergeContext, jobs: list[ImageJob], pose: RowBlock, seg: RowBlock, partner: np.ndarray) -> None:
+def _write(context: MergeContext, jobs: JobBatch, pose: RowBlock, seg: RowBlock, partner: np.ndarray) -> None:
     """OUT label file of every job SEG has (in SEG's row order), and its image."""
     absent = absent_keypoints_text(context.num_keypoints).encode("ascii")
     classes, partners = seg.class_id.tolist(), partner.tolist()
@@ -229,9 +229,9 @@ def _write(context: MergeContext, jobs: list[ImageJob], pose: RowBlock, seg: Row
     ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
     work = context.work + os.sep
     start = 0
-    for job, end in zip(jobs, ends):
-        if job.in_seg:
-            write_file(work + job.out_label, b"".join(lines[start:end]))
-            if job.out_image:
-                _place_image(job.image, work + job.out_image, context.copy)
+    for out_label, out_image, image, end in zip(jobs.out_label, jobs.out_image, jobs.image, ends):
+        if out_label is not None:  # the image is in SEG
+            write_file(work + out_label, b"".join(lines[start:end]))
+            if out_image is not None:
+                _place_image(image, work + out_image, context.copy)
         start = end

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 
 from mtdata.errors import InputError
 from mtdata.formats.data_yaml import parse_data_dict
-from mtdata.merge_plan import build_jobs, count_seg_labels
+from mtdata.merge_plan import ImageJob, JobBatch, build_jobs, count_seg_labels
 
 
 def dataset(root: Path, files: list[str], splits: bool = True, task: str = "segment") -> object:
@@ -55,3 +56,14 @@ def test_two_files_with_one_label_name_are_refused(tmp_path):
 def test_count_seg_labels_counts_the_split_folders(tmp_path, splits):
     seg = dataset(tmp_path, [f"labels/train/{i}.txt" for i in range(5)] + ["labels/val/x.txt", "labels/val/nested/y.txt"], splits=splits)
     assert count_seg_labels(seg) == 7  # 5 + x.txt + the folder "nested", not what is below it
+
+
+def test_a_job_batch_holds_the_jobs_field_by_field_and_survives_pickling(tmp_path):
+    kpt = dataset(tmp_path / "kpt", ["labels/train/a.txt", "labels/train/c.txt"], task="pose")
+    seg = dataset(tmp_path / "seg", ["labels/train/a.txt", "labels/train/b.txt", "images/train/b.png"])
+    jobs = build_jobs(kpt, seg, []).jobs
+    batch = pickle.loads(pickle.dumps(JobBatch.of(jobs)))
+    assert len(batch) == 3
+    assert [ImageJob(*row) for row in zip(*(getattr(batch, f) for f in ImageJob._fields))] == jobs
+    assert batch.name == ["a", "b", "c"] and batch.in_seg == [True, True, False] and batch.image == [None, str(tmp_path / "seg/images/train/b.png"), None]
+    assert len(JobBatch.of([])) == 0
