@@ -121,6 +121,9 @@ class _Unreadable(Exception):
     pass
 
 
+READ_BYTES = 1 << 16  # label files are a few kB: one read takes a whole file
+
+
 def _read(path: str | None) -> bytes | None:
     """The bytes of a label file, checked to be UTF-8. System calls, no file object: a merge reads
     40k of them. Line ends stay as they are ("\r\n" files take a slower path in merge_rows)."""
@@ -129,9 +132,8 @@ def _read(path: str | None) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            size = os.fstat(fd).st_size
-            data = os.read(fd, size + 1)  # one call when the size is right
-            if len(data) != size:  # a short read, a growing file, a size the filesystem does not know
+            data = os.read(fd, READ_BYTES)
+            if len(data) == READ_BYTES:  # a large file: the rest follows (a shorter read ends a regular file)
                 data += read_to_end(fd)
         finally:
             os.close(fd)

@@ -44,5 +44,14 @@ def test_write_file_creates_or_fills(tmp_path):
 def test_merge_reads_a_file_whose_size_is_unknown():
     from mtdata.merge_chunk import _read
 
-    # /proc files report size 0 but hold text: the first read is short of nothing, the rest follows.
+    # /proc files report size 0 but hold text: the one read takes all of it.
     assert _read("/proc/self/status").startswith(b"Name:")
+
+
+def test_merge_reads_a_label_file_longer_than_one_read(tmp_path):
+    from mtdata.merge_chunk import READ_BYTES, _read
+
+    for size in (0, 10, READ_BYTES - 1, READ_BYTES, READ_BYTES + 1, 3 * READ_BYTES + 7):
+        data = bytes(b"0123456789 \n"[i % 12] for i in range(size))
+        (tmp_path / "a.txt").write_bytes(data)
+        assert _read(str(tmp_path / "a.txt")) == data
