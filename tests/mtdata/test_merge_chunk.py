@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,3 +62,12 @@ def test_match_rows_equals_match_boxes_per_image(chunk):
     assert np.allclose(got.best_iou, want_best)
     assert got.masks_in_image.tolist() == want_masks.tolist()
     assert np.allclose(sorted(got.iou), sorted(boxes_iou(pose.xyxy[[p for p, _ in got_pairs]], seg.xyxy[[q for _, q in got_pairs]]).diagonal()) if got_pairs else [])
+
+
+@pytest.mark.parametrize(("chosen", "threads"), [(None, "1"), ("2", "2")], ids=["default", "the user's choice"])
+def test_a_worker_gives_polars_one_thread_unless_the_user_chose(chosen, threads):
+    # In a fresh interpreter: polars fixes its thread count when it first starts its pool.
+    env = {k: v for k, v in os.environ.items() if k != "POLARS_MAX_THREADS"} | ({"POLARS_MAX_THREADS": chosen} if chosen else {})
+    code = "from mtdata.merge_chunk import prepare_worker; prepare_worker(); import polars; print(polars.thread_pool_size())"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == threads
