@@ -69,7 +69,7 @@ def render_merge(result) -> None:
     console.print(rows)
 
     if result.matched:
-        hist = Table(title=f"IoU of the {result.matched} pairs (median {float(_median(result.ious)):.3f})", show_edge=False)
+        hist = Table(title=f"IoU of the {result.matched} pairs (median {result.iou_quantiles([0.5])[0]:.3f})", show_edge=False)
         hist.add_column("IoU")
         hist.add_column("pairs", justify="right")
         hist.add_column("")
@@ -92,9 +92,3 @@ def render_merge(result) -> None:
         console.print(f"[yellow]... and {len(result.problems) - 10} more malformed rows (see --report)")
     for note in result.notes:
         console.print(f"[cyan]note:[/] {note}", highlight=False, soft_wrap=True)
-
-
-def _median(values):
-    import numpy as np
-
-    return np.median(values)
