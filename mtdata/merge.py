@@ -340,32 +340,47 @@ def _run_chunks(context: MergeContext, jobs: list[ImageJob], pool: _Pool, report
     return unmatched
 
 
-def _write_outputs(work: Path, plan: MergePlan, pool: _Pool, kpt: DatasetConfig, seg: DatasetConfig, groups: dict[int, list[int]], iou: float,
-                   copy: bool, strict: bool, report: MergeReport, progress: Progress | None) -> None:
+@dataclass(frozen=True)
+class _Inputs:
+    """What a merge pairs and how: both datasets, the class groups and the options."""
+
+    kpt: DatasetConfig
+    seg: DatasetConfig
+    groups: dict[int, list[int]]  # KPT class -> the SEG classes its poses may pair with
+    iou: float
+    copy: bool
+    strict: bool
+
+    def chunk_context(self, work: Path) -> MergeContext:
+        kpt, seg = self.kpt, self.seg
+        return MergeContext(
+            work=str(work), kpt_layout=kpt.layout(), seg_layout=seg.layout(),
+            keypoint_classes=frozenset(s for targets in self.groups.values() for s in targets),
+            num_keypoints=kpt.num_keypoints, groups=self.groups, iou=self.iou, copy=self.copy,
+            kpt_names=dict(kpt.names), seg_names=dict(seg.names),
+        )
+
+
+def _write_outputs(work: Path, plan: MergePlan, pool: _Pool, inputs: _Inputs, report: MergeReport, progress: Progress | None) -> None:
     """Everything OUT holds, written into the temporary folder ``work``."""
-    context = MergeContext(
-        work=str(work), kpt_layout=kpt.layout(), seg_layout=seg.layout(),
-        keypoint_classes=frozenset(s for targets in groups.values() for s in targets),
-        num_keypoints=kpt.num_keypoints, groups=groups, iou=iou, copy=copy,
-        kpt_names=dict(kpt.names), seg_names=dict(seg.names),
-    )
     for folder in plan.folders():
         (work / "labels" / folder).mkdir(parents=True, exist_ok=True)
         if plan.has_images:
             (work / "images" / folder).mkdir(parents=True, exist_ok=True)
     for parent in plan.parent_dirs():
         (work / parent).mkdir(parents=True, exist_ok=True)
-    unmatched_rows = _run_chunks(context, plan.jobs, pool, report, progress)
-    if strict and report.problems:
+    unmatched_rows = _run_chunks(inputs.chunk_context(work), plan.jobs, pool, report, progress)
+    if inputs.strict and report.problems:
         first = report.problems[0]
         raise MtdataError(
             f"--strict: {len(report.problems)} malformed label rows (first: {first['file']}:{first['line']}: "
             f"{first['message']}); nothing written"
         )
     report.images = plan.image_counts()
-    write_data_yaml(output_config(report.out, kpt, seg, groups, plan.split_folders, report.notes), work / "data.yaml")
+    config = output_config(report.out, inputs.kpt, inputs.seg, inputs.groups, plan.split_folders, report.notes)
+    write_data_yaml(config, work / "data.yaml")
     unmatched = {
-        "iou_threshold": iou,
+        "iou_threshold": inputs.iou,
         "reasons": UNMATCHED_REASONS,
         "kpt_rows": unmatched_rows,
         "kpt_only_images": [f"{job.split}/{job.name}" for job in plan.kpt_only],
@@ -426,8 +441,8 @@ def merge_datasets(
     kpt_path, seg_path = Path(kpt_dataset), Path(seg_dataset)
     kpt = read_pose_config(kpt_path)
     seg = read_segment_config(seg_path)
-    inputs = [kpt_path, seg_path, kpt.root, seg.root]
-    check_output_dir(out, overwrite, inputs)  # before the long part
+    sources = [kpt_path, seg_path, kpt.root, seg.root]
+    check_output_dir(out, overwrite, sources)  # before the long part
     groups = class_groups(kpt, seg, mapping)
     report = MergeReport(out=Path(out).resolve(), kpt=kpt_path.resolve(), seg=seg_path.resolve(), iou_threshold=iou)
     report.class_map = {kpt.names[k]: [seg.names[s] for s in targets] for k, targets in groups.items()}
@@ -441,9 +456,9 @@ def merge_datasets(
             plan = build_jobs(kpt, seg, report.notes)
             if pool.executor is None:  # the quick count missed nested folders
                 pool = _Pool.start(_workers(len(plan.jobs), workers))
-            with atomic_output_dir(out, overwrite, inputs) as work:
+            with atomic_output_dir(out, overwrite, sources) as work:
                 try:
-                    _write_outputs(work, plan, pool, kpt, seg, groups, iou, copy, strict, report, progress)
+                    _write_outputs(work, plan, pool, _Inputs(kpt, seg, groups, iou, copy, strict), report, progress)
                 finally:  # no worker may still write into ``work`` while it is removed (after an error) or renamed
                     pool.stop()
         finally:
