@@ -157,10 +157,9 @@ def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
 
 
 def prepare_worker() -> None:
-    """Ready a fresh worker process before the parent has planned its work: import what chunks
-    use (polars, shapely) and let the process keep the memory it frees."""
-    import shapely  # noqa: F401  (for crowded images, in mtdata.match)
-
+    """Ready a fresh worker process before the parent has planned its work: import polars and let
+    the process keep the memory it frees. (shapely waits for the first crowded image: 10-20 ms of
+    CPU that a merge without one never pays.)"""
     # One thread for polars (unless the user chose): the workers fill the cores already, and
     # polars' own threads only contend with them and grow the memory a worker faults in
     # (a 20k-image merge on 2 cores: 1-4% less CPU, 1k-3k fewer page faults).
