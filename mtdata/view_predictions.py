@@ -144,12 +144,15 @@ def _names_summary(names: dict[int, str], limit: int = 6) -> str:
     return "{" + shown + more + "}"
 
 
-def load_model(model_path: str | Path, config: DatasetConfig):
+def load_model(model_path: str | Path, config: DatasetConfig, trust_weights: bool = False):
     """Load an mttrain ``.pt``/``.onnx`` and check it against the dataset.
 
+    A ``.pt`` may hold model classes and tensors only (it is loaded with ``weights_only``), unless
+    ``trust_weights``: then it is fully unpickled, which runs any code it holds.
+
     Raises:
-        MtdataError: mttrain is not importable, the file is missing or unreadable, or the
-            model's classes/keypoints do not match ``config``.
+        MtdataError: mttrain is not importable, the file is missing or unreadable, asks for code to run,
+            or the model's classes/keypoints do not match ``config``.
     """
     model_path = Path(model_path)
     if not model_path.is_file():
@@ -159,7 +162,9 @@ def load_model(model_path: str | Path, config: DatasetConfig):
     except ImportError as e:
         raise MtdataError(f"--predictions needs the trainer: mttrain is not importable ({e}); install the train extra, `pip install 'mt[train]'`") from e
     try:
-        model = MultiTaskYOLO(str(model_path))
+        model = MultiTaskYOLO(str(model_path), trust_weights=trust_weights)
+    except MtdataError:  # mttrain's own one-line errors (refused, unreadable, not a multitask model)
+        raise
     except Exception as e:  # torch/onnx raise many types for a file that is not a model
         raise InputError(f"cannot load the model: {type(e).__name__}: {str(e)[:200]}", file=model_path) from e
     names, kpt_shape, classes = model_facts(model)

@@ -31,6 +31,13 @@ app = typer.Typer(
 console = Console()
 
 
+TRUST_HELP = ("DANGEROUS: load the .pt with full unpickling, which runs any code the file holds. Only for files "
+              "you made or whose maker you trust; without it a .pt may hold model classes and tensors only.")
+TrustWeights = Annotated[bool, typer.Option("--trust-weights", help=TRUST_HELP)]
+EXTRA_ARGS = {"allow_extra_args": True, "ignore_unknown_options": True}
+SET_BY_MTTRAIN = ("task", "mode")  # KEY=VALUE keys mttrain decides itself
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the errors a user can fix into one line; anything else is a bug and keeps its traceback."""
@@ -38,22 +45,60 @@ def user_errors() -> Iterator[None]:
         yield
 
 
-def parse_overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["epochs=3", "imgsz=160"]`` -> ``{"epochs": 3, "imgsz": 160}``; unknown keys are refused."""
-    from mttrain._ultralytics import DEFAULT_CFG
+def _value(text: str) -> Any:
+    """A KEY=VALUE value as ultralytics' command line reads it: YAML scalars and lists, ``none`` is None."""
+    if text == "" or text.lower() in ("none", "null"):
+        return None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
 
-    known = set(vars(DEFAULT_CFG))
+
+def parse_overrides(pairs: list[str], allowed: frozenset[str] | None = None, command: str = "fit") -> dict[str, Any]:
+    """``["epochs=3", "imgsz=160"]`` -> ``{"epochs": 3, "imgsz": 160}``, checked against ultralytics' names and type
+    rules without importing it; unknown, mistyped and ``allowed``-excluded keys raise ArgumentError."""
+    from mttrain import _ultralytics_cfg
+    from mttrain.errors import ArgumentError
+
+    known = set(_ultralytics_cfg.defaults())
     out: dict[str, Any] = {}
     for pair in pairs:
         if "=" not in pair:
-            raise typer.BadParameter(f"expected KEY=VALUE, found {pair!r}")
-        key, value = pair.split("=", 1)
+            raise ArgumentError(f"expected KEY=VALUE, found {pair!r} (options start with --; see mttrain {command} --help)")
+        key, text = pair.split("=", 1)
         if key not in known:
             close = difflib.get_close_matches(key, known, n=3)
             hint = f"; did you mean {', '.join(close)}?" if close else ""
-            fail(f"unknown training argument {key!r}{hint}")
-        out[key] = yaml.safe_load(value) if value else None
+            raise ArgumentError(f"unknown argument {key!r}{hint}")
+        if key in SET_BY_MTTRAIN:
+            raise ArgumentError(f"{key}= is set by mttrain (task multitask, mode {command})")
+        if allowed is not None and key not in allowed:
+            raise ArgumentError(f"mttrain {command} does not take {key}= (it takes {', '.join(sorted(allowed))})")
+        if key in out:
+            raise ArgumentError(f"{key}= is given twice: give it once")
+        value = _value(text)
+        problem = _ultralytics_cfg.type_problem(key, value)
+        if problem:
+            raise ArgumentError(problem)
+        out[key] = value
     return out
+
+
+def refuse_twins(ctx: typer.Context, overrides: dict[str, Any], keys: dict[str, str] | None = None) -> None:
+    """Refuse a KEY=VALUE whose key the command also has as an option or argument, both given (``--epochs 1
+    epochs=2``): which one wins would be a guess. ``keys`` maps a parameter to its ultralytics key when the
+    names differ."""
+    from mttrain.errors import ArgumentError
+
+    keys = keys or {}
+    for param in ctx.command.params:
+        key = keys.get(param.name, param.name)
+        source = ctx.get_parameter_source(param.name)  # click's ParameterSource (typer vendors click)
+        if key not in overrides or source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+            continue
+        given = param.opts[0] if param.param_type_name == "option" else f"the {param.name.upper()} argument"
+        raise ArgumentError(f"{key} is given twice ({given} and {key}={overrides[key]}): give it once")
 
 
 def _run_dir(project: Path, name: str, exist_ok: bool) -> None:
@@ -73,7 +118,7 @@ def metrics_table(table: dict) -> Table:
     return out
 
 
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@app.command(context_settings=EXTRA_ARGS)
 def fit(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Multitask data.yaml.")],
@@ -88,30 +133,39 @@ def fit(
     name: Annotated[str, typer.Option()] = "train",
     resume: Annotated[bool, typer.Option("--resume", help="Continue PROJECT/NAME/weights/last.pt.")] = False,
     exist_ok: Annotated[bool, typer.Option("--exist-ok", help="Reuse a non-empty PROJECT/NAME.")] = False,
+    trust_weights: TrustWeights = False,
 ) -> None:
-    """Train a multitask model. Any ultralytics training argument also works as KEY=VALUE (epochs=3 imgsz=160)."""
-    overrides = parse_overrides(ctx.args)
+    """Train a multitask model. Any ultralytics training argument also works as KEY=VALUE (mosaic=0.5 lr0=0.005)."""
     with user_errors():
-        from mttrain.model import MultiTaskYOLO
-
+        overrides = parse_overrides(ctx.args, command="fit")
+        refuse_twins(ctx, overrides, {"weights": "pretrained"})
         if resume:
             last = project / name / "weights" / "last.pt"
             if not last.is_file():
                 fail(f"--resume: {last} not found")
-            MultiTaskYOLO(str(last)).train(resume=True)
+            if overrides:
+                fail(f"--resume continues with the run's own arguments; drop {', '.join(f'{k}=' for k in overrides)}")
+            from mttrain.model import MultiTaskYOLO
+
+            MultiTaskYOLO(str(last), trust_weights=trust_weights).train(resume=True)
             return
         _run_dir(project, name, exist_ok or bool(overrides.get("exist_ok")))
         if weights is not None and not weights.is_file():
             fail(f"--weights: {weights} not found (mttrain never downloads weights)")
-        if not data.is_file():
-            fail(f"{data}: data.yaml not found")
-        yolo = MultiTaskYOLO(model)
+        if model.endswith(".pt") and not Path(model).is_file():
+            fail(f"--model: {model} not found (mttrain never downloads weights)")
+        from mttrain.data_config import read_multitask_config
+
+        read_multitask_config(data)  # a wrong dataset is one line here, before torch and ultralytics load
+        from mttrain.model import MultiTaskYOLO
+
+        yolo = MultiTaskYOLO(model, trust_weights=trust_weights)
         args = dict(data=str(data), epochs=epochs, imgsz=imgsz, batch=batch, device=device, workers=workers,
                     project=str(project.resolve()), name=name, exist_ok=True)
         if weights is not None:
             from mttrain.transfer import load_weights
 
-            load_weights(yolo.model, weights)
+            load_weights(yolo.model, weights, trust_weights=trust_weights)
         yolo.train(**{**args, **overrides})
     run = project / name
     console.print(f"run folder: [bold]{run}[/]  (weights/best.pt, weights/last.pt, results.csv, results.png)")
@@ -120,8 +174,9 @@ def fit(
         console.print(metrics_table(json.loads(metrics.read_text())))
 
 
-@app.command()
+@app.command(context_settings=EXTRA_ARGS)
 def val(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
     data: Annotated[Optional[Path], typer.Option(
         help="data.yaml (default: the one a .pt was trained on; required for exports).")] = None,
@@ -132,12 +187,21 @@ def val(
     project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
     name: Annotated[str, typer.Option()] = "val",
     save_json: Annotated[bool, typer.Option("--save-json", help="Also write predictions.json (COCO results) and run pycocotools COCOeval.")] = False,
+    trust_weights: TrustWeights = False,
 ) -> None:
-    """Box, Mask and Pose P, R, mAP50, mAP50-95; writes metrics.json in the run folder."""
+    """Box, Mask and Pose P, R, mAP50, mAP50-95; writes metrics.json in the run folder.
+    Any ultralytics validation argument also works as KEY=VALUE (rect=False conf=0.01)."""
     with user_errors():
+        overrides = parse_overrides(ctx.args, command="val")
+        refuse_twins(ctx, overrides)
+        _check_weights_path(model)
+        if data is not None:
+            from mttrain.data_config import read_multitask_config
+
+            read_multitask_config(data)
         from mttrain.model import MultiTaskYOLO
 
-        yolo = MultiTaskYOLO(str(model))
+        yolo = MultiTaskYOLO(str(model), trust_weights=trust_weights)
         args = dict(split=split, batch=batch, device=device, project=str(project.resolve()), name=name, exist_ok=True, plots=False)
         if data is not None:
             args["data"] = str(data)
@@ -145,8 +209,10 @@ def val(
             args["imgsz"] = imgsz
         if save_json:
             args["save_json"] = True
+        args.update(overrides)
         yolo.val(**args)
-    table = json.loads((project / name / "metrics.json").read_text())
+    run = Path(args["project"]) / args["name"]
+    table = json.loads((run / "metrics.json").read_text())
     console.print(metrics_table(table))
     coco = table.get("coco")
     if coco:
@@ -162,68 +228,85 @@ def val(
         for note in coco.get("notes", []):
             console.print(f"[cyan]note:[/] {note}", highlight=False, soft_wrap=True)
         console.print(f"predictions: {coco['predictions']}  ground truth: {coco['ground_truth']}", highlight=False, soft_wrap=True)
-    console.print(f"metrics: {project / name / 'metrics.json'}")
+    console.print(f"metrics: {run / 'metrics.json'}")
 
 
-@app.command()
+@app.command(context_settings=EXTRA_ARGS)
 def predict(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
     source: Annotated[str, typer.Argument(help="Image, folder, glob or video.")],
     conf: Annotated[float, typer.Option()] = 0.25,
     imgsz: Annotated[Optional[int], typer.Option()] = None,
-    save_txt: Annotated[bool, typer.Option("--save-txt", help="Also write multitask label rows.")] = False,
+    save_txt: Annotated[bool, typer.Option("--save-txt", help="Also write multitask label rows, one file per image or video frame (labels/STEM.txt, labels/STEM_FRAME.txt).")] = False,
     device: Annotated[str, typer.Option()] = "cpu",
     project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
     name: Annotated[str, typer.Option()] = "predict",
+    trust_weights: TrustWeights = False,
 ) -> None:
-    """Predict boxes, masks and keypoints; annotated images (and rows) go to PROJECT/NAME."""
+    """Predict boxes, masks and keypoints; annotated images (and rows) go to PROJECT/NAME.
+    Any ultralytics prediction argument also works as KEY=VALUE (iou=0.5 max_det=100)."""
     with user_errors():
-        from mttrain.model import MultiTaskYOLO
-        from mttrain.predict import result_rows
-
+        overrides = parse_overrides(ctx.args, command="predict")
+        refuse_twins(ctx, overrides)
         if not any(ch in source for ch in "*?") and not Path(source).exists():
             fail(f"{source}: no such image or folder")
-        yolo = MultiTaskYOLO(str(model))
-        out = project / name
-        args = dict(conf=conf, device=device, save=True, project=str(project.resolve()), name=name, exist_ok=True, verbose=False)
+        _check_weights_path(model)
+        from mttrain.model import MultiTaskYOLO
+
+        yolo = MultiTaskYOLO(str(model), trust_weights=trust_weights)
+        args = dict(conf=conf, device=device, save=True, save_txt=save_txt, project=str(project.resolve()), name=name,
+                    exist_ok=True, verbose=False)
         if imgsz is not None:
             args["imgsz"] = imgsz
+        args.update(overrides)
         count = objects = 0
-        keypoint_classes = yolo.keypoint_classes  # from the model, or from an export's metadata
         for result in yolo.predict(source, stream=True, **args):
             count += 1
-            objects += len(result.boxes)
-            if save_txt:
-                label = out / "labels" / (Path(result.path).stem + ".txt")
-                label.parent.mkdir(parents=True, exist_ok=True)
-                label.write_text("".join(r + "\n" for r in result_rows(result, keypoint_classes)))
-    console.print(f"{count} images, {objects} objects -> [bold]{out}[/]")
+            objects += len(result.boxes) if result.boxes is not None else 0
+    console.print(f"{count} images, {objects} objects -> [bold]{Path(args['project']) / args['name']}[/]")
 
 
-@app.command()
+EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})
+
+
+@app.command(context_settings=EXTRA_ARGS)
 def export(
+    ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Trained multitask .pt.")],
     format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
-    imgsz: Annotated[int, typer.Option(min=32, help="Input side in pixels (a multiple of the stride, 32).")] = 640,
+    imgsz: Annotated[Optional[int], typer.Option(min=32, help="Input side in pixels, a multiple of the stride (32); default: the size the model was trained at.")] = None,
     half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX; inputs and outputs stay FP32).")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Free batch, height and width.")] = False,
     simplify: Annotated[bool, typer.Option("--simplify", help="Slim the ONNX graph with onnxslim.")] = False,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: ultralytics' choice, 18).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size (static exports take exactly this batch).")] = 1,
+    trust_weights: TrustWeights = False,
 ) -> None:
-    """Export to ONNX or TorchScript beside the weights; `mttrain predict` and `val` run the file."""
+    """Export to ONNX or TorchScript beside the weights; `mttrain predict` and `val` run the file.
+    Its options also work as ultralytics' KEY=VALUE (format=torchscript imgsz=160 dynamic=True)."""
     with user_errors():
+        overrides = parse_overrides(ctx.args, allowed=EXPORT_ARGS, command="export")
+        refuse_twins(ctx, overrides)
+        _check_weights_path(model)
         from mttrain.export import ExportOptions, export_weights, read_metadata
 
-        options = ExportOptions(format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset,
-                                batch=batch)
-        file = export_weights(model, options)
+        chosen = dict(format=format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch)
+        options = ExportOptions(**{**chosen, **overrides})
+        file = export_weights(model, options, trust_weights=trust_weights)
         meta = read_metadata(file)
-    shape = "(batch, 3, height, width)" if dynamic else f"({batch}, 3, {imgsz}, {imgsz})"
+    size = meta["imgsz"]
+    shape = "(batch, 3, height, width)" if meta["args"]["dynamic"] else f"({meta['batch']}, 3, {size[0]}, {size[1]})"
     console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
                   f"outputs {', '.join(meta['outputs'])})", highlight=False, soft_wrap=True)
     console.print(f"classes {meta['names']}; keypoints {meta['kpt_shape']} for classes {sorted(meta['kpt_names'])}",
                   highlight=False, soft_wrap=True)
+
+
+def _check_weights_path(model: Path) -> None:
+    """A missing weights file fails here, before torch and ultralytics load."""
+    if model.suffix in (".pt", ".onnx", ".torchscript") and not model.is_file():
+        fail(f"weights file not found: {model} (mttrain never downloads weights)")
 
 
 def main() -> None:

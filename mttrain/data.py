@@ -15,10 +15,11 @@ from typing import Any
 
 import numpy as np
 
-from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
+from mtdata.formats.data_yaml import DatasetConfig
 from mtdata.formats.yolo import LabelLayout
 from mtdata.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset
+from mttrain.data_config import read_multitask_config
 
 
 def ultralytics_data(config: DatasetConfig) -> dict[str, Any]:
@@ -45,15 +46,7 @@ def ultralytics_data(config: DatasetConfig) -> dict[str, Any]:
 
 def load_multitask_data(path: str | Path) -> dict[str, Any]:
     """Read and validate a multitask data.yaml (mtdata rules) into ultralytics' data dict."""
-    config = read_data_yaml(path)
-    if config.task != "multitask":
-        from mtdata.errors import DatasetConfigError
-
-        raise DatasetConfigError(
-            f"mttrain trains multitask datasets; this one is {config.task!r} (set 'task: multitask' and 'kpt_names')",
-            file=path,
-        )
-    return ultralytics_data(config)
+    return ultralytics_data(read_multitask_config(path))
 
 
 def scan_sample(im_file: str, label_file: str, layout: LabelLayout, num_keypoints: int):

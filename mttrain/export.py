@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import dataclasses
 import importlib.util
 import json
 import os
@@ -74,7 +75,7 @@ class ExportOptions:
     """
 
     format: str = "onnx"
-    imgsz: int | tuple[int, int] = 640
+    imgsz: int | tuple[int, int] | None = None  # None: the size the model was trained at (export_model)
     half: bool = False
     dynamic: bool = False
     simplify: bool = False
@@ -86,10 +87,14 @@ class ExportOptions:
         object.__setattr__(self, "format", fmt)
         if fmt not in FORMATS:
             raise ExportError(f"unknown export format {self.format!r}: expected one of {', '.join(FORMATS)}")
-        sides = (self.imgsz,) * 2 if isinstance(self.imgsz, int) else tuple(self.imgsz)
-        if len(sides) != 2 or not all(isinstance(s, int) and s > 0 for s in sides):
-            raise ExportError(f"imgsz must be a positive integer or (height, width); found {self.imgsz!r}")
-        object.__setattr__(self, "imgsz", sides)
+        if self.imgsz is not None:
+            sides = (self.imgsz,) * 2 if isinstance(self.imgsz, int) else tuple(self.imgsz) if isinstance(
+                self.imgsz, (list, tuple)) else ()
+            if len(sides) == 1:
+                sides = sides * 2
+            if len(sides) != 2 or not all(type(s) is int and s > 0 for s in sides):
+                raise ExportError(f"imgsz must be a positive integer or (height, width); found {self.imgsz!r}")
+            object.__setattr__(self, "imgsz", sides)
         if self.batch < 1:
             raise ExportError(f"batch must be at least 1; found {self.batch}")
         if fmt != "onnx":
@@ -121,22 +126,31 @@ def max_opset() -> int:
     return min(getattr(constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", 20), onnx.defs.onnx_opset_version())
 
 
-def export_weights(weights: str | Path, options: ExportOptions | None = None) -> Path:
-    """Export a trained multitask ``.pt`` to a file beside it (``best.pt`` -> ``best.onnx``); returns that file."""
+def export_weights(weights: str | Path, options: ExportOptions | None = None, trust_weights: bool = False) -> Path:
+    """Export a trained multitask ``.pt`` to a file beside it (``best.pt`` -> ``best.onnx``); returns that file.
+
+    ``trust_weights``: load the ``.pt`` with full unpickling (it may run code); see ``MultiTaskYOLO``.
+    """
     weights, options = Path(weights), options or ExportOptions()
     if not weights.is_file():
         raise ExportError("weights file not found", file=weights)
     if weights.suffix != ".pt":
         found = weights.suffix or "suffix-less"
         raise ExportError(f"expected a trained .pt to export; found a {found} file", file=weights)
-    from mttrain._ultralytics import torch_safe_load
+    from mttrain._ultralytics import load_checkpoint_file
 
-    try:
-        ckpt, _ = torch_safe_load(str(weights))
-    except Exception as e:  # pickle, zip and torch errors: the file is not a checkpoint we can read
-        raise ExportError(f"cannot read as a PyTorch checkpoint ({type(e).__name__}: {e})", file=weights) from e
-    model = (ckpt.get("ema") or ckpt.get("model")) if isinstance(ckpt, dict) else None
+    ckpt = load_checkpoint_file(weights, trust_weights=trust_weights)
+    model = ckpt.get("ema") or ckpt.get("model")
+    if options.imgsz is None and isinstance(ckpt.get("train_args"), dict) and ckpt["train_args"].get("imgsz"):
+        options = dataclasses.replace(options, imgsz=ckpt["train_args"]["imgsz"])
     return export_model(model, weights.with_suffix(FORMATS[options.format]), options, source=weights)
+
+
+def training_imgsz(model) -> int | list[int]:
+    """The input size ``model`` was trained at (its ``args``, as ultralytics' export reads it); 640 when unknown."""
+    args = getattr(model, "args", None)
+    imgsz = args.get("imgsz") if isinstance(args, dict) else getattr(args, "imgsz", None)
+    return imgsz or 640
 
 
 def export_model(model, file: str | Path, options: ExportOptions | None = None, source: str | Path = "") -> Path:
@@ -146,6 +160,8 @@ def export_model(model, file: str | Path, options: ExportOptions | None = None, 
     from mttrain._ultralytics import export_ready
 
     options, where = options or ExportOptions(), source or file
+    if options.imgsz is None:
+        options = dataclasses.replace(options, imgsz=training_imgsz(model))
     if getattr(model, "task", None) != "multitask" or not hasattr(model, "kpt_shape"):
         task = getattr(model, "task", None) or type(model).__name__
         raise ExportError(f"not a multitask model (found {task}): train one with `mttrain fit`", file=where)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mtdata.errors import MtdataError
 from mttrain._ultralytics import Model
 from mttrain.nn.model import MultiTaskModel, load_model_cfg
 from mttrain.predict import MultiTaskPredictor
@@ -28,15 +29,36 @@ class MultiTaskYOLO(Model):
     their names, keypoint classes and ``kpt_shape`` come from the file's metadata (``export_metadata``).
     """
 
-    def __init__(self, model: str | Path = "yolov8n-multitask.yaml", verbose: bool = False):
+    def __init__(self, model: str | Path = "yolov8n-multitask.yaml", verbose: bool = False, trust_weights: bool = False):
+        """``trust_weights``: load a ``.pt`` with full unpickling, which runs any code the file holds. Only for
+        files you made or whose maker you trust; by default a ``.pt`` may hold only model classes (see
+        ``mttrain._ultralytics.load_checkpoint_file``)."""
+        from mttrain._ultralytics import trust_weights_file
+        from mttrain.errors import WeightsError
         from mttrain.export import EXPORT_SUFFIXES, check_export
 
         path = Path(str(model))
         if path.suffix in WEIGHT_SUFFIXES and not path.is_file():
             raise FileNotFoundError(f"weights file not found: {path} (mttrain never downloads weights)")
+        if path.suffix == ".pt" and trust_weights:
+            trust_weights_file(path)
         # Checked before ultralytics sees the file: a missing onnxruntime would otherwise be pip-installed.
         self.export_metadata = check_export(path) if path.suffix in EXPORT_SUFFIXES else None
-        super().__init__(model=str(model), task="multitask", verbose=verbose)
+        self._run_project: Path | None = None  # PROJECT of the last train(): val() and predict() write there
+        try:
+            super().__init__(model=str(model), task="multitask", verbose=verbose)
+        except MtdataError:
+            raise
+        except Exception as e:  # a file that unpickled into allowed classes but is not a model ultralytics can use
+            if path.suffix != ".pt":
+                raise
+            text = str(e).strip().splitlines()
+            raise WeightsError(f"cannot load the model: {type(e).__name__}: {text[0][:200] if text else ''}",
+                               file=path) from e
+        if path.suffix == ".pt" and not isinstance(self.model, MultiTaskModel):
+            kind = getattr(self.model, "task", None) or type(self.model).__name__
+            raise WeightsError(f"not a multitask model (a {kind} checkpoint): train one with `mttrain fit`, starting "
+                               "from this file with --weights", file=path)
         self.task = "multitask"
         if self.model is not None and not isinstance(self.model, str):
             self.model.task = "multitask"
@@ -47,21 +69,50 @@ class MultiTaskYOLO(Model):
         source = self.export_metadata if self.export_metadata is not None else vars(self.model)
         return sorted(int(k) for k in (source.get("kpt_names") or {}))
 
+    def train(self, trainer=None, **kwargs):
+        """ultralytics' ``train``; the dataset and the arguments are checked first (one clear error each, before
+        ultralytics prints its arguments), and a relative or missing ``project`` is under the current folder
+        (``./runs/multitask``), never ultralytics' global runs folder."""
+        from mttrain._ultralytics import check_arguments
+
+        if not kwargs.get("resume"):
+            from mttrain.data_config import read_multitask_config
+
+            data = kwargs.get("data") or self.overrides.get("data")
+            if data:
+                read_multitask_config(data)
+            kwargs["project"] = str(self._project(kwargs.get("project")))
+        check_arguments(kwargs)
+        metrics = super().train(trainer, **kwargs)
+        if self.trainer is not None and getattr(self.trainer, "save_dir", None):
+            self._run_project = Path(self.trainer.save_dir).parent
+        return metrics
+
     def predict(self, source=None, stream: bool = False, predictor=None, **kwargs):
+        from mttrain._ultralytics import check_arguments
+
         self._check_export_args(kwargs)
+        check_arguments(kwargs)
+        kwargs["project"] = str(self._project(kwargs.get("project")))
         return super().predict(source, stream, predictor, **kwargs)
 
     def val(self, validator=None, **kwargs):
+        from mttrain._ultralytics import check_arguments
+
         self._check_export_args(kwargs)
+        check_arguments(kwargs)
         if self.export_metadata is not None and not kwargs.get("data"):
             from mttrain.export import ExportError
 
             raise ExportError("validating an exported model needs data=... (--data): exports do not carry the "
                               "dataset path", file=self.model)
+        kwargs["project"] = str(self._project(kwargs.get("project")))
         return super().val(validator, **kwargs)
 
     def export(self, **kwargs) -> Path:
-        """Export to ONNX or TorchScript beside the weights; kwargs are :class:`mttrain.export.ExportOptions`."""
+        """Export to ONNX or TorchScript beside the weights; kwargs are :class:`mttrain.export.ExportOptions`.
+
+        ``imgsz`` defaults to the size the model was trained at (as ultralytics' export does)."""
         from mttrain.export import FORMATS, ExportError, ExportOptions, export_model
 
         if not isinstance(self.model, MultiTaskModel):
@@ -69,6 +120,14 @@ class MultiTaskYOLO(Model):
         options = ExportOptions(**kwargs)
         source = Path(self.ckpt_path or self.model_name or "multitask.pt")
         return export_model(self.model, source.with_suffix(FORMATS[options.format]), options, source=source)
+
+    def _project(self, project) -> Path:
+        """Where runs go: ``project`` (a relative one under the current folder), else the last train()'s
+        PROJECT, else ./runs/multitask. ultralytics would put relative and missing ones under its global
+        runs folder (``settings.runs_dir``, wherever ultralytics was first run)."""
+        if project:
+            return Path(project).resolve()
+        return self._run_project or (Path.cwd() / "runs" / "multitask")
 
     def _check_export_args(self, kwargs: dict) -> None:
         if self.export_metadata is not None:

@@ -11,17 +11,50 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mttrain._ultralytics import DetectionPredictor, Results, ops
+from mttrain._ultralytics import DetectionPredictor, Results, ops, register_skeleton
+from mttrain.postprocess import split_extra, without_keypoints
+
+
+class MultiTaskResults(Results):
+    """ultralytics ``Results`` whose ``save_txt`` writes multitask label rows (see :func:`result_rows`).
+
+    ``keypoint_classes``: the class ids that have keypoints (their rows carry K x 3 keypoint values first).
+    """
+
+    def __init__(self, *args, keypoint_classes=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.keypoint_classes = sorted(int(c) for c in keypoint_classes)
+
+    def new(self) -> "MultiTaskResults":
+        result = MultiTaskResults(orig_img=self.orig_img, path=self.path, names=self.names, speed=self.speed,
+                                  keypoint_classes=self.keypoint_classes)
+        result.save_dir = self.save_dir
+        return result
+
+    def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
+        """Write this image's objects as multitask rows (what ``mtdata`` reads and ``mttrain fit`` trains on),
+        replacing ``txt_file``; an image without objects gets an empty file. ``save_conf`` is not part of
+        the format and is ignored."""
+        txt_file = Path(txt_file)
+        txt_file.parent.mkdir(parents=True, exist_ok=True)
+        _write_atomic(txt_file, "".join(row + "\n" for row in result_rows(self, self.keypoint_classes)))
+        return str(txt_file)
 
 
 class MultiTaskPredictor(DetectionPredictor):
-    """Predictor for :class:`mttrain.nn.model.MultiTaskModel` (``.pt``) models."""
+    """Predictor for :class:`mttrain.nn.model.MultiTaskModel` (``.pt``) models and their exports."""
 
     def __init__(self, cfg=None, overrides=None, _callbacks=None):
         from mttrain._ultralytics import DEFAULT_CFG
 
         super().__init__(cfg or DEFAULT_CFG, overrides, _callbacks)
         self.args.task = "multitask"
+
+    def setup_model(self, model, verbose: bool = True):
+        super().setup_model(model, verbose)
+        kpt_shape = _model_attr(self.model, "kpt_shape")
+        if kpt_shape:  # results[0].plot() and saved images draw the dataset's skeleton
+            register_skeleton(int(kpt_shape[0]), _model_attr(self.model, "skeleton"))
 
     def postprocess(self, preds, img, orig_imgs):
         protos = preds[0][1] if isinstance(preds[0], tuple) else preds[1]
@@ -33,7 +66,6 @@ class MultiTaskPredictor(DetectionPredictor):
     def construct_result(self, pred, img, orig_img, img_path, proto):
         """pred: (N, 6 + nm + K*3) rows of xyxy, conf, cls, mask coefficients, keypoints (input pixels)."""
         nm = proto.shape[0]
-        kpt_shape = tuple(self.model.kpt_shape)
         keypoint_classes = _keypoint_classes(self.model)
         masks = None
         if pred.shape[0]:
@@ -42,12 +74,35 @@ class MultiTaskPredictor(DetectionPredictor):
             pred, masks = pred[keep], masks[keep]
         boxes = pred[:, :6].clone()
         boxes[:, :4] = ops.scale_boxes(img.shape[2:], boxes[:, :4], orig_img.shape)
-        kpts = pred[:, 6 + nm :].reshape(pred.shape[0], *kpt_shape)
-        kpts = ops.scale_coords(img.shape[2:], kpts.clone(), orig_img.shape)
-        no_keypoints = ~torch.isin(pred[:, 5].long(), torch.tensor(keypoint_classes, device=pred.device))
-        kpts[no_keypoints, :, 2] = 0.0
-        kpts[no_keypoints, :, :2] = 0.0
-        return Results(orig_img, path=img_path, names=self.model.names, boxes=boxes, masks=masks, keypoints=kpts)
+        _, kpts = split_extra(pred[:, 6:], pred[:, 5], nm, tuple(self.model.kpt_shape), keypoint_classes)
+        kpts = ops.scale_coords(img.shape[2:], kpts, orig_img.shape)
+        kpts[without_keypoints(pred[:, 5], keypoint_classes)] = 0.0  # scaling moved their zeros: zero them again
+        return MultiTaskResults(orig_img, path=img_path, names=self.model.names, boxes=boxes, masks=masks,
+                                keypoints=kpts, keypoint_classes=keypoint_classes)
+
+
+def _write_atomic(file: Path, text: str) -> None:
+    """Write ``text`` to a temporary file beside ``file``, then rename it over ``file``: never half a file."""
+    import os
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".tmp", dir=file.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, file)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _model_attr(model, name: str):
+    """An attribute of a model, whether wrapped by AutoBackend (exports: from their metadata) or not."""
+    for candidate in (model, getattr(model, "model", None)):
+        value = getattr(candidate, name, None)
+        if value is not None:
+            return value
+    return None
 
 
 def _keypoint_classes(model) -> list[int]:
@@ -60,7 +115,13 @@ def _keypoint_classes(model) -> list[int]:
 
 
 def result_rows(result: Results, keypoint_classes: list[int], min_visible: float = 0.5) -> list[str]:
-    """Multitask label rows (normalized) for one Results; keypoints with confidence < ``min_visible`` are ``0 0 0``."""
+    """Multitask label rows (normalized, as ``mtdata.formats.yolo`` writes them) for one Results.
+
+    Keypoints with confidence < ``min_visible`` are written ``0 0 0``, visible ones with visibility 2; objects
+    whose mask outline has fewer than 3 points are left out (a row needs a polygon).
+    """
+    from mtdata.formats.yolo import YoloRow, format_multitask_row
+
     if result.masks is None or result.boxes is None:
         return []
     rows = []
@@ -71,26 +132,26 @@ def result_rows(result: Results, keypoint_classes: list[int], min_visible: float
     for i, (cls, polygon) in enumerate(zip(classes, polygons)):
         if len(polygon) < 3:
             continue
-        values: list[float] = []
+        keypoints = None
         if cls in keypoint_classes and kpts is not None:
-            k = kpts[i].copy()
+            k = kpts[i].astype(np.float64)
             visible = k[:, 2] >= min_visible
-            k[:, 0] /= w
-            k[:, 1] /= h
-            k[:, 2] = np.where(visible, 2, 0)
-            k[~visible, :2] = 0
-            values.extend(np.clip(k, 0, 2).reshape(-1).tolist())
-        values.extend(np.clip(polygon, 0, 1).reshape(-1).tolist())
-        rows.append(("%d" + " %.6g" * len(values)) % (cls, *values))
+            keypoints = np.zeros((len(k), 3))
+            keypoints[:, 0] = np.clip(k[:, 0] / w, 0, 1)
+            keypoints[:, 1] = np.clip(k[:, 1] / h, 0, 1)
+            keypoints[:, 2] = 2
+            keypoints[~visible] = 0
+        rows.append(format_multitask_row(YoloRow(cls, polygon_xyn=np.clip(np.asarray(polygon, np.float64), 0, 1),
+                                                 keypoints_xyn=keypoints)))
     return rows
 
 
 def write_multitask_txt(predn: dict, shape, file: Path, keypoint_classes: list[int], save_conf: bool = False) -> None:
     """Write a validator's scaled predictions as multitask rows (``save_conf`` is not part of the format)."""
-    result = Results(
+    result = MultiTaskResults(
         np.zeros((shape[0], shape[1]), dtype=np.uint8), path=None, names={},
         boxes=torch.cat([predn["bboxes"], predn["conf"].unsqueeze(-1), predn["cls"].unsqueeze(-1)], dim=1),
         masks=torch.as_tensor(predn["masks"], dtype=torch.uint8), keypoints=predn["keypoints"],
+        keypoint_classes=keypoint_classes,
     )
-    file.parent.mkdir(parents=True, exist_ok=True)
-    file.write_text("".join(r + "\n" for r in result_rows(result, keypoint_classes)))
+    result.save_txt(file)

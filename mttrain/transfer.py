@@ -11,20 +11,20 @@ from pathlib import Path
 
 import torch
 
-from mttrain._ultralytics import LOGGER, Pose, Segment, torch_safe_load
+from mttrain._ultralytics import LOGGER, Pose, Segment, load_checkpoint_file
 from mttrain.nn.head import MultiTask
 
 
-def read_checkpoint_model(path: str | Path) -> torch.nn.Module:
-    """The model inside an ultralytics/mttrain ``.pt``; a missing file fails at once (no download attempt)."""
+def read_checkpoint_model(path: str | Path, trust_weights: bool = False) -> torch.nn.Module:
+    """The model inside an ultralytics/mttrain ``.pt``; a missing file fails at once (no download attempt).
+
+    Loaded without running code from the file unless ``trust_weights`` (see ``load_checkpoint_file``).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file not found: {path} (mttrain never downloads weights)")
-    ckpt, _ = torch_safe_load(str(path))
-    model = ckpt.get("ema") or ckpt.get("model") if isinstance(ckpt, dict) else None
-    if model is None:
-        raise ValueError(f"{path} holds no model (expected an ultralytics or mttrain checkpoint)")
-    return model.float()
+    ckpt = load_checkpoint_file(path, trust_weights=trust_weights)
+    return (ckpt.get("ema") or ckpt.get("model")).float()
 
 
 def _source_kind(model: torch.nn.Module) -> str:
@@ -49,9 +49,10 @@ def transferable_state(target: torch.nn.Module, source: torch.nn.Module) -> tupl
     return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, kind
 
 
-def load_weights(target: torch.nn.Module, weights: torch.nn.Module | str | Path, verbose: bool = True) -> int:
+def load_weights(target: torch.nn.Module, weights: torch.nn.Module | str | Path, verbose: bool = True,
+                 trust_weights: bool = False) -> int:
     """Copy what fits from ``weights`` (a model or a .pt path) into ``target``; returns the tensor count."""
-    source = read_checkpoint_model(weights) if isinstance(weights, (str, Path)) else weights
+    source = read_checkpoint_model(weights, trust_weights) if isinstance(weights, (str, Path)) else weights
     state, kind = transferable_state(target, source)
     target.load_state_dict(state, strict=False)
     if verbose:

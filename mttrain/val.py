@@ -17,6 +17,7 @@ from mttrain._ultralytics import (
 )
 from mttrain.data import build_multitask_dataset, load_multitask_data
 from mttrain.metrics import MultiTaskMetrics
+from mttrain.postprocess import split_extra
 
 
 class MultiTaskValidator(SegmentationValidator):
@@ -28,6 +29,7 @@ class MultiTaskValidator(SegmentationValidator):
         self.metrics = MultiTaskMetrics()
         self.sigma = None
         self.kpt_shape = None
+        self.keypoint_classes = None  # class ids with keypoints, from the dataset (init_metrics); None: unknown
         self._label_polygons = None  # im_file -> its label polygons, normalized (OKS areas, COCO masks)
         self.coco_ids = None  # --save-json: the COCO ids of the split's categories and images (mtdata.export)
         self.coco_metrics = None  # --save-json: COCOeval's numbers (mttrain.coco_eval)
@@ -87,10 +89,10 @@ class MultiTaskValidator(SegmentationValidator):
         out = super(SegmentationValidator, self).postprocess(preds[0])
         imgsz = [4 * x for x in proto.shape[2:]]
         for i, pred in enumerate(out):
-            extra = pred.pop("extra")
-            coefficients, keypoints = extra[:, :nm], extra[:, nm:]
+            # the predictor's own step: classes without keypoints get none (plots, metrics, --save-txt)
+            coefficients, pred["keypoints"] = split_extra(pred.pop("extra"), pred["cls"], nm, self.kpt_shape,
+                                                          self.keypoint_classes)
             pred["masks"] = self.process(proto[i], coefficients, pred["bboxes"], shape=imgsz)
-            pred["keypoints"] = keypoints.view(-1, *self.kpt_shape)
         return out
 
     def _prepare_batch(self, si: int, batch: dict[str, Any]) -> dict[str, Any]:

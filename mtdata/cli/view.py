@@ -28,6 +28,9 @@ def view(
     check: Annotated[bool, typer.Option("--check/--no-check", help="Tag samples and labels with `mtdata check` findings.")] = True,
     conf: Annotated[float, typer.Option("--conf", min=0.0, max=1.0, help="Prediction confidence threshold.")] = 0.25,
     imgsz: Annotated[int | None, typer.Option("--imgsz", min=32, help="Prediction image size (default: the model's).")] = None,
+    trust_weights: Annotated[bool, typer.Option("--trust-weights", help=(
+        "DANGEROUS: load the --predictions .pt with full unpickling, which runs any code the file holds. Only for "
+        "files you made or whose maker you trust; without it a .pt may hold model classes and tensors only."))] = False,
 ) -> None:
     """Open a dataset in the FiftyOne App: boxes, masks and keypoints of each object together, skeleton drawn,
     check findings as tags, and optionally a model's predictions with an evaluation to sort by.
@@ -37,12 +40,12 @@ def view(
     previous = signal.signal(signal.SIGTERM, _sigterm_as_interrupt)
     try:
         with user_errors():
-            _view(data, split or [], predictions, name, port, address, no_launch, persistent, check, conf, imgsz)
+            _view(data, split or [], predictions, name, port, address, no_launch, persistent, check, conf, imgsz, trust_weights)
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _view(data, splits, predictions, name, port, address, no_launch, persistent, check, conf, imgsz) -> None:
+def _view(data, splits, predictions, name, port, address, no_launch, persistent, check, conf, imgsz, trust_weights) -> None:
     from mtdata.formats.data_yaml import read_data_yaml
     from mtdata.view import build_dataset, import_fiftyone
 
@@ -55,7 +58,7 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
     if predictions is not None:
         from mtdata.view_predictions import load_model
 
-        model = load_model(predictions, config)
+        model = load_model(predictions, config, trust_weights=trust_weights)
     findings = _findings(data, splits) if check else []
 
     import_fiftyone()

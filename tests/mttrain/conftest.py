@@ -38,3 +38,20 @@ def tiny_model():
     model = MultiTaskModel("yolov8n-multitask.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
     model.kpt_names = {0: ["head", "left_hand", "right_hand", "left_foot", "right_foot"]}
     return model
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny_data, tmp_path_factory):
+    """A 1-epoch run of our trainer at 64 px: {"best": best.pt, "resumable": a copy of last.pt as saved mid-run
+    (optimizer and epoch kept, so it can resume), "project": the runs folder}; read-only."""
+    import shutil
+
+    from mttrain import MultiTaskYOLO
+
+    project = tmp_path_factory.mktemp("trained-runs")
+    resumable = project / "resumable-last.pt"
+    model = MultiTaskYOLO("yolov8n-multitask.yaml")
+    model.add_callback("on_model_save", lambda trainer: shutil.copy(trainer.last, resumable))
+    model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=8, workers=0, device="cpu", project=str(project),
+                name="train", plots=False, verbose=False, exist_ok=True)
+    return {"best": project / "train" / "weights" / "best.pt", "resumable": resumable, "project": project}

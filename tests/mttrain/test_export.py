@@ -277,7 +277,7 @@ def test_cli_export_writes_beside_the_weights(tiny_model, tmp_path):
         (["export", "{dir}/best.pt", "--format", "coreml"], "unknown export format 'coreml'"),
         (["export", "{dir}/best.pt", "--imgsz", "100"], "use 96x96"),
         (["export", "{dir}/best.pt", "-f", "torchscript", "--half"], "needs a CUDA device"),
-        (["export", "{dir}/garbage.pt"], "cannot read as a PyTorch checkpoint"),
+        (["export", "{dir}/garbage.pt"], "not a PyTorch checkpoint"),
     ],
     ids=["missing", "not-pt", "format", "imgsz", "ts-half", "garbage"],
 )
