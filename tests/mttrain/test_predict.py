@@ -1,5 +1,6 @@
 """One NMS: every kept detection keeps its own mask and keypoints; classes without keypoints get none."""
 
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -70,3 +71,72 @@ def test_predictor_result_drops_keypoints_of_classes_without_them():
     figure, disc = (line.split() for line in rows_text)
     assert figure[0] == "0" and figure[3] == "2"  # keypoint 1 visible
     assert disc[0] == "1" and (len(disc) - 1) % 2 == 0  # polygon only
+
+
+def test_predictor_and_validator_share_one_postprocess():
+    """Same raw output, same image size: the validator's detections carry the predictor's keypoints, zeros for
+    the class without keypoints included (its val_batch*_pred.jpg plots drew them before)."""
+    validator = MultiTaskValidator(args=dict(conf=0.25, iou=0.5))
+    validator.nc, validator.end2end, validator.kpt_shape = 2, False, [K, 3]
+    validator.keypoint_classes = [0]
+    validator.process = ops.process_mask
+    y, proto = raw_predictions()
+    (pred,) = validator.postprocess(((y, proto), {}))
+    assert pred["cls"].tolist() == [0.0, 1.0]
+    assert (pred["keypoints"][1] == 0).all(), "class 1 has no keypoints: nothing to plot or score"
+    assert torch.allclose(pred["keypoints"][0, :, :2], torch.tensor([12.0, 12.0]))
+
+    predictor = MultiTaskPredictor(overrides=dict(conf=0.25))
+    predictor.model = SimpleNamespace(kpt_shape=(K, 3), kpt_names={0: list("abcde")}, names={0: "figure", 1: "disc"})
+    rows = torch.cat([pred["bboxes"], pred["conf"][:, None], pred["cls"][:, None], y[0].T[[0, 2], 6:]], dim=1)
+    result = predictor.construct_result(rows, torch.zeros(1, 3, 64, 64), np.zeros((64, 64, 3), np.uint8), "x.jpg", proto[0])
+    assert torch.equal(result.keypoints.data, pred["keypoints"])
+
+    from mttrain import postprocess
+
+    calls = []
+    original = postprocess.split_extra
+
+    def spy(*args, **kwargs):
+        calls.append(args[0].shape)
+        return original(*args, **kwargs)
+
+    import mttrain.predict as predict_module
+    import mttrain.val as val_module
+
+    predict_module.split_extra, val_module.split_extra = spy, spy
+    try:
+        validator.postprocess(((y, proto), {}))
+        predictor.construct_result(rows, torch.zeros(1, 3, 64, 64), np.zeros((64, 64, 3), np.uint8), "x.jpg", proto[0])
+    finally:
+        predict_module.split_extra = val_module.split_extra = original
+    assert len(calls) == 2  # one function, both call it
+
+
+def layout():
+    from mtdata.formats.yolo import LabelLayout
+
+    return LabelLayout("multitask", num_classes=2, num_keypoints=K, keypoint_classes=frozenset({0}))
+
+
+def test_results_save_txt_writes_multitask_rows_mtdata_reads(tmp_path):
+    from mtdata.formats.yolo import read_label_file
+
+    predictor = MultiTaskPredictor(overrides=dict(conf=0.25))
+    predictor.model = SimpleNamespace(kpt_shape=(K, 3), kpt_names={0: list("abcde")}, names={0: "figure", 1: "disc"})
+    y, proto = raw_predictions()
+    rows = y[0].T[[0, 2]]
+    pred = torch.cat([ops.xywh2xyxy(rows[:, :4]), rows[:, 4:6].max(1, keepdim=True).values,
+                      rows[:, 4:6].argmax(1, keepdim=True).float(), rows[:, 6:]], dim=1)
+    result = predictor.construct_result(pred, torch.zeros(1, 3, 64, 64), np.zeros((64, 64, 3), np.uint8), "x.jpg", proto[0])
+    file = Path(result.save_txt(tmp_path / "labels" / "x.txt"))
+    parsed = read_label_file(file, layout())
+    assert not parsed.problems, parsed.problems
+    figure, disc = parsed.rows
+    assert (figure.class_id, disc.class_id) == (0, 1)
+    assert figure.keypoints_xyn.shape == (K, 3) and (figure.keypoints_xyn[:, 2] == 2).all()
+    assert np.allclose(figure.keypoints_xyn[:, :2], 12 / 64, atol=1e-5)
+    assert disc.keypoints_xyn is None and len(disc.polygon_xyn) >= 3
+    assert file.read_text() == "".join(r + "\n" for r in result_rows(result, [0]))
+    result.save_txt(file)  # a second save replaces, never appends
+    assert len(read_label_file(file, layout()).rows) == 2
