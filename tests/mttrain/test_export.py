@@ -406,3 +406,20 @@ def test_dynamic_exports_predict_other_sizes_and_batches_like_the_pt(trained):
         file = export_weights(pt, ExportOptions(fmt, imgsz=96, dynamic=True))
         got = MultiTaskYOLO(file).predict(images[:6], **args)
         assert sum(len(match(a, b)) for a, b in zip(expected, got)) >= 3, fmt
+
+
+def test_export_defaults_to_the_size_the_model_was_trained_at(trained_run, tmp_path):
+    """Trained at 64: `mttrain export best.pt` and `.export()` write a 64x64 model (ultralytics' own default),
+    not 640x640, which would disagree with the .pt on every detection."""
+    import shutil
+
+    from mttrain import MultiTaskYOLO
+
+    pt = Path(shutil.copy(trained_run["best"], tmp_path / "best.pt"))
+    result = runner.invoke(app, ["export", str(pt)])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(pt.with_suffix(".onnx"))["imgsz"] == [64, 64]
+    assert "(1, 3, 64, 64)" in result.output
+    file = MultiTaskYOLO(pt).export(format="torchscript")
+    assert read_metadata(file)["imgsz"] == [64, 64]
+    assert read_metadata(MultiTaskYOLO(pt).export(imgsz=96))["imgsz"] == [96, 96]  # an explicit size still wins
