@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from mtdata.errors import MtdataError
@@ -117,6 +118,12 @@ class MultiTaskYOLO(Model):
 
         if not isinstance(self.model, MultiTaskModel):
             raise ExportError("only a PyTorch multitask model (.pt or YAML) can be exported", file=str(self.model))
+        unknown = sorted(set(kwargs) - {f.name for f in dataclasses.fields(ExportOptions)})
+        if unknown:
+            from mttrain.errors import ArgumentError
+
+            raise ArgumentError(f"export() does not take {', '.join(unknown)} (it writes ONNX and TorchScript: "
+                                f"{', '.join(f.name for f in dataclasses.fields(ExportOptions))})")
         options = ExportOptions(**kwargs)
         source = Path(self.ckpt_path or self.model_name or "multitask.pt")
         return export_model(self.model, source.with_suffix(FORMATS[options.format]), options, source=source)

@@ -423,3 +423,12 @@ def test_export_defaults_to_the_size_the_model_was_trained_at(trained_run, tmp_p
     file = MultiTaskYOLO(pt).export(format="torchscript")
     assert read_metadata(file)["imgsz"] == [64, 64]
     assert read_metadata(MultiTaskYOLO(pt).export(imgsz=96))["imgsz"] == [96, 96]  # an explicit size still wins
+
+
+def test_python_export_refuses_arguments_it_does_not_take(tiny_model, tmp_path):
+    from mttrain import MultiTaskYOLO
+    from mttrain.errors import ArgumentError
+
+    pt = save_pt(labelled(tiny_model), tmp_path / "best.pt")
+    with pytest.raises(ArgumentError, match="export\\(\\) does not take int8"):
+        MultiTaskYOLO(pt).export(int8=True)

@@ -226,10 +226,25 @@ def test_fuzzed_weights_files_through_the_command_line(tmp_path, tiny_data):
             continue
         (tmp_path / "bad.pt").write_bytes(data)
         command = [["predict", str(tmp_path / "bad.pt"), str(image)], ["val", str(tmp_path / "bad.pt")],
-                   ["export", str(tmp_path / "bad.pt")]][seen % 3]
+                   ["export", str(tmp_path / "bad.pt")],
+                   ["fit", str(tiny_data), "--weights", str(tmp_path / "bad.pt"), "--project", str(tmp_path / "runs")],
+                   ][seen % 4]
         result = runner.invoke(app, command)
         assert result.exit_code == 2, (kind, result.output)
         one_line_error(result.output)
         seen += 1
-        if seen == 12:
+        if seen == 16:
             break
+
+
+def test_a_segment_or_pose_checkpoint_is_not_run_as_a_multitask_model(tmp_path, tiny_data):
+    from ultralytics import YOLO
+
+    from mttrain.cli import app
+
+    YOLO("yolov8n-seg.yaml").save(tmp_path / "seg.pt")
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    result = runner.invoke(app, ["predict", str(tmp_path / "seg.pt"), str(image)])
+    assert result.exit_code == 2
+    assert "not a multitask model (a segment checkpoint)" in one_line_error(result.output)
+    assert "--weights" in result.output  # what it is good for
