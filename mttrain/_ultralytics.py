@@ -195,8 +195,11 @@ def register_skeleton(num_keypoints: int, skeleton: list[list[int]] | None) -> N
     thread draws. The Annotator subclass is therefore installed once (below) and looks its
     skeletons up here; nothing changes for 17-point data or unregistered counts.
     """
-    if skeleton and num_keypoints != 17:
-        _SKELETONS[num_keypoints] = [list(pair) for pair in skeleton]
+    if not skeleton or num_keypoints == 17:
+        return
+    pairs = [list(pair) for pair in skeleton if isinstance(pair, (list, tuple)) and len(pair) == 2]
+    if pairs and all(type(i) is int and 0 <= i < num_keypoints for pair in pairs for i in pair):
+        _SKELETONS[num_keypoints] = pairs  # anything else (a damaged export's metadata) draws no limbs
 
 
 def _install_skeleton_annotator() -> None:
@@ -332,7 +335,17 @@ _CONSTRUCTIBLE = ("ultralytics.utils.IterableSimpleNamespace", "ultralytics.yolo
                   "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib._local.PosixPath", "pathlib._local.WindowsPath")
 
 
+_RESOLVED: dict[str, object] = {}  # name -> _allowed_global(name), the answer never changes in a process
+
+
 def _allowed_global(name: str):
+    """The object an allowed global ``module.Name`` stands for, or None when it is not allowed (memoized)."""
+    if name not in _RESOLVED:
+        _RESOLVED[name] = _resolve_global(name)
+    return _RESOLVED[name]
+
+
+def _resolve_global(name: str):
     """The object an allowed global ``module.Name`` stands for, or None when it is not allowed.
 
     Model classes: nn.Module subclasses defined in MODULE_CLASS_PACKAGES; plain classes defined in
@@ -493,16 +506,27 @@ def _pickle_problem(data: bytes, protocol_limit: int = 5) -> str | None:
         elif name == "STOP":
             break
         else:  # everything else: its documented stack effect, values unknown
-            before = [s.name for s in op.stack_before]
-            if "mark" in before:
+            marked, before, after = _stack_effect(op)
+            if marked:
                 pop_to_mark()
-                before = before[: before.index("mark")]
-            if len(stack) < len(before):
+            if len(stack) < before:
                 raise ValueError("stack underflow")
             if before:
-                del stack[-len(before):]
-            stack.extend([None] * len(op.stack_after))
+                del stack[-before:]
+            stack.extend([None] * after)
     return None
+
+
+_STACK_EFFECTS: dict[str, tuple[bool, int, int]] = {}
+
+
+def _stack_effect(op) -> tuple[bool, int, int]:
+    """(pops to a MARK first, items popped before that mark, items pushed) of a pickletools opcode."""
+    if op.name not in _STACK_EFFECTS:
+        before = [s.name for s in op.stack_before]
+        marked = "mark" in before
+        _STACK_EFFECTS[op.name] = (marked, before.index("mark") if marked else len(before), len(op.stack_after))
+    return _STACK_EFFECTS[op.name]
 
 
 _TORCH_DEFAULT_GLOBALS: frozenset[str] | None = None

@@ -53,8 +53,16 @@ class MultiTaskPredictor(DetectionPredictor):
     def setup_model(self, model, verbose: bool = True):
         super().setup_model(model, verbose)
         kpt_shape = _model_attr(self.model, "kpt_shape")
+        skeleton = _model_attr(self.model, "skeleton")
+        if isinstance(skeleton, str):  # an export's metadata: AutoBackend parses only its own keys
+            import ast
+
+            try:
+                skeleton = ast.literal_eval(skeleton)
+            except (ValueError, SyntaxError):
+                skeleton = None
         if kpt_shape:  # results[0].plot() and saved images draw the dataset's skeleton
-            register_skeleton(int(kpt_shape[0]), _model_attr(self.model, "skeleton"))
+            register_skeleton(int(kpt_shape[0]), skeleton)
 
     def postprocess(self, preds, img, orig_imgs):
         protos = preds[0][1] if isinstance(preds[0], tuple) else preds[1]

@@ -432,3 +432,13 @@ def test_python_export_refuses_arguments_it_does_not_take(tiny_model, tmp_path):
     pt = save_pt(labelled(tiny_model), tmp_path / "best.pt")
     with pytest.raises(ArgumentError, match="export\\(\\) does not take int8"):
         MultiTaskYOLO(pt).export(int8=True)
+
+
+def test_an_exports_skeleton_is_registered_for_its_plots(tiny_exports, monkeypatch):
+    """ONNX metadata holds the skeleton as text (AutoBackend parses only its own keys)."""
+    import mttrain._ultralytics as mu
+    from mttrain import MultiTaskYOLO
+
+    monkeypatch.setattr(mu, "_SKELETONS", {})
+    MultiTaskYOLO(tiny_exports["onnx", False]).predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, verbose=False)
+    assert mu._SKELETONS == {5: [[0, 1], [0, 2], [0, 3], [0, 4]]}

@@ -38,3 +38,12 @@ def test_registered_skeleton_is_drawn_between_visible_points(monkeypatch):
 def test_coco_layout_keeps_ultralytics_skeleton():
     register_skeleton(17, [[0, 1]])
     assert 17 not in _SKELETONS
+
+
+def test_a_malformed_skeleton_draws_no_limbs(monkeypatch):
+    monkeypatch.setattr("mttrain._ultralytics._SKELETONS", {})
+    import mttrain._ultralytics as mu
+
+    for bad in ("[[0, 1]]", [[0, 9]], [[0]], [["a", "b"]], [[0.5, 1]]):
+        register_skeleton(3, bad)
+        assert mu._SKELETONS == {}, bad
