@@ -659,6 +659,10 @@ def load_checkpoint_file(path, trust_weights: bool = False) -> dict:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"not a readable checkpoint: {_first_line(e)}", file=path) from e
+    off_list = [name for name in needed if _allowed_global(name) is None]
+    if off_list:  # torch's scan saw a global the opcode walk did not: refuse rather than guess
+        raise WeightsError(f"refused: asks for the global {off_list[0]}, which no mttrain or ultralytics checkpoint "
+                           "needs", file=path)
     entries = [(_allowed_global(name), name) for name in needed]
     if "numpy.dtype" in needed:  # numpy.dtype(...) builds these; they are absent from the static scan
         import numpy as np

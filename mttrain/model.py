@@ -94,7 +94,8 @@ class MultiTaskYOLO(Model):
 
         self._check_export_args(kwargs)
         check_arguments(kwargs)
-        kwargs["project"] = str(self._project(kwargs.get("project")))
+        if kwargs.get("project") or self.predictor is None:  # a reused predictor keeps its folder, as ultralytics'
+            kwargs["project"] = str(self._project(kwargs.get("project")))
         return super().predict(source, stream, predictor, **kwargs)
 
     def val(self, validator=None, **kwargs):
