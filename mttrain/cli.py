@@ -156,7 +156,7 @@ def fit(
             fail(f"--model: {model} not found (mttrain never downloads weights)")
         from mttrain.data_config import read_multitask_config
 
-        read_multitask_config(data)  # a wrong dataset is one line here, before torch and ultralytics load
+        read_multitask_config(data, for_training=True)  # a wrong dataset: one line now, before torch loads
         from mttrain.model import MultiTaskYOLO
 
         yolo = MultiTaskYOLO(model, trust_weights=trust_weights)

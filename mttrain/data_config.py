@@ -20,8 +20,11 @@ ADVICE = {
 }
 
 
-def read_multitask_config(path: str | Path) -> DatasetConfig:
-    """The multitask data.yaml at ``path`` (mtdata's rules); DatasetConfigError saying what works otherwise."""
+def read_multitask_config(path: str | Path, for_training: bool = False) -> DatasetConfig:
+    """The multitask data.yaml at ``path`` (mtdata's rules); DatasetConfigError saying what works otherwise.
+
+    ``for_training``: it must also list a ``train`` split, and a ``val`` or ``test`` split to validate on.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetConfigError("data.yaml not found", file=path)
@@ -31,4 +34,13 @@ def read_multitask_config(path: str | Path) -> DatasetConfig:
         raise DatasetConfigError(
             f"a {config.task} dataset; mttrain trains multitask datasets (a mask for every object, keypoints for "
             f"the classes that have them): {advice}", file=path)
+    if for_training:
+        listed = ", ".join(sorted(config.splits)) or "none"
+        if not config.splits.get("train"):
+            raise DatasetConfigError(
+                f"no 'train' split to train on (splits: {listed}): add 'train: <image folder>' to data.yaml, or "
+                "convert a training annotation file too (mtdata convert TRAIN.json VAL.json OUT)", file=path)
+        if not (config.splits.get("val") or config.splits.get("test")):
+            raise DatasetConfigError(f"no 'val' or 'test' split to validate on (splits: {listed}): add "
+                                     "'val: <image folder>' to data.yaml", file=path)
     return config

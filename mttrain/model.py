@@ -81,7 +81,7 @@ class MultiTaskYOLO(Model):
 
             data = kwargs.get("data") or self.overrides.get("data")
             if data:
-                read_multitask_config(data)
+                read_multitask_config(data, for_training=True)
             kwargs["project"] = str(self._project(kwargs.get("project")))
         check_arguments(kwargs)
         metrics = super().train(trainer, **kwargs)

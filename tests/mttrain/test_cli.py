@@ -78,6 +78,7 @@ def test_fit_on_a_pose_or_segment_dataset_says_what_works(tmp_path):
 USER_ERRORS = [
     (["fit", "missing.yaml"], "data.yaml not found"),
     (["fit", "{pose}"], "a pose dataset"),
+    (["fit", "{valonly}"], "no 'train' split to train on (splits: val)"),
     (["fit", "{data}", "--weights", "nope.pt"], "nope.pt not found"),
     (["fit", "{data}", "--model", "nope.pt"], "nope.pt not found"),
     (["fit", "{data}", "--resume", "--project", "nowhere"], "not found"),
@@ -113,8 +114,14 @@ def test_user_errors_come_in_one_line_before_torch_loads(tmp_path, tiny_data):
 
     pose = other_task_datasets(tmp_path)["pose"]
     (tmp_path / "best.pt").write_bytes(b"not read before the argument errors")
-    cases = [[a.replace("{data}", str(tiny_data)).replace("{pose}", str(pose)).replace("{pt}", str(tmp_path / "best.pt"))
-              for a in args] for args, _ in USER_ERRORS]
+    valonly = tmp_path / "valonly.yaml"  # as a dataset converted from a val annotation file only is
+    valonly.write_text("".join(line for line in tiny_data.read_text().splitlines(True) if not line.startswith("train:")))
+    places = {"{data}": tiny_data, "{pose}": pose, "{pt}": tmp_path / "best.pt", "{valonly}": valonly}
+    cases = []
+    for args, _ in USER_ERRORS:
+        for key, value in places.items():
+            args = [a.replace(key, str(value)) for a in args]
+        cases.append(args)
     code = (
         "import json, sys\n"
         "from typer.testing import CliRunner\n"
