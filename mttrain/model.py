@@ -33,7 +33,7 @@ class MultiTaskYOLO(Model):
     def __init__(self, model: str | Path = "yolov8n-multitask.yaml", verbose: bool = False, trust_weights: bool = False):
         """``trust_weights``: load a ``.pt`` with full unpickling, which runs any code the file holds. Only for
         files you made or whose maker you trust; by default a ``.pt`` may hold only model classes (see
-        ``mttrain._ultralytics.load_checkpoint_file``)."""
+        ``mttrain.checkpoint_guard.load_checkpoint_file``)."""
         from mttrain._ultralytics import trust_weights_file
         from mttrain.errors import WeightsError
         from mttrain.export import EXPORT_SUFFIXES, check_export

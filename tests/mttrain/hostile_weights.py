@@ -177,7 +177,7 @@ FORBIDDEN_CALLS = [
     ("ultralytics.nn.tasks.yaml_model_load", "ultralytics.nn.tasks.yaml_model_load", lambda t: (str(t / "x.yaml"),)),
     ("ultralytics.nn.tasks.torch_safe_load", "ultralytics.nn.tasks.torch_safe_load", lambda t: (str(t / "inner.pt"),)),
     ("ultralytics.nn.tasks.parse_model", "ultralytics.nn.tasks.parse_model", lambda t: ("x", 3)),
-    ("mttrain._ultralytics.trust_weights_file", "mttrain._ultralytics.trust_weights_file",
+    ("mttrain.checkpoint_guard.trust_weights_file", "mttrain.checkpoint_guard.trust_weights_file",
      lambda t: (str(t / "inner.pt"),)),
     ("torch.nn.modules.module.Module.register_forward_hook", "torch.nn.modules.module.Module.register_forward_hook",
      lambda t: ()),
