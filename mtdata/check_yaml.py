@@ -18,7 +18,8 @@ import yaml
 
 from mtdata.errors import DatasetConfigError, Finding
 from mtdata.formats.data_yaml import (
-    SPLIT_KEYS, YAML_LOADER, DatasetConfig, kpt_shape_problem, load_yaml_mapping, parse_data_dict, shown_value, sigmas_ok,
+    SPLIT_KEYS, YAML_LOADER, DatasetConfig, dataset_root, is_folder_name, kpt_shape_problem, load_yaml_mapping, parse_data_dict,
+    shown_value, sigmas_ok,
 )
 from mtdata.formats.yolo import TASKS
 from mtdata.rules import finding, has_errors
@@ -177,9 +178,9 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
         value = data.get(key)
         if value is None:
             continue
-        if isinstance(value, str):
+        if is_folder_name(value):
             splits[key] = [value]
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        elif isinstance(value, list) and value and all(is_folder_name(v) for v in value):
             splits[key] = list(value)
         else:
             c.add("yaml_bad_value", key, f"'{key}' must be a folder or a list of folders, found {shown_value(value)}")
@@ -192,15 +193,12 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
     return splits
 
 
-def _root(data: dict, file: Path) -> Path:
-    # the same resolution as parse_data_dict
-    base = file.parent
-    root = Path(str(data.get("path") or base))
-    if not root.is_absolute():
-        root = base / root
-    elif not root.exists():
-        root = base
-    return root.resolve()
+def _root(data: dict, file: Path, c: _Collector) -> Path:
+    try:  # the parser's own resolution
+        return dataset_root(data, file)
+    except DatasetConfigError as e:
+        c.add("yaml_bad_value", "path", e.message)
+        return file.parent.resolve()
 
 
 def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None) -> YamlCheck:
@@ -233,6 +231,7 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
         c.add("yaml_bad_value", "kpt_sigmas", f"'kpt_sigmas' must be {k if k is not None else 'K'} positive numbers, found {shown_value(sigmas)}")
         sigmas = None
     splits = _splits(data, c)
+    root = _root(data, file, c)
 
     if not has_errors(c.findings):
         try:
@@ -243,7 +242,7 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
     if task == "pose" and layout_ok and not kpt_names:
         kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
     config = DatasetConfig(
-        root=_root(data, file), splits=splits, names=names or {}, task=task if task_ok else "segment",
+        root=root, splits=splits, names=names or {}, task=task if task_ok else "segment",
         kpt_shape=kpt_shape, kpt_names=kpt_names, flip_idx=flip_idx, skeleton=skeleton,
         kpt_sigmas=[float(s) for s in sigmas] if sigmas else None, file=file,
     )

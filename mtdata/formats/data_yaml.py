@@ -132,13 +132,41 @@ def label_path_for(image_path: Path, image_dir: Path) -> Path:
 
 _SHOWN = reprlib.Repr()
 _SHOWN.maxstring = _SHOWN.maxother = 60
-_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = 8
-_SHOWN.maxlevel = 3
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = 6
+_SHOWN.maxlevel = 2
+_SHOWN_CHARS = 120
 
 
 def shown_value(value: Any) -> str:
-    """``repr`` of a value read from a file, cut to a few dozen characters: messages stay one short line."""
-    return _SHOWN.repr(value)
+    """``repr`` of a value read from a file, cut to at most 120 characters: messages stay one short line."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def is_folder_name(value: Any) -> bool:
+    """A split folder or ``path`` as data.yaml may give it: a string without NUL (no file system takes one)."""
+    return isinstance(value, str) and "\0" not in value
+
+
+def dataset_root(data: dict, file: Path | None) -> Path:
+    """The absolute dataset root of a data.yaml mapping: ``path`` (relative to the file's folder), else that folder.
+
+    A ``path`` that is absolute but missing means the dataset was moved with its data.yaml: its
+    folder is the root.
+
+    Raises:
+        DatasetConfigError: ``path`` is not a folder name.
+    """
+    base = file.parent if file else Path.cwd()
+    raw = data.get("path")
+    if raw is not None and raw != "" and not is_folder_name(raw):
+        raise DatasetConfigError(f"'path' must be the dataset folder, found {shown_value(raw)}", file=file)
+    root = Path(raw or base)
+    if not root.is_absolute():
+        root = base / root
+    elif not root.exists() and file is not None:
+        root = base
+    return root.resolve()
 
 
 def _is_int(v: Any) -> bool:
@@ -277,22 +305,17 @@ def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetCo
         value = data.get(key)
         if value is None:
             continue
-        if isinstance(value, str):
+        if is_folder_name(value):
             splits[key] = [value]
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        elif isinstance(value, list) and all(is_folder_name(v) for v in value):
             splits[key] = list(value)
         else:
             raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {shown_value(value)}", file=file)
 
-    base = file.parent if file else Path.cwd()
-    root = Path(str(data.get("path") or base))
-    if not root.is_absolute():
-        root = base / root
-    elif not root.exists() and file is not None:
-        root = base  # the dataset was moved with its data.yaml: its folder is the root
+    root = dataset_root(data, file)
     extra = {k2: v for k2, v in data.items() if k2 not in _KNOWN_KEYS}
     return DatasetConfig(
-        root=root.resolve(), splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
+        root=root, splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
         flip_idx=flip_idx, skeleton=skeleton, kpt_sigmas=sigmas, extra=extra, file=file,
     )
 
@@ -360,7 +383,8 @@ def safe_load_bounded(text: str, path: Path) -> Any:
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
-        raise DatasetConfigError(f"not valid YAML{where}: {getattr(e, 'problem', None) or e}", file=path) from e
+        problem = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())  # one line
+        raise DatasetConfigError(f"not valid YAML{where}: {problem[:200]}", file=path) from e
     except RecursionError as e:
         raise DatasetConfigError("YAML nested too deeply to read", file=path) from e
     finally:

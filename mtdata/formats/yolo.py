@@ -125,7 +125,7 @@ def _split_row(line: str, num_classes: int) -> tuple[np.ndarray, int]:
     if not math.isfinite(cls) or cls != int(cls) or cls < 0:
         raise RowProblem("class_not_integer", f"class must be a non-negative integer, found {shown_token(tokens[0])}")
     if int(cls) >= num_classes:
-        raise RowProblem("class_out_of_range", f"class {int(cls)} is not in names (0..{num_classes - 1})")
+        raise RowProblem("class_out_of_range", f"class {shown_token(tokens[0])} is not in names (0..{num_classes - 1})")
     values = np.array(numbers[1:], dtype=np.float64)
     if not np.isfinite(values).all():
         raise RowProblem("not_finite", "values must be finite, found NaN or inf")
