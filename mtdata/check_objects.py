@@ -226,7 +226,9 @@ def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, 
 
 
 def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> None:
-    """object_near_duplicate: once per row, naming an earlier row of its file and class it overlaps with IoU >= 0.9."""
+    """object_near_duplicate: once per row, naming the earliest row of its file and class (among its
+    candidates) that it overlaps with IoU >= 0.9: the polygons' IoU when both have one, else the boxes'."""
+    n = len(batch.rows)
     classes = np.array([r.class_id for r in batch.rows], dtype=np.int64)
     area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
     live = np.flatnonzero(area > 0)  # a box without area has IoU 0 with anything
@@ -239,24 +241,41 @@ def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> No
     hi = np.minimum(boxes[a, 2:], boxes[b, 2:])
     inter = np.clip(hi - lo, 0, None).prod(axis=1)
     union = area[a] + area[b] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    close = iou >= NEAR_DUPLICATE_IOU
-    a, b, iou = a[close], b[close], iou[close]
-    exact = np.array([row_key(batch.rows[i]) == row_key(batch.rows[j]) for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
-    a, b, iou = a[~exact], b[~exact], iou[~exact]  # an exact repeat is row_duplicate
-    with_shapes = np.array([shapes[i] is not None and shapes[j] is not None for i, j in zip(a.tolist(), b.tolist())], dtype=bool)
-    if with_shapes.any():
-        first = np.array([shapes[i] for i in a[with_shapes].tolist()], dtype=object)
-        second = np.array([shapes[j] for j in b[with_shapes].tolist()], dtype=object)
-        overlap = shapely.area(shapely.intersection(first, second))
-        union_area = shapely.area(first) + shapely.area(second) - overlap
-        iou[with_shapes] = np.divide(overlap, union_area, out=np.zeros_like(overlap), where=union_area > 0)
-    found = iou >= NEAR_DUPLICATE_IOU
-    reported: dict[int, tuple[int, float]] = {}
-    for i, j, score in zip(a[found].tolist(), b[found].tolist(), iou[found].tolist()):
-        if j not in reported or i < reported[j][0]:
-            reported[j] = (i, score)  # rows are in file and line order: i < j is the earlier line
-    for j, (i, score) in sorted(reported.items()):
+    box_iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    keys: dict[tuple, int] = {}
+    key_id = np.array([keys.setdefault(row_key(r), len(keys)) for r in batch.rows], dtype=np.int64)
+    keep = (box_iou >= NEAR_DUPLICATE_IOU) & (key_id[a] != key_id[b])  # an exact repeat is row_duplicate
+    a, b, box_iou = a[keep], b[keep], box_iou[keep]
+    if not len(a):
+        return
+    # each later row b with its candidates a in ascending order: the polygons are compared a round at a
+    # time, the first candidate of every row still open, so a crowd costs ~one intersection per row
+    order = np.lexsort((a, b))
+    a, b, box_iou = a[order], b[order], box_iou[order]
+    rank = np.arange(len(b)) - np.searchsorted(b, b)
+    geometry = np.empty(n, dtype=object)
+    geometry[:] = shapes
+    has_shape = np.array([s is not None for s in shapes], dtype=bool)
+    shape_area = np.zeros(n)
+    shape_area[has_shape] = shapely.area(geometry[has_shape])
+    found: dict[int, tuple[int, float]] = {}
+    open_rows = np.ones(n, dtype=bool)
+    for k in range(int(rank.max()) + 1):
+        at = np.flatnonzero((rank == k) & open_rows[b])
+        if not len(at):
+            continue
+        ia, ib = a[at], b[at]
+        score = box_iou[at].copy()
+        both = has_shape[ia] & has_shape[ib]
+        if both.any():
+            overlap = shapely.area(shapely.intersection(geometry[ia[both]], geometry[ib[both]]))
+            shape_union = shape_area[ia[both]] + shape_area[ib[both]] - overlap
+            score[both] = np.divide(overlap, shape_union, out=np.zeros_like(overlap), where=shape_union > 0)
+        hit = score >= NEAR_DUPLICATE_IOU
+        for i, j, value in zip(ia[hit].tolist(), ib[hit].tolist(), score[hit].tolist()):
+            found[j] = (i, value)  # rows are in file and line order: i < j is the earlier line
+        open_rows[ib[hit]] = False
+    for j, (i, score) in sorted(found.items()):
         batch.add(j, "object_near_duplicate", f"overlaps line {batch.lines[i]} (same class {batch.rows[i].class_id}) with IoU {score:.3f}")
 
 

@@ -173,7 +173,8 @@ def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
 
     missing = sorted(set(config.names) - set(source["categories"]))
     if missing:
-        raise InputError(f"classes {missing} have no category id (the file maps {sorted(source['categories'])})", file=ids_path)
+        raise InputError(f"{len(missing)} classes have no category id: {shown_value(missing)} "
+                         f"(the file maps {shown_value(sorted(source['categories']))})", file=ids_path)
     # convert writes each split's images to images/<split label>/ under the dataset root
     by_folder = {os.path.abspath(config.root / "images" / label): label for label in source["splits"]}
     image_ids: dict[str, int] = {}

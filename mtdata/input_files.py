@@ -65,9 +65,15 @@ def read_input_file(path: str | Path, limit: int, what: str = "file") -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes (see :func:`open_input_file`)."""
     with open_input_file(path, limit, what) as f:
         try:
-            data = f.read(limit + 1)
+            size = os.fstat(f.fileno()).st_size
+            data = f.read(size + 1)  # read(n) allocates n bytes at once: ask for what the file holds
+            if len(data) > size:  # it grew after it was opened: read on, in pieces, up to the bound
+                pieces = [data]
+                while (got := sum(map(len, pieces))) <= limit and (piece := f.read(min(1 << 20, limit + 1 - got))):
+                    pieces.append(piece)
+                data = b"".join(pieces)
         except OSError as e:
             raise InputFileError(f"cannot read the {what}: {e.strerror or e}", file=path) from e
-    if len(data) > limit:  # it grew after it was opened
+    if len(data) > limit:
         raise InputFileError(f"the {what} holds over {limit:,} bytes, the limit: not read", file=path)
     return data

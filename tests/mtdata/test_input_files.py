@@ -72,3 +72,14 @@ def test_unreadable_file_is_one_line(tmp_path):
     path.chmod(0)
     with pytest.raises(InputFileError, match="cannot read"):
         read_input_file(path, 10)
+
+
+def test_reading_a_small_file_does_not_allocate_the_bound(tmp_path):
+    """``f.read(n)`` allocates n bytes up front: a 1 GiB bound must not cost 1 GiB per image (the child
+    below may map 256 MB more than its parent)."""
+    from tests.mtdata.fuzzing import run_bounded
+
+    path = tmp_path / "a.jpg"
+    path.write_bytes(b"x" * 100)
+    outcome = run_bounded(lambda: len(read_input_file(path, 8 << 30)), (), memory=256 << 20)
+    assert outcome.kind == "ok" and outcome.value == 100, outcome
