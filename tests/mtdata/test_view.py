@@ -499,6 +499,35 @@ class LabelModel:
         return _results((h, w), np.array(boxes).reshape(-1, 6), masks, kpts, self.names)
 
 
+def test_an_image_over_the_size_limit_is_shown_unreadable_and_never_given_to_the_model(fiftyone_db, datasets, tmp_path):
+    from mtdata.view import build_dataset
+    from mtdata.view_predictions import add_predictions
+    from tests.mtdata.factories import png_bomb
+
+    root = tmp_path / "ds"
+    shutil.copytree(datasets["multitask"].parent, root, symlinks=True)
+    yaml = root / "data.yaml"
+    yaml.write_text(yaml.read_text().replace(str(datasets["multitask"].parent), str(root)))
+    bomb = root / "images" / "val" / "zz_bomb.png"
+    bomb.write_bytes(png_bomb())
+    config = read_data_yaml(yaml)
+    dataset = build_dataset(yaml, ["val"], name="test-view-bomb")
+    try:
+        sample = dataset.match({"filepath": str(bomb)}).first()
+        assert "image_unreadable" in sample.tags and sample.metadata is None
+        seen = []
+
+        class Recording(LabelModel):
+            def predict(self, source, **options):
+                seen.extend(source)
+                return super().predict(source, **options)
+
+        add_predictions(dataset, Recording(config, shift=0.0), config, batch=4)
+        assert str(bomb) not in seen and len(seen) == len(dataset) - 1
+    finally:
+        dataset.delete()
+
+
 def test_predictions_are_evaluated_with_masks_and_keypoint_oks(fiftyone_db, datasets):
     from fiftyone import ViewField as F
 
