@@ -33,7 +33,9 @@ from PIL import Image, UnidentifiedImageError
 
 from mtdata.errors import Finding, InputError, Severity
 from mtdata.formats.yolo import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text, read_label_text
-from mtdata.image_header import MAX_IMAGE_PIXELS, ImageTooLarge, header_of, too_large_reason
+from mtdata.image_header import (
+    MAX_IMAGE_PIXELS, ImageHeader, ImageTooLarge, check_pixels, header_of, quick_stored_wh, too_large_reason,
+)
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.polygon_checks import polygon_defects
 from mtdata.rules import finding
@@ -101,8 +103,14 @@ def verify_image(path: str | Path, digest: bool = False) -> ImageCheck:
     hexdigest = hashlib.blake2b(data, digest_size=16).hexdigest() if digest else None
     if not data:
         return ImageCheck(None, [finding("image_zero_size", path, None, "the file is empty (0 bytes)")], hexdigest)
+    exif = _may_have_exif(data)
+    quick = None if exif else quick_stored_wh(data)  # most images: no Pillow before the decoder
     try:
-        header = header_of(data, path, exif=_may_have_exif(data))
+        if quick is not None:
+            check_pixels(*quick, path)
+            header = ImageHeader(quick)
+        else:
+            header = header_of(data, path, exif=exif)
     except ImageTooLarge as e:
         return ImageCheck(None, [finding("image_too_large", path, None, e.reason)], hexdigest)
     except InputError:  # Pillow cannot read the header: OpenCV decides, Pillow explains if it fails too

@@ -74,3 +74,59 @@ def test_a_format_only_opencv_reads_is_measured_after_decoding(tmp_path, monkeyp
     monkeypatch.setattr(verify, "MAX_IMAGE_PIXELS", 1999)
     assert [f.rule for f in verify_image(path).findings] == ["image_too_large"]
     assert image_header.MAX_IMAGE_PIXELS == MAX_IMAGE_PIXELS
+
+
+def _encoded(ext: str, w: int, h: int, **params) -> bytes:
+    flags = [cv2.IMWRITE_JPEG_PROGRESSIVE, 1] if params.get("progressive") else []
+    return cv2.imencode(ext, np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8), flags)[1].tobytes()
+
+
+def _pillow(data: bytes, fmt: str, **kw) -> bytes:
+    import io
+
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(out, fmt, **kw)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        pytest.param(_encoded(".jpg", 37, 21), id="baseline jpeg"),
+        pytest.param(_encoded(".jpg", 64, 48, progressive=True), id="progressive jpeg"),
+        pytest.param(_encoded(".png", 37, 21), id="png"),
+        pytest.param(_pillow(_encoded(".png", 30, 20), "JPEG", icc_profile=b"x" * 5000, comment=b"\xff\xd9 hi"), id="jpeg with segments before its frame"),
+        pytest.param(png_bomb(20_000, 20_000), id="png bomb"),
+    ],
+)
+def test_quick_size_is_pillows(data):
+    """The quick reader of verify_image (no Pillow on most images) gives Pillow's size, or none at all."""
+    import io
+
+    from mtdata.image_header import quick_stored_wh
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(Image, "MAX_IMAGE_PIXELS", None)
+        pillow = Image.open(io.BytesIO(data)).size
+    assert quick_stored_wh(data) == pillow
+
+
+@pytest.mark.parametrize("seed", range(200))
+def test_quick_size_on_damaged_jpegs_is_pillows_or_none(seed):
+    import io
+
+    from mtdata.image_header import quick_stored_wh
+
+    rng = np.random.default_rng(seed)
+    data = bytearray(_encoded(".jpg", 40, 30))
+    for _ in range(int(rng.integers(1, 4))):
+        data[int(rng.integers(2, 200))] = int(rng.integers(0, 256))
+    data = bytes(data)
+    quick = quick_stored_wh(data)
+    try:
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(Image, "MAX_IMAGE_PIXELS", None)
+            pillow = Image.open(io.BytesIO(data)).size
+    except Exception:  # noqa: BLE001  (Pillow refuses it: OpenCV decides in verify_image)
+        pillow = None
+    assert quick is None or quick == pillow or pillow is None
