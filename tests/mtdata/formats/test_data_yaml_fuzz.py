@@ -86,7 +86,7 @@ def hostile_yaml(rng) -> str:
 
 def test_fuzz_data_yaml(tmp_path):
     rng = np.random.default_rng(99)
-    cases = [hostile_yaml(rng) for _ in range(150 * FUZZ_SCALE)]
+    cases = [hostile_yaml(rng) for _ in range(100 * FUZZ_SCALE)]
     junk = [bytes(rng.integers(0, 256, int(rng.integers(1, 400)), dtype=np.uint8)) for _ in range(10 * FUZZ_SCALE)]
     cases += [b.decode("latin-1") for b in junk[: len(junk) // 2]] + [b"\xff\xfe" + b for b in junk[len(junk) // 2:]]
     path = tmp_path / "data.yaml"
