@@ -23,10 +23,11 @@ import cv2
 from mtdata.check_objects import FileRows, object_findings_batch
 from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for
-from mtdata.formats.yolo import LabelLayout
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for, read_split_list
+from mtdata.formats.yolo import LabelLayout, read_label_text
+from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.rules import RULES, finding
-from mtdata.verify import verify_image, verify_label_text
+from mtdata.verify import verify_image, verify_label_texts
 
 Progress = Callable[[int, int], None]
 _CHUNK = 128  # files per task sent to a worker: large enough to amortize the pickling
@@ -120,11 +121,8 @@ def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict
     label_dirs: dict[Path, bool] = {}  # label folder -> its image folder exists
     for entry in config.image_dirs(split):
         if entry.is_file() and entry.suffix == ".txt":
-            for raw in entry.read_text().splitlines():
-                if raw.strip():
-                    image = Path(raw.strip())
-                    image = str(image if image.is_absolute() else config.root / image)
-                    items.append(_Item(split, image, label_path(image), hash_only))
+            for image in map(str, read_split_list(entry, config.root)):
+                items.append(_Item(split, image, label_path(image), hash_only))
         elif entry.is_dir():
             for image in _list_files(str(entry), IMAGE_SUFFIXES):
                 label = label_path(image)
@@ -150,16 +148,15 @@ def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict
 # --- per-file work (runs in worker processes) -----------------------------------------------
 
 
-def _check_item(item: _Item, layout: LabelLayout | None) -> tuple[_ItemResult, FileRows | None]:
-    """Image and row rules of one item; returns the rows left for the geometry and keypoint rules."""
+def _check_item(item: _Item, layout: LabelLayout | None) -> tuple[_ItemResult, str | None, tuple[int, int] | None]:
+    """Image rules of one item and its label text; returns (result, label text to verify or None, image size)."""
     result = _ItemResult(item)
     if item.hash_only:
         try:
-            with open(item.image, "rb") as f:
-                result.digest = hashlib.blake2b(f.read(), digest_size=16).hexdigest()
-        except OSError:
+            result.digest = hashlib.blake2b(read_input_file(item.image, MAX_IMAGE_BYTES, "image"), digest_size=16).hexdigest()
+        except (OSError, InputFileError):
             pass
-        return result, None
+        return result, None, None
     resolution = None
     if item.image is not None:
         image = verify_image(item.image, digest=True)
@@ -167,28 +164,23 @@ def _check_item(item: _Item, layout: LabelLayout | None) -> tuple[_ItemResult, F
         result.findings += image.findings
         result.unusable = not image.ok
     if item.label is None:
-        return result, None
+        return result, None, resolution
     try:
-        with open(item.label, "rb") as f:
-            raw = f.read()
+        text = read_label_text(item.label)
         result.has_label = True
-        text = raw.decode("utf-8-sig")
     except FileNotFoundError:
         result.findings.append(finding("image_without_label", item.image, None, f"no label file {item.label}: trained as background"))
-        return result, None
-    except (OSError, UnicodeDecodeError) as e:
-        reason = f"not UTF-8 text: {e.reason} at byte {e.start}" if isinstance(e, UnicodeDecodeError) else f"cannot read: {e}"
-        result.findings.append(finding("label_unreadable", item.label, None, reason))
+        return result, None, resolution
+    except InputFileError as e:
+        result.has_label = True
+        result.findings.append(finding("label_unreadable", item.label, None, e.reason))
         result.unusable = item.image is not None
-        return result, None
+        return result, None, resolution
     if item.image is None and item.orphan:
         result.findings.append(finding("label_without_image", item.label, None, "no image for this label file"))
     if layout is None:  # data.yaml errors leave the row layout unknown
-        return result, None
-    parsed, row_findings = verify_label_text(text, layout, item.label)
-    result.rows = len(parsed.rows) + len(parsed.problems)
-    result.findings += row_findings
-    return result, FileRows(parsed, text.splitlines(), resolution, item.label)
+        return result, None, resolution
+    return result, text, resolution
 
 
 def _check_chunk(args: tuple[list[_Item], LabelLayout | None, dict]) -> list[_ItemResult]:
@@ -199,12 +191,19 @@ def _check_chunk(args: tuple[list[_Item], LabelLayout | None, dict]) -> list[_It
         checked = [_check_item(item, layout) for item in items]
     finally:
         cv2.utils.logging.setLogLevel(level)
-    with_rows = [(result, rows) for result, rows in checked if rows is not None]
-    if with_rows:
-        found = object_findings_batch([rows for _, rows in with_rows], layout, kpt_names)
-        for (result, _), extra in zip(with_rows, found):
+    with_text = [(result, text, resolution) for result, text, resolution in checked if text is not None]
+    if with_text:
+        # the rows the trainer reads, for every file of the chunk at once (one shapely pass)
+        verified = verify_label_texts([(text, result.item.label) for result, text, _ in with_text], layout)
+        files = []
+        for (result, text, resolution), (parsed, row_findings, shapes) in zip(with_text, verified):
+            result.rows = len(parsed.rows) + len(parsed.problems)
+            result.findings += row_findings
+            files.append(FileRows(parsed, text.splitlines(), resolution, result.item.label, shapes))
+        found = object_findings_batch(files, layout, kpt_names)
+        for (result, _, _), extra in zip(with_text, found):
             result.findings += extra
-    return [result for result, _ in checked]
+    return [result for result, _, _ in checked]
 
 
 def _run(items: list[_Item], layout: LabelLayout | None, kpt_names: dict, workers: int, progress: Progress | None) -> list[_ItemResult]:

@@ -1,11 +1,10 @@
 """Geometry and keypoint rules over the parsed rows of label files, vectorized across files.
 
 Rows hold normalized coordinates; the rules measure in pixels of the image (``resolution_wh``)
-when it is known, and in normalized units otherwise. Polygons from ``mtdata convert`` may join
-several parts with zero-width bridges (:func:`mtdata.geometry.join_polygons`): such a ring
-touches itself, so shapely calls it invalid, yet nothing crosses. A polygon is reported as
-self-intersecting only when two of its edges cross properly *and* the crossing changes its
-filled area (shapely ``make_valid``) by more than 1% of its outline's (shoelace) area.
+when it is known, and in normalized units otherwise. Whether a polygon is usable at all (zero
+area, crossing itself) is :mod:`mtdata.polygon_checks`' verdict, the one export and the trainer
+use too. Near-duplicates are found without comparing every pair of rows
+(:func:`near_duplicate_candidates`): a file of 20,000 rows of one class is checked in seconds.
 """
 
 from __future__ import annotations
@@ -17,15 +16,15 @@ import shapely
 
 from mtdata.errors import Finding
 from mtdata.formats.yolo import LabelLayout, ParsedLabels, YoloRow
+from mtdata.polygon_checks import polygon_defects
 from mtdata.rules import finding
 from mtdata.verify import row_key
 
 TRAIN_SIZE = 640  # ultralytics' default imgsz: tiny objects are judged at this long side
 MIN_SIDE_PX = 2  # ultralytics' box_candidates(wh_thr=2) drops boxes this small after augmentation
-SELF_INTERSECTION_AREA = 0.01  # relative area change that counts as a real crossing
 NEAR_DUPLICATE_IOU = 0.9
+NEAR_DUPLICATE_CANDIDATES = 32  # most rows each row is compared with (see near_duplicate_candidates)
 FAR_OUTSIDE_BOX = 0.5  # a visible keypoint this many box long-sides outside its box is far
-ZERO_AREA = 1e-12  # normalized units: exact zero up to float noise
 
 
 def row_box_xyxyn(row: YoloRow) -> np.ndarray:
@@ -69,45 +68,6 @@ def was_clipped(line: str, row: YoloRow, layout: LabelLayout) -> bool:
     return False
 
 
-def _shoelace(xy: np.ndarray) -> float:
-    x, y = xy[:, 0], xy[:, 1]
-    return 0.5 * abs(float(np.dot(x[:-1], y[1:]) - np.dot(y[:-1], x[1:]) + x[-1] * y[0] - y[-1] * x[0]))
-
-
-def has_crossing(polygon: np.ndarray) -> bool:
-    """Do two edges of a (P, 2) ring cross properly (each through the other's interior)?
-
-    Shared vertices, touching points and collinear overlaps (the zero-width bridges of
-    :func:`mtdata.geometry.join_polygons`) are not crossings: their orientation tests are 0.
-    """
-    a = polygon
-    b = np.roll(polygon, -1, axis=0)
-    d = b - a
-
-    def side(seg_a, seg_d, pts):  # (P, P): orientation of pts[j] to segment i
-        rel = pts[None, :, :] - seg_a[:, None, :]
-        return seg_d[:, None, 0] * rel[..., 1] - seg_d[:, None, 1] * rel[..., 0]
-
-    o1, o2 = side(a, d, a), side(a, d, b)  # ends of segment j against segment i
-    return bool((((o1 * o2) < 0) & ((o1 * o2).T < 0)).any())
-
-
-def crossing_areas(polygon: np.ndarray) -> tuple[float, float] | None:
-    """(outline area, filled area) of a (P, 2) polygon that crosses itself, or None when it does not.
-
-    The outline area is the shoelace area; the filled area is shapely's after ``make_valid``.
-    A crossing counts when it changes the area by more than SELF_INTERSECTION_AREA: a bridge or
-    a touching vertex changes nothing, a tiny kink too little to matter.
-    """
-    if shapely.is_valid(shapely.Polygon(polygon)) or not has_crossing(polygon):
-        return None
-    outline = _shoelace(polygon)
-    filled = shapely.make_valid(shapely.Polygon(polygon)).area
-    if abs(filled - outline) > SELF_INTERSECTION_AREA * max(filled, outline):
-        return outline, filled
-    return None
-
-
 @dataclass
 class FileRows:
     """The usable rows of one label file, as :func:`object_findings_batch` takes them.
@@ -117,12 +77,15 @@ class FileRows:
         text_lines: the file's lines, to see values that loading clipped.
         resolution_wh: image (width, height) in pixels, or None when unknown.
         file: the label file, for the findings.
+        shapes: the shapely geometry of each row's polygon (None without one) when
+            :func:`mtdata.verify.verify_label_texts` judged the polygons already; None: judged here.
     """
 
     parsed: ParsedLabels
     text_lines: list[str]
     resolution_wh: tuple[int, int] | None
     file: str
+    shapes: list | None = None
 
 
 def _boxes(rows: list[YoloRow]) -> np.ndarray:
@@ -159,37 +122,17 @@ class _Batch:
 
 
 def _check_polygons(batch: _Batch) -> list:
-    """zero_area and polygon_self_intersecting; returns each row's shapely polygon (None without one)."""
+    """Each row's shapely polygon (None without one): from :mod:`mtdata.verify` when it ran, else
+    computed here, with its zero_area and polygon_self_intersecting findings."""
+    if all(f.shapes is not None for f in batch.files):
+        return [s for f in batch.files for s in f.shapes]
     index = [i for i, r in enumerate(batch.rows) if r.polygon_xyn is not None]
     shapes: list = [None] * len(batch.rows)
-    if not index:
-        return shapes
-    polys_px = [batch.rows[i].polygon_xyn * batch.wh[i] for i in index]
-    ring_ids = np.repeat(np.arange(len(index)), [len(p) for p in polys_px])
-    polys = shapely.polygons(shapely.linearrings(np.concatenate(polys_px), indices=ring_ids))
-    areas = shapely.area(polys)  # GEOS: the absolute shoelace area, also for invalid rings
-    valid = shapely.is_valid(polys)
-    # GEOS (>= 3.10) reports any interior intersection of edges as "Self-intersection" before it
-    # looks for a ring touching itself at a vertex ("Ring Self-intersection"): the latter, most
-    # bridged multi-part polygons, cannot hide a crossing and skip the slower tests below.
-    suspect = ~valid
-    if suspect.any():
-        reasons = shapely.is_valid_reason(polys[suspect])
-        suspect[np.flatnonzero(suspect)] = [not r.startswith("Ring Self-intersection") for r in reasons]
-    unit = batch.wh[index].prod(axis=1)
-    for j, i in enumerate(index):
-        if areas[j] <= ZERO_AREA * unit[j]:
-            batch.add(i, "zero_area", "the polygon encloses no area (its points are collinear or repeated)")
-            continue
-        shapes[i] = polys[j]
-        if not suspect[j] or not has_crossing(polys_px[j]):
-            continue  # bridges and touching vertices make shapely say invalid, but nothing crosses
-        filled = shapely.make_valid(polys[j])
-        shapes[i] = filled
-        if abs(filled.area - areas[j]) > SELF_INTERSECTION_AREA * max(filled.area, areas[j]):
-            batch.add(i, "polygon_self_intersecting",
-                      f"the polygon crosses itself: its outline encloses {areas[j] / unit[j]:.4g} but fills "
-                      f"{filled.area / unit[j]:.4g} (normalized area)")
+    defects, geometries = polygon_defects([batch.rows[i].polygon_xyn for i in index])
+    for i, defect, geometry in zip(index, defects, geometries):
+        shapes[i] = geometry
+        if defect is not None:
+            batch.add(i, *defect)
     return shapes
 
 
@@ -219,30 +162,121 @@ def _check_sizes(batch: _Batch, boxes: np.ndarray) -> None:
         batch.add(i, "object_tiny", f"the object is {w:.2g}x{h:.2g} pixels at {TRAIN_SIZE} pixels on the long side")
 
 
+def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, cap: int = NEAR_DUPLICATE_CANDIDATES) -> np.ndarray:
+    """(M, 2) index pairs (a < b) of rows of one group whose boxes may have IoU >= ``iou``: sub-quadratic.
+
+    Box IoU >= t bounds each box by the other: widths within a factor t (inter_w >= t max(w)),
+    and centres within (1 - t) / t of either width (in x; the same in y with heights). Each row
+    is looked up along the one of those four axes (cx, cy, w, h) where fewest rows of its group
+    fall in its window (a sort and two binary searches per axis), and is paired with at most
+    ``cap`` of them, the nearest along that axis. Every pair with IoU >= t is among the
+    candidates unless more than ``cap`` rows of the group are within the windows of both its
+    rows on every axis (a crowd of one box repeated with jitter; each of them then has nearer
+    candidates). Time and memory are O(N log N + N cap).
+
+    Args:
+        boxes: (N, 4) xyxy.
+        group: (N,) int group of each row (pairs never cross groups).
+        iou: the IoU threshold t in (0, 1).
+        cap: most candidates per row.
+    """
+    n = len(boxes)
+    if n < 2:
+        return np.zeros((0, 2), dtype=np.int64)
+    wh = boxes[:, 2:] - boxes[:, :2]
+    centre = (boxes[:, :2] + boxes[:, 2:]) / 2
+    reach = (1 - iou) / iou
+    eps = 1e-9  # the keys below lose ~1e-11 to rounding: never lose a candidate to it
+    # per axis: value, window low, window high (normalized coordinates lie in [0, 1])
+    axes = [
+        (centre[:, 0], centre[:, 0] - reach * wh[:, 0], centre[:, 0] + reach * wh[:, 0]),
+        (centre[:, 1], centre[:, 1] - reach * wh[:, 1], centre[:, 1] + reach * wh[:, 1]),
+        (wh[:, 0], wh[:, 0] * iou, wh[:, 0] / iou),
+        (wh[:, 1], wh[:, 1] * iou, wh[:, 1] / iou),
+    ]
+    # one sorted key per axis: the group first (spaced wider than any window), then the value
+    base = (np.unique(group, return_inverse=True)[1] * 8.0 + 2.0)
+    orders, starts, counts = [], [], []
+    for value, low, high in axes:
+        key = base + np.clip(value, -2.0, 4.0)
+        order = np.argsort(key, kind="stable")
+        sorted_key = key[order]
+        lo = np.searchsorted(sorted_key, base + np.clip(low, -2.0, 4.0) - eps, side="left")
+        hi = np.searchsorted(sorted_key, base + np.clip(high, -2.0, 4.0) + eps, side="right")
+        position = np.empty(n, dtype=np.int64)
+        position[order] = np.arange(n)
+        # at most cap + 1 (the row itself is among them), centred on the row where the window is wider
+        take = np.minimum(hi - lo, cap + 1)
+        start = np.clip(position - take // 2, lo, hi - take)
+        orders.append(order)
+        starts.append(start)
+        counts.append(hi - lo)
+    axis = np.argmin(np.stack(counts), axis=0)  # (N,) the most selective axis of each row
+    rows = np.arange(n)
+    take = np.minimum(np.stack(counts)[axis, rows], cap + 1)
+    start = np.stack(starts)[axis, rows]
+    total = int(take.sum())
+    owner = np.repeat(rows, take)
+    offset = np.arange(total) - np.repeat(np.cumsum(take) - take, take)
+    partner = np.stack(orders)[np.repeat(axis, take), np.repeat(start, take) + offset]
+    keep = owner != partner
+    a, b = np.minimum(owner[keep], partner[keep]), np.maximum(owner[keep], partner[keep])
+    pairs = np.unique(a * n + b)
+    return np.stack([pairs // n, pairs % n], axis=1)
+
+
 def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> None:
-    groups: dict[tuple[int, int], list[int]] = {}
-    for i, row in enumerate(batch.rows):
-        groups.setdefault((int(batch.owner[i]), row.class_id), []).append(i)
-    pairs = [(a, b) for g in groups.values() if len(g) > 1 for n, a in enumerate(g) for b in g[n + 1:]]
-    if not pairs:
+    """object_near_duplicate: once per row, naming the earliest row of its file and class (among its
+    candidates) that it overlaps with IoU >= 0.9: the polygons' IoU when both have one, else the boxes'."""
+    n = len(batch.rows)
+    classes = np.array([r.class_id for r in batch.rows], dtype=np.int64)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
+    live = np.flatnonzero(area > 0)  # a box without area has IoU 0 with anything
+    group = batch.owner[live] * (int(classes.max()) + 1) + classes[live]
+    pairs = live[near_duplicate_candidates(boxes[live], group, NEAR_DUPLICATE_IOU)]
+    if not len(pairs):
         return
-    a, b = np.array(pairs).T
+    a, b = pairs.T
     lo = np.maximum(boxes[a, :2], boxes[b, :2])
     hi = np.minimum(boxes[a, 2:], boxes[b, 2:])
     inter = np.clip(hi - lo, 0, None).prod(axis=1)
-    area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
     union = area[a] + area[b] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
-    for k in np.flatnonzero(iou >= NEAR_DUPLICATE_IOU):
-        i, j = int(a[k]), int(b[k])
-        if row_key(batch.rows[i]) == row_key(batch.rows[j]):
-            continue  # an exact repeat is row_duplicate
-        score = float(iou[k])
-        if shapes[i] is not None and shapes[j] is not None:
-            union_area = shapes[i].union(shapes[j]).area
-            score = shapes[i].intersection(shapes[j]).area / union_area if union_area > 0 else 0.0
-        if score >= NEAR_DUPLICATE_IOU:
-            batch.add(j, "object_near_duplicate", f"overlaps line {batch.lines[i]} (same class {batch.rows[i].class_id}) with IoU {score:.3f}")
+    box_iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    keys: dict[tuple, int] = {}
+    key_id = np.array([keys.setdefault(row_key(r), len(keys)) for r in batch.rows], dtype=np.int64)
+    keep = (box_iou >= NEAR_DUPLICATE_IOU) & (key_id[a] != key_id[b])  # an exact repeat is row_duplicate
+    a, b, box_iou = a[keep], b[keep], box_iou[keep]
+    if not len(a):
+        return
+    # each later row b with its candidates a in ascending order: the polygons are compared a round at a
+    # time, the first candidate of every row still open, so a crowd costs ~one intersection per row
+    order = np.lexsort((a, b))
+    a, b, box_iou = a[order], b[order], box_iou[order]
+    rank = np.arange(len(b)) - np.searchsorted(b, b)
+    geometry = np.empty(n, dtype=object)
+    geometry[:] = shapes
+    has_shape = np.array([s is not None for s in shapes], dtype=bool)
+    shape_area = np.zeros(n)
+    shape_area[has_shape] = shapely.area(geometry[has_shape])
+    found: dict[int, tuple[int, float]] = {}
+    open_rows = np.ones(n, dtype=bool)
+    for k in range(int(rank.max()) + 1):
+        at = np.flatnonzero((rank == k) & open_rows[b])
+        if not len(at):
+            continue
+        ia, ib = a[at], b[at]
+        score = box_iou[at].copy()
+        both = has_shape[ia] & has_shape[ib]
+        if both.any():
+            overlap = shapely.area(shapely.intersection(geometry[ia[both]], geometry[ib[both]]))
+            shape_union = shape_area[ia[both]] + shape_area[ib[both]] - overlap
+            score[both] = np.divide(overlap, shape_union, out=np.zeros_like(overlap), where=shape_union > 0)
+        hit = score >= NEAR_DUPLICATE_IOU
+        for i, j, value in zip(ia[hit].tolist(), ib[hit].tolist(), score[hit].tolist()):
+            found[j] = (i, value)  # rows are in file and line order: i < j is the earlier line
+        open_rows[ib[hit]] = False
+    for j, (i, score) in sorted(found.items()):
+        batch.add(j, "object_near_duplicate", f"overlaps line {batch.lines[i]} (same class {batch.rows[i].class_id}) with IoU {score:.3f}")
 
 
 def _named(indices: np.ndarray, names: list[str]) -> str:

@@ -9,6 +9,7 @@ config with ``parse_data_dict`` itself, so what check accepts is what every othe
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,10 @@ from typing import Any
 import yaml
 
 from mtdata.errors import DatasetConfigError, Finding
-from mtdata.formats.data_yaml import SPLIT_KEYS, DatasetConfig, load_yaml_mapping, parse_data_dict
+from mtdata.formats.data_yaml import (
+    SPLIT_KEYS, YAML_LOADER, DatasetConfig, dataset_root, is_folder_name, kpt_shape_problem, load_yaml_mapping, parse_data_dict,
+    shown_value, sigmas_ok,
+)
 from mtdata.formats.yolo import TASKS
 from mtdata.rules import finding, has_errors
 
@@ -42,9 +46,9 @@ class YamlCheck:
 
 
 def _key_lines(path: Path) -> dict[str, int]:
-    try:
-        node = yaml.compose(path.read_text(), Loader=yaml.SafeLoader)
-    except (yaml.YAMLError, OSError, UnicodeDecodeError):
+    try:  # load_yaml_mapping read (and bounded) this file a moment ago
+        node = yaml.compose(path.read_text(), Loader=YAML_LOADER)
+    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
         return {}
     if not isinstance(node, yaml.MappingNode):
         return {}
@@ -74,10 +78,10 @@ def _names(data: dict, c: _Collector) -> dict[int, str] | None:
         try:
             names = {int(k): str(v) for k, v in raw.items()}
         except (TypeError, ValueError):
-            c.add("yaml_bad_value", "names", f"'names' keys must be class ids 0..n-1, found {list(raw)}")
+            c.add("yaml_bad_value", "names", f"'names' keys must be class ids 0..n-1, found {shown_value(list(raw))}")
             return None
         if sorted(names) != list(range(len(names))):
-            c.add("yaml_bad_value", "names", f"'names' ids must be 0..{len(names) - 1}, found {sorted(names)}")
+            c.add("yaml_bad_value", "names", f"'names' ids must be 0..{len(names) - 1}, found {shown_value(sorted(names))}")
             return None
     else:
         c.add("yaml_bad_value", "names", f"'names' must be a list or a dict of class names, found {type(raw).__name__}")
@@ -87,7 +91,7 @@ def _names(data: dict, c: _Collector) -> dict[int, str] | None:
         return None
     nc = data.get("nc")
     if nc is not None and nc != len(names):
-        c.add("yaml_bad_value", "nc", f"'nc' is {nc!r} but 'names' lists {len(names)} classes")
+        c.add("yaml_bad_value", "nc", f"'nc' is {shown_value(nc)} but 'names' lists {len(names)} classes")
     return names
 
 
@@ -96,9 +100,10 @@ def _kpt_shape(data: dict, c: _Collector) -> tuple[tuple[int, int] | None, bool]
     raw = data.get("kpt_shape")
     if raw is None:
         return None, True
-    if isinstance(raw, list) and len(raw) == 2 and all(_is_int(v) for v in raw) and raw[0] > 0 and raw[1] in (2, 3):
+    problem = kpt_shape_problem(raw)  # the parser's own rule
+    if problem is None:
         return (raw[0], raw[1]), True
-    c.add("yaml_bad_kpt_shape", "kpt_shape", f"'kpt_shape' must be [K, 2 or 3] with K > 0, found {raw!r}")
+    c.add("yaml_bad_kpt_shape", "kpt_shape", problem)
     return None, False
 
 
@@ -118,12 +123,12 @@ def _kpt_names(raw: Any, names: dict[int, str] | None, k: int, c: _Collector) ->
         elif isinstance(key, str) and key.isdigit() and int(key) in names:
             cls = int(key)
         else:
-            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' names class {key!r}, which is not in 'names'")
+            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' names class {shown_value(key)}, which is not in 'names'")
             ok = False
             continue
         kp_names = [str(v) for v in value] if isinstance(value, list) else [f"kpt{i}" for i in range(k)]
         if len(kp_names) != k:
-            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' for class {key!r} lists {len(kp_names)} keypoints, kpt_shape says {k}")
+            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' for class {shown_value(key)} lists {len(kp_names)} keypoints, kpt_shape says {k}")
             ok = False
             continue
         out[cls] = kp_names
@@ -132,16 +137,17 @@ def _kpt_names(raw: Any, names: dict[int, str] | None, k: int, c: _Collector) ->
 
 def _flip_idx(raw: Any, k: int | None, c: _Collector) -> list[int] | None:
     if not isinstance(raw, list) or not all(_is_int(v) for v in raw):
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a list of integers, found {raw!r}")
+        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a list of integers, found {shown_value(raw)}")
         return None
     if k is None:
         c.add("yaml_bad_flip_idx", "flip_idx", "'flip_idx' is given but 'kpt_shape' is not (or is invalid)")
         return None
     if len(raw) != k:
         c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' has {len(raw)} entries, kpt_shape says {k} keypoints")
-    bad = sorted({v for v in raw if not 0 <= v < k} | {v for v in raw if raw.count(v) > 1})
+    counts = Counter(raw)  # raw.count per value would be quadratic
+    bad = sorted({v for v in raw if not 0 <= v < k} | {v for v, n in counts.items() if n > 1})
     if bad:
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a permutation of 0..{k - 1}; repeated or out of range: {bad}")
+        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a permutation of 0..{k - 1}; repeated or out of range: {shown_value(bad)}")
     if bad or len(raw) != k:
         return None
     wrong = [i for i in range(k) if raw[raw[i]] != i]
@@ -154,14 +160,14 @@ def _flip_idx(raw: Any, k: int | None, c: _Collector) -> list[int] | None:
 
 def _skeleton(raw: Any, k: int | None, c: _Collector) -> list[list[int]] | None:
     if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 and all(_is_int(v) for v in p) for p in raw):
-        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' must be a list of [a, b] keypoint index pairs, found {raw!r}")
+        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' must be a list of [a, b] keypoint index pairs, found {shown_value(raw)}")
         return None
     if k is None:
         c.add("yaml_bad_skeleton", "skeleton", "'skeleton' is given but 'kpt_shape' is not (or is invalid)")
         return None
     bad = [p for p in raw if not all(0 <= v < k for v in p)]
     if bad:
-        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' pairs {bad} are outside keypoints 0..{k - 1} (0-based)")
+        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' pairs {shown_value(bad)} are outside keypoints 0..{k - 1} (0-based)")
         return None
     return raw
 
@@ -172,12 +178,12 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
         value = data.get(key)
         if value is None:
             continue
-        if isinstance(value, str):
+        if is_folder_name(value):
             splits[key] = [value]
-        elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
+        elif isinstance(value, list) and value and all(is_folder_name(v) for v in value):
             splits[key] = list(value)
         else:
-            c.add("yaml_bad_value", key, f"'{key}' must be a folder or a list of folders, found {value!r}")
+            c.add("yaml_bad_value", key, f"'{key}' must be a folder or a list of folders, found {shown_value(value)}")
     if not any(k in data for k in SPLIT_KEYS):
         c.add("yaml_missing_key", None, "no split: data.yaml needs 'train' and 'val' (image folders)")
     else:
@@ -187,15 +193,12 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
     return splits
 
 
-def _root(data: dict, file: Path) -> Path:
-    # the same resolution as parse_data_dict
-    base = file.parent
-    root = Path(str(data.get("path") or base))
-    if not root.is_absolute():
-        root = base / root
-    elif not root.exists():
-        root = base
-    return root.resolve()
+def _root(data: dict, file: Path, c: _Collector) -> Path:
+    try:  # the parser's own resolution
+        return dataset_root(data, file)
+    except DatasetConfigError as e:
+        c.add("yaml_bad_value", "path", e.message)
+        return file.parent.resolve()
 
 
 def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None) -> YamlCheck:
@@ -207,7 +210,7 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
     task = data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
     task_ok = task in TASKS
     if not task_ok:
-        c.add("yaml_bad_value", "task", f"'task' must be one of {', '.join(TASKS)}, found {task!r}")
+        c.add("yaml_bad_value", "task", f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}")
     if task in ("pose", "multitask") and kpt_shape is None and shape_ok:
         c.add("yaml_missing_key", None, f"a {task} dataset needs 'kpt_shape: [K, 3]'")
         shape_ok = False
@@ -224,11 +227,11 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
     flip_idx = _flip_idx(data["flip_idx"], k, c) if data.get("flip_idx") is not None else None
     skeleton = _skeleton(data["skeleton"], k, c) if data.get("skeleton") is not None else None
     sigmas = data.get("kpt_sigmas")
-    if sigmas is not None and not (isinstance(sigmas, list) and k is not None and len(sigmas) == k
-                                   and all(isinstance(v, (int, float)) and v > 0 for v in sigmas)):
-        c.add("yaml_bad_value", "kpt_sigmas", f"'kpt_sigmas' must be {k if k is not None else 'K'} positive numbers, found {sigmas!r}")
+    if sigmas is not None and not sigmas_ok(sigmas, k):
+        c.add("yaml_bad_value", "kpt_sigmas", f"'kpt_sigmas' must be {k if k is not None else 'K'} positive numbers, found {shown_value(sigmas)}")
         sigmas = None
     splits = _splits(data, c)
+    root = _root(data, file, c)
 
     if not has_errors(c.findings):
         try:
@@ -239,7 +242,7 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
     if task == "pose" and layout_ok and not kpt_names:
         kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
     config = DatasetConfig(
-        root=_root(data, file), splits=splits, names=names or {}, task=task if task_ok else "segment",
+        root=root, splits=splits, names=names or {}, task=task if task_ok else "segment",
         kpt_shape=kpt_shape, kpt_names=kpt_names, flip_idx=flip_idx, skeleton=skeleton,
         kpt_sigmas=[float(s) for s in sigmas] if sigmas else None, file=file,
     )

@@ -229,6 +229,8 @@ def convert_coco(
             total = sum(len(f.images) for f in files)
             done = 0
             coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
+            if any(c.supercategory is not None for c in categories):  # for mtdata export
+                coco_ids["supercategories"] = {i: c.supercategory for i, c in enumerate(categories) if c.supercategory is not None}
             rules = ObjectRules(
                 class_of_category=class_of_category, keypoints_of_category=keypoints_of_category,
                 num_keypoints=num_keypoints if yolo_task != "segment" else 0, include_crowd=crowd == "include", task=task,
@@ -253,6 +255,9 @@ def convert_coco(
                         report.rows_per_class[names[cls]] += count
                 report.splits[split_label] = int(written_mask.sum())
                 coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
+                if outcome.crowd:  # crowd rows kept by --crowd include, for mtdata export's iscrowd
+                    coco_ids["splits"][split_label]["crowd"] = {
+                        names_on_disk[i]: {"lines": lines, "label_blake2b": digest} for i, (lines, digest) in outcome.crowd.items()}
 
         finally:
             for split_files in prepared.values():

@@ -9,6 +9,7 @@ back what the report needs (skips, rows per class).
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,9 @@ class SplitOutcome:
         skip_rows: the table row of each skip (their order).
         rows_per_class: (num_classes,) rows written.
         not_in_output: reason -> objects a task's rules leave out (no mask, no keypoints).
+        crowd: image position -> (1-based lines of its crowd rows, blake2b-128 hex of its label
+            text), for the written images with crowd rows (``--crowd include``): what export needs
+            to write them back with ``iscrowd: 1``.
     """
 
     written: np.ndarray
@@ -55,6 +59,7 @@ class SplitOutcome:
     skip_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rows_per_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     not_in_output: Counter = field(default_factory=Counter)
+    crowd: dict = field(default_factory=dict)
 
 
 def rows_for_task(objects: ObjectColumns, rules: ObjectRules) -> tuple[np.ndarray, Counter]:
@@ -82,11 +87,21 @@ class _Part:
         self.image_index = image_position[rows][self.objects.rows]  # each object's image, in the split's order
         wh = np.array([(im.width, im.height) for im in images.values()], dtype=np.float64).reshape(-1, 2)
         self.texts = LabelTexts(rules.yolo_task, self.objects, self.keep, self.image_index, wh, rules.keypoint_classes)
+        self.crowd_lines: dict[int, list[int]] = {}
+        if rules.include_crowd:  # the line of each crowd row in its image's file (rows keep annotation order)
+            crowd = table.iscrowd[rows][self.objects.rows]
+            if (crowd & self.keep).any():
+                order, image_of = self.texts.order, self.texts.image_of
+                lines = np.arange(len(order)) - np.searchsorted(image_of, image_of) + 1
+                for image, line in zip(image_of[crowd[order]].tolist(), lines[crowd[order]].tolist()):
+                    self.crowd_lines.setdefault(image, []).append(line)
 
     def write(self, split_files: SplitFiles, written: np.ndarray, written_ids: set[int], progress) -> SplitOutcome:
         """Write the part's label files (of the images found) and count what was written."""
         indices = (np.flatnonzero(written[self.first:self.last]) + self.first).tolist()
         write_labels(split_files, self.texts, indices, progress)
+        crowd = {i: (lines, hashlib.blake2b(self.texts.of_image(i), digest_size=16).hexdigest())
+                 for i, lines in sorted(self.crowd_lines.items()) if written[i]}
         counted = self.keep & written[self.image_index]
         # annotations of images that were not found are neither converted nor reported
         reported = [s.reason == "unknown_image" or s.image_id in written_ids for s in self.objects.skips]
@@ -96,6 +111,7 @@ class _Part:
             skip_rows=self.rows[self.objects.skip_rows[np.array(reported, dtype=bool)]] if reported else np.zeros(0, np.int64),
             rows_per_class=np.bincount(self.objects.class_id[counted], minlength=self.rules.num_classes),
             not_in_output=self.not_in_output,
+            crowd=crowd,
         )
 
 
@@ -145,4 +161,5 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
         skip_rows=skip_rows[order],
         rows_per_class=mine.rows_per_class + theirs.rows_per_class,
         not_in_output=mine.not_in_output + theirs.not_in_output,
+        crowd={**mine.crowd, **theirs.crowd},
     )

@@ -6,36 +6,42 @@ predictions with exactly the ids of the ground truth.
 
 Ids: a dataset written by ``mtdata convert`` names its ``coco_ids.json`` in data.yaml
 (``coco_ids: coco_ids.json``); its category and image ids are reused, so the export (and
-predictions) line up with the source COCO file. Otherwise categories are ``class + 1`` and
-images ``1..N`` in sorted path order.
+predictions) line up with the source COCO file, with the source's supercategories and, for
+crowd objects kept by ``--crowd include``, ``iscrowd: 1`` (while their label files are
+unchanged). Otherwise categories are ``class + 1`` (supercategory: the name) and images
+``1..N`` in sorted path order.
 
-Rows are read as the trainer reads them (:func:`mtdata.verify.verify_label_file`): a row that
-does not parse, or repeats an earlier row, is left out and reported, so the export holds the
-same objects that training and validation see.
+Rows are read as the trainer reads them (:func:`mtdata.verify.verify_label_text`): a row that
+does not parse, whose polygon has zero area or crosses itself, or that repeats an earlier row,
+is left out and reported, so the export holds the same objects that training and validation
+see (and that ``mtdata check`` passes). Pixel values are rounded to the precision of the label
+file's numbers (:func:`source_decimals`): no ``353.37023999999997``. Images over the size
+limit of :mod:`mtdata.image_header` are left out and named.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from mtdata.errors import DatasetConfigError, InputError, OutputError
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml, read_split_list, shown_value
 from mtdata.formats.yolo import rows_to_labels
+from mtdata.image_header import read_image_header
+from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
 from mtdata.records import ImageLabels
-from mtdata.verify import duplicate_rows, verify_label_file
+from mtdata.verify import duplicate_rows, verify_label_text
 
 EXPORT_TASKS = ("multitask", "segment", "pose")
 Progress = Callable[[int, int], None]
-_EXIF_ORIENTATION = 0x0112  # values 5..8 swap width and height (the image loads rotated)
 
 
 @dataclass
@@ -49,6 +55,9 @@ class DatasetIds:
         source_files: the COCO files the split was converted from (``mtdata convert``), if any.
         from_source: every image's id came from ``source_files``.
         notes: what a user should know about the ids.
+        supercategories: class index -> the source's supercategory.
+        crowd: absolute image path -> (1-based lines of its crowd rows, blake2b of the label
+            file convert wrote): the lines hold only while the file is unchanged.
     """
 
     category_ids: dict[int, int]
@@ -57,6 +66,8 @@ class DatasetIds:
     source_files: list[Path] = field(default_factory=list)
     from_source: bool = False
     notes: list[str] = field(default_factory=list)
+    supercategories: dict[int, str] = field(default_factory=dict)
+    crowd: dict[str, tuple[frozenset[int], str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +83,7 @@ class ExportReport:
     images_unreadable: list[str] = field(default_factory=list)
     ids_from: str = "1-based"
     notes: list[str] = field(default_factory=list)
+    crowd_changed: int = 0  # label files whose crowd rows convert recorded but that changed since
 
     @property
     def annotations(self) -> int:
@@ -103,11 +115,8 @@ def split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
     found: dict[str, tuple[Path, Path]] = {}
     for entry in config.image_dirs(split):
         if entry.is_file() and entry.suffix == ".txt":
-            for line in entry.read_text().splitlines():
-                if line.strip():
-                    p = Path(line.strip())
-                    p = p if p.is_absolute() else config.root / p
-                    found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
+            for p in read_split_list(entry, config.root):
+                found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
         elif entry.is_dir():
             for p in entry.rglob("*"):
                 if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
@@ -127,14 +136,23 @@ def _coco_ids_file(config: DatasetConfig) -> Path | None:
     return path
 
 
+MAX_COCO_IDS_BYTES = 256 << 20  # COCO's 118k train images take 5 MB
+
+
 def _read_coco_ids(path: Path) -> dict:
+    """``coco_ids.json`` as convert writes it: ``categories`` {class: id}, optional ``supercategories``
+    {class: name}, and per split ``annotations``, ``images`` {file name: id} and optional ``crowd``
+    {file name: {"lines": [1-based lines], "label_blake2b": hex digest of the label file}}."""
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(read_input_file(path, MAX_COCO_IDS_BYTES, "coco_ids file"))
         data["categories"] = {int(k): int(v) for k, v in data["categories"].items()}
+        data["supercategories"] = {int(k): str(v) for k, v in (data.get("supercategories") or {}).items()}
         for entry in data["splits"].values():
             entry["images"] = {str(k): int(v) for k, v in entry["images"].items()}
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError, AttributeError) as e:
-        raise InputError(f"not a coco_ids file written by mtdata convert ({type(e).__name__}: {e})", file=path) from e
+            entry["crowd"] = {str(k): (frozenset(int(n) for n in v["lines"]), str(v["label_blake2b"]))
+                              for k, v in (entry.get("crowd") or {}).items()}
+    except (json.JSONDecodeError, UnicodeDecodeError, KeyError, TypeError, ValueError, AttributeError, RecursionError) as e:
+        raise InputError(f"not a coco_ids file written by mtdata convert ({type(e).__name__}: {shown_value(str(e))})", file=path) from e
     return data
 
 
@@ -155,10 +173,12 @@ def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
 
     missing = sorted(set(config.names) - set(source["categories"]))
     if missing:
-        raise InputError(f"classes {missing} have no category id (the file maps {sorted(source['categories'])})", file=ids_path)
+        raise InputError(f"{len(missing)} classes have no category id: {shown_value(missing)} "
+                         f"(the file maps {shown_value(sorted(source['categories']))})", file=ids_path)
     # convert writes each split's images to images/<split label>/ under the dataset root
     by_folder = {os.path.abspath(config.root / "images" / label): label for label in source["splits"]}
     image_ids: dict[str, int] = {}
+    crowd: dict[str, tuple[frozenset[int], str]] = {}
     used: list[str] = []
     unknown: list[str] = []
     for path, folder in images:
@@ -168,6 +188,8 @@ def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
             unknown.append(str(path))
             continue
         image_ids[str(path)] = image_id
+        if path.name in source["splits"][label]["crowd"]:
+            crowd[str(path)] = source["splits"][label]["crowd"][path.name]
         if label not in used:
             used.append(label)
     if unknown:  # images added after the conversion: fresh ids above every source id
@@ -182,15 +204,51 @@ def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
         source_files=[Path(source["splits"][label]["annotations"]) for label in used],
         from_source=not unknown and bool(used),
         notes=notes,
+        supercategories={c: source["supercategories"][c] for c in config.names if c in source["supercategories"]},
+        crowd=crowd,
     )
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) as the image loads: EXIF orientations 5..8 swap the stored sides (as cv2.imread does)."""
-    with Image.open(path) as image:
-        width, height = image.size
-        orientation = image.getexif().get(_EXIF_ORIENTATION, 1)
-    return (height, width) if orientation in (5, 6, 7, 8) else (width, height)
+    """(width, height) as the image loads: EXIF orientations 5..8 swap the stored sides (as cv2.imread does).
+
+    Raises:
+        InputError: not a readable image, or over the size limit (:mod:`mtdata.image_header`).
+    """
+    return read_image_header(path).resolution_wh
+
+
+_FRACTION = re.compile(r"\.([0-9]+)")
+
+
+def source_decimals(text: str) -> int:
+    """Decimals to round a label file's pixel values to: its numbers' most fraction digits + 1 (a box
+    centre or side from values of D decimals has D + 1), at most 15 (all a float holds); 15 with exponents."""
+    if "e" in text or "E" in text:
+        return 15
+    return min(15, max((len(m) for m in _FRACTION.findall(text)), default=0) + 1)
+
+
+def _label_bytes(label_file: Path, report: ExportReport) -> bytes | None:
+    """The label file's bytes (bounded, a regular file), None when there is none or it cannot be read (reported)."""
+    try:
+        return read_input_file(label_file, MAX_LABEL_BYTES, "label file")
+    except FileNotFoundError:
+        return None
+    except InputFileError as e:
+        report.rows_left_out.append(f"{label_file}: {e.reason}")
+        return None
+
+
+def _crowd_rows(entry: tuple[frozenset[int], str] | None, data: bytes, lines: list[int], report: ExportReport) -> set[int]:
+    """Indices (among ``lines``, the rows kept) of the crowd objects convert recorded for this label file."""
+    if entry is None:
+        return set()
+    crowd_lines, digest = entry
+    if hashlib.blake2b(data, digest_size=16).hexdigest() != digest:
+        report.crowd_changed += 1
+        return set()
+    return {i for i, line in enumerate(lines) if line in crowd_lines}
 
 
 def _check_task(config: DatasetConfig) -> None:
@@ -225,21 +283,33 @@ def build_coco(
         path = Path(path_str)
         try:
             resolution_wh = image_size(path)
-        except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as e:
-            report.images_unreadable.append(f"{path}: {e}")
+        except InputError as e:
+            report.images_unreadable.append(f"{path}: {e.message}")
             continue
         label_file = label_dir_for(path.parent) / f"{path.stem}.txt"
         labels = ImageLabels.empty(resolution_wh, config.num_keypoints)
-        if label_file.is_file():
-            parsed, findings = verify_label_file(label_file, layout)
-            report.rows_left_out += [f"{f.file}:{f.line}: {f.message}" if f.line else f"{f.file}: {f.message}"
-                                     for f in findings if f.severity.value == "error"]
-            repeated = {i for i, _ in duplicate_rows(parsed)}
-            rows = [row for i, row in enumerate(parsed.rows) if i not in repeated]
-            labels = rows_to_labels(rows, resolution_wh, config.num_keypoints)
+        crowd: set[int] = set()
+        decimals = None
+        data = _label_bytes(label_file, report)
+        if data is not None:
+            try:
+                text = data.decode("utf-8-sig")
+            except UnicodeDecodeError as e:
+                report.rows_left_out.append(f"{label_file}: not UTF-8 text: {e.reason} at byte {e.start}")
+                text = None
+            if text is not None:
+                parsed, findings = verify_label_text(text, layout, label_file)  # the trainer's rows, the trainer's verdict
+                report.rows_left_out += [f"{f.file}:{f.line}: {f.message}" if f.line else f"{f.file}: {f.message}"
+                                         for f in findings if f.severity.value == "error"]
+                repeated = {i for i, _ in duplicate_rows(parsed)}
+                kept = [i for i in range(len(parsed.rows)) if i not in repeated]
+                labels = rows_to_labels([parsed.rows[i] for i in kept], resolution_wh, config.num_keypoints)
+                decimals = source_decimals(text)
+                crowd = _crowd_rows(ids.crowd.get(path_str), data, [parsed.lines[i] for i in kept], report)
         file_name = path.relative_to(ids.image_dirs[path_str]).as_posix()
         images.append(image_entry(image_id, file_name, resolution_wh))
-        annotations += annotation_entries(labels, image_id, ids.category_ids, keypoint_classes, first_id=len(annotations) + 1)
+        annotations += annotation_entries(labels, image_id, ids.category_ids, keypoint_classes, first_id=len(annotations) + 1,
+                                          crowd=crowd, decimals=decimals)
         for cls in labels.class_id:
             report.annotations_per_class[config.names[int(cls)]] += 1
         if progress is not None and (done % 256 == 0 or done == total):
@@ -247,7 +317,11 @@ def build_coco(
     report.images = len(images)
     if not images:
         report.notes.append(f"the '{split}' split has no images: the file holds categories only")
-    categories = category_entries(config.names, ids.category_ids, config.kpt_names if keypoint_classes else {}, config.skeleton)
+    if report.crowd_changed:
+        report.notes.append(f"{report.crowd_changed} label files with crowd rows changed since mtdata convert: "
+                            "their crowd objects are written with iscrowd 0")
+    categories = category_entries(config.names, ids.category_ids, config.kpt_names if keypoint_classes else {}, config.skeleton,
+                                  ids.supercategories)
     name = config.file.name if config.file else "data.yaml"
     return coco_document(images, annotations, categories, f"mtdata export of {name}, split {split}"), report
 

@@ -13,7 +13,10 @@ changed is copied byte for byte, a changed row is rewritten from its parsed valu
 - label files without an image are left out.
 
 Images are linked (symlinks to the originals, as ``mtdata convert`` does): fixing never touches
-pixels. data.yaml is copied with ``path`` pointing at the copy. Everything the fix cannot
+pixels. data.yaml is copied with ``path`` pointing at the copy. Nothing else goes into OUT:
+only the images and label files of the splits, and the files data.yaml names, each from inside
+the dataset folder (a label file or list that links outside it is left out, and logged), so a
+``notes.txt -> /etc/shadow`` beside the labels never lands in OUT. Everything the fix cannot
 correct (corrupt images, leakage, data.yaml errors, warnings) is counted as ``unfixed``.
 """
 
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -31,13 +33,15 @@ import numpy as np
 import shapely
 
 from mtdata.check import CheckResult, check_dataset
-from mtdata.check_objects import crossing_areas, was_clipped
+from mtdata.check_objects import was_clipped
 from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import MtdataError
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, dump_yaml, load_yaml_mapping
-from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
+from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
 from mtdata.geometry import join_polygons
+from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
 from mtdata.output import atomic_output_dir
+from mtdata.polygon_checks import polygon_defects
 from mtdata.verify import row_key, rule_of_problem
 
 LOG_NAME = "fix_log.json"
@@ -86,8 +90,8 @@ def _zero_bad_keypoints(line: str, layout: LabelLayout) -> tuple[str, list[int]]
     """The line with invalid keypoints (bad visibility, labeled outside the image) set to 0 0 0."""
     tokens = line.split()
     try:
-        values = [float(t) for t in tokens]
-    except ValueError:
+        values = number_values(tokens, line)  # the parser's own number rule
+    except RowProblem:
         return None
     if not values or not math.isfinite(values[0]) or values[0] != int(values[0]) or not 0 <= values[0] < layout.num_classes:
         return None
@@ -170,28 +174,56 @@ def _fix_row(row: YoloRow, line: str, layout: LabelLayout, notes: list) -> tuple
             notes.append(("kpt_unlabeled_nonzero", f"zeroed unlabeled keypoints {', '.join(map(str, np.flatnonzero(stray)))}"))
     polygon = row.polygon_xyn
     if polygon is not None:
-        x, y = polygon[:, 0], polygon[:, 1]
-        if 0.5 * abs(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1))) <= 1e-12:
+        (defect,), _ = polygon_defects([polygon])  # check's, export's and the trainer's verdict
+        if defect is not None and defect[0] == "zero_area":
             return None, ("zero_area", "dropped: the polygon encloses no area")
-        if crossing_areas(polygon) is not None:
+        if defect is not None:
             repaired = _repair_polygon(polygon)
             if repaired is None:
                 return None, ("polygon_self_intersecting", "dropped: nothing is left of the polygon after repair")
             row = replace(row, polygon_xyn=np.clip(repaired, 0.0, 1.0))
+            if polygon_defects([row.polygon_xyn])[0][0] is not None:  # clipping folded it again
+                return None, ("polygon_self_intersecting", "dropped: the repaired polygon is still not usable")
             notes.append(("polygon_self_intersecting", f"repaired the polygon ({len(polygon)} -> {len(repaired)} points)"))
     return row, ()
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _inside(path: Path, root: Path) -> bool:
+    """Does ``path``, links resolved, lie inside ``root`` (resolved)?"""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(root)
+    except (OSError, ValueError):
+        return False
+
+
+def _link_image(source: Path, target: Path) -> None:
+    """A link to the image (never its bytes: fixing does not touch pixels), to where the source's points."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    if source.suffix.lower() in IMAGE_SUFFIXES:
-        os.symlink(source.resolve(), target)
-    else:
-        shutil.copy2(source, target)
+    os.symlink(os.path.realpath(source), target)
+
+
+def _write_bytes(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _named_files(data: dict, config, yaml_dir: Path) -> list[Path]:
+    """Files data.yaml names that belong in the copy: split lists (``train: train.txt``) and ``coco_ids``."""
+    named = [folder for split in config.splits for folder in config.image_dirs(split) if folder.suffix == ".txt"]
+    if isinstance(data.get("coco_ids"), str):
+        ids = Path(data["coco_ids"])
+        named.append(ids if ids.is_absolute() else yaml_dir / ids)
+    return named
 
 
 def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | None = None) -> FixReport:
     """Write a corrected copy of the dataset of ``data_yaml`` to ``out`` with ``out/fix_log.json``.
+
+    What goes into ``out``: the label files of the dataset's splits (fixed), links to their
+    images, data.yaml and the files it names (split lists, ``coco_ids``), each only from inside
+    the dataset folder once links are resolved (images excepted: a link to an image is copied as
+    a link, never its bytes). Everything else (notes, caches, a link to ``/etc/shadow``) is
+    left out, and the log says so.
 
     Args:
         data_yaml: the dataset's data.yaml.
@@ -215,53 +247,82 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
             if root not in folder.resolve().parents and folder.resolve() != root:
                 raise MtdataError(f"--fix copies the dataset folder {root}, but split '{split}' lies outside it: {folder}", file=path)
     result = result or check_dataset(path)
-    orphans = {Path(f.file).resolve() for f in result.findings if f.rule == "label_without_image"}
-    label_files = {Path(label).resolve() for _, _, label in result.pairs if label}
+    orphans = {os.path.abspath(f.file) for f in result.findings if f.rule == "label_without_image"}
     report = FixReport(Path(out).resolve())
     yaml_target = path.relative_to(root) if root in path.parents else Path(path.name)
+    data = load_yaml_mapping(path)
+    placed: set[str] = set()  # absolute source paths (links not resolved) that went into OUT
+
+    def relative(source: str) -> Path | None:
+        """The place of a source path in OUT, or None when it is not below the dataset folder."""
+        rel = Path(os.path.relpath(os.path.abspath(source), root))
+        return None if rel.parts[:1] == ("..",) or rel.is_absolute() else rel
+
+    def leave_out(source: str | Path, why: str) -> None:
+        rel = relative(str(source))
+        report.changes.append(FixChange(str(rel if rel is not None else source), None, None, f"left out: {why}"))
 
     with atomic_output_dir(out, False, [root, path]) as work:
-        for folder, dirs, files in os.walk(root):
-            folder = Path(folder)
-            for name in sorted(dirs):
-                if (folder / name).is_symlink():  # os.walk does not enter linked folders: link them as they are
-                    link = work / (folder / name).relative_to(root)
-                    link.parent.mkdir(parents=True, exist_ok=True)
-                    os.symlink((folder / name).resolve(), link)
+        for _, image, label in result.pairs:
+            if image is not None and image not in placed:
+                rel = relative(image)
+                if rel is not None and rel.suffix.lower() in IMAGE_SUFFIXES:
+                    _link_image(Path(image), work / rel)
+                    placed.add(image)
+            if label is None or label in placed:
+                continue
+            placed.add(label)
+            rel = relative(label)
+            if rel is None or not os.path.lexists(label):
+                continue
+            if os.path.abspath(label) in orphans:
+                report.changes.append(FixChange(str(rel), None, "label_without_image", "left out: no image"))
+                continue
+            if not _inside(Path(label), root):
+                leave_out(label, "a link to a file outside the dataset folder")
+                continue
+            try:
+                raw = read_input_file(label, MAX_LABEL_BYTES, "label file")
+            except (OSError, InputFileError) as e:
+                leave_out(label, getattr(e, "reason", None) or str(e))
+                continue
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
+                _write_bytes(work / rel, raw)
+                continue
+            new_text, changes = fix_label_text(text, layout, str(rel))
+            _write_bytes(work / rel, new_text.encode("utf-8") if changes else raw)
+            if changes:
+                report.changes += changes
+                report.files_changed += 1
+        for named in _named_files(data, config, path.parent):
+            rel = relative(str(named))
+            if rel is None or str(named) in placed or not named.is_file():
+                continue
+            placed.add(str(named))
+            if not _inside(named, root):
+                leave_out(named, "a link to a file outside the dataset folder")
+                continue
+            try:
+                _write_bytes(work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
+            except (OSError, InputFileError) as e:
+                leave_out(named, getattr(e, "reason", None) or str(e))
+        for folder, dirs, files in os.walk(root):  # say what was not copied
+            dirs.sort()
             for name in sorted(files):
-                source = folder / name
-                relative = source.relative_to(root)
-                if source.resolve() == path or source == path:
-                    continue
-                if source.resolve() in orphans or (source in orphans):
-                    report.changes.append(FixChange(str(relative), None, "label_without_image", "left out: no image"))
-                    continue
-                target = work / relative
-                if source.resolve() in label_files and source.suffix == ".txt":
-                    try:
-                        text = source.read_bytes().decode("utf-8-sig")
-                    except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
-                        text = None
-                    new_text, changes = fix_label_text(text, layout, str(relative)) if text is not None else ("", [])
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    if changes:
-                        target.write_text(new_text)
-                        report.changes += changes
-                        report.files_changed += 1
-                    else:
-                        shutil.copy2(source, target)
-                    continue
-                _link_or_copy(source, target)
-        data = load_yaml_mapping(path)
+                source = os.path.join(folder, name)
+                if source not in placed and os.path.abspath(source) != str(path) and os.path.abspath(source) not in orphans:
+                    leave_out(source, "not an image, label file or file named by data.yaml")
         target = work / yaml_target
         target.parent.mkdir(parents=True, exist_ok=True)
         new_path = os.path.relpath(work, target.parent)
         if "path" in data and str(data["path"]) != new_path:
-            report.changes.append(FixChange(str(yaml_target), checked.key_lines.get("path"), None, f"path: {data['path']} -> {new_path}"))
+            report.changes.append(FixChange(str(yaml_target), checked.key_lines.get("path"), None, f"path: {data['path'] if isinstance(data['path'], str) else shown_value(data['path'])} -> {new_path}"))
             data["path"] = new_path
             target.write_text(dump_yaml(data))
         else:
-            shutil.copy2(path, target)
+            _write_bytes(target, read_input_file(path, MAX_DATA_YAML_BYTES, "data.yaml"))
         unfixed = Counter(f.rule for f in result.findings if f.rule not in FIXED_RULES)
         report.unfixed = dict(sorted(unfixed.items()))
         (work / LOG_NAME).write_text(json.dumps({"source": str(path), **report.to_dict()}, indent=2))

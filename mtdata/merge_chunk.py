@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ import numpy as np
 
 from mtdata.formats.yolo import LabelLayout
 from mtdata.geometry import paired_iou
+from mtdata.input_files import MAX_LABEL_BYTES
 from mtdata.match import match_boxes
 from mtdata.merge_plan import JobBatch
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
@@ -126,15 +128,23 @@ READ_BYTES = 1 << 16  # label files are a few kB: one read takes a whole file
 
 def _read(path: str | None) -> bytes | None:
     """The bytes of a label file, checked to be UTF-8. System calls, no file object: a merge reads
-    40k of them. Line ends stay as they are ("\r\n" files take a slower path in merge_rows)."""
+    40k of them. Line ends stay as they are ("\r\n" files take a slower path in merge_rows).
+    As every reader of label files (:mod:`mtdata.input_files`): a regular file of at most
+    MAX_LABEL_BYTES, never a FIFO (a read would wait forever) or a device (``/dev/zero``: forever)."""
     if path is None:
         return None
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_LABEL_BYTES:
+                why = "not a regular file" if not stat.S_ISREG(info.st_mode) else f"over {MAX_LABEL_BYTES:,} bytes"
+                raise _Unreadable(path, f"cannot read this label file: {why}")
             data = os.read(fd, READ_BYTES)
             if len(data) == READ_BYTES:  # a large file: the rest follows (a shorter read ends a regular file)
-                data += read_to_end(fd)
+                data += read_to_end(fd)  # a regular file no larger than the bound, unless it grows meanwhile
+                if len(data) > MAX_LABEL_BYTES:
+                    raise _Unreadable(path, f"cannot read this label file: over {MAX_LABEL_BYTES:,} bytes")
         finally:
             os.close(fd)
         if not data.isascii():

@@ -195,11 +195,14 @@ def _tokenize(texts: list[bytes | None]) -> _Tokens:
 
 
 def _float_values(blob: bytes, starts: np.ndarray, ends: np.ndarray, file: np.ndarray, slow: set[int]) -> np.ndarray:
-    """Every token of every row read with ``float``; a file with a token it refuses goes to ``slow`` (its values NaN)."""
+    """Every token of every row read with ``float``; a file with a token it refuses, or that the format refuses
+    and ``float`` takes (an underscore; the blob is ASCII), goes to ``slow`` (its values NaN)."""
     values = []
     for a, b, f in zip(starts.tolist(), ends.tolist(), file.tolist()):
         tokens = blob[a:b].split(b" ")
         try:
+            if b"_" in blob[a:b]:  # float takes "0.1_5", the format does not (yolo.number_values)
+                raise ValueError
             values.append(np.array([float(t) for t in tokens]))
         except ValueError:
             slow.add(f)

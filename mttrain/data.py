@@ -15,11 +15,15 @@ from typing import Any
 
 import numpy as np
 
+from mtdata.errors import DatasetConfigError
 from mtdata.formats.data_yaml import DatasetConfig
-from mtdata.formats.yolo import LabelLayout
+from mtdata.formats.yolo import LabelLayout, read_label_text
+from mtdata.input_files import InputFileError
 from mtdata.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset
 from mttrain.data_config import read_multitask_config
+
+KPT_SHAPE_SAMPLE_ROWS = 200  # keypoint-class rows that must all misfit kpt_shape before training is refused
 
 
 def ultralytics_data(config: DatasetConfig) -> dict[str, Any]:
@@ -47,6 +51,56 @@ def ultralytics_data(config: DatasetConfig) -> dict[str, Any]:
 def load_multitask_data(path: str | Path) -> dict[str, Any]:
     """Read and validate a multitask data.yaml (mtdata rules) into ultralytics' data dict."""
     return ultralytics_data(read_multitask_config(path))
+
+
+def _class_of(token: str) -> int | None:
+    try:
+        value = float(token)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def check_keypoint_rows(label_files: list[str], layout: LabelLayout, data_yaml: str | Path | None = None) -> None:
+    """Refuse a ``kpt_shape`` that no row of a keypoint class fits, before any training, in one line.
+
+    With ``kpt_shape: [4, 3]`` on rows that carry 5 keypoints, no row of a keypoint class has a
+    count of values that fits (class, 3K keypoint values, an even polygon of >= 6): the scan would
+    warn once per file and train on the other classes alone. Label files are read in order
+    until a keypoint-class row's count fits (return at once: whatever else is wrong with a row
+    is the scan's to report) or KPT_SHAPE_SAMPLE_ROWS of them did not.
+
+    Raises:
+        DatasetConfigError: no keypoint-class row read has a count that fits kpt_shape.
+    """
+    if layout.task != "multitask" or not layout.keypoint_classes:
+        return
+    need = 3 * layout.num_keypoints
+    misfits, first = 0, None
+    for label_file in label_files:
+        try:
+            text = read_label_text(label_file)
+        except (OSError, InputFileError):
+            continue  # the scan reports it
+        for number, line in enumerate(text.splitlines(), start=1):
+            tokens = line.split()
+            if not tokens or _class_of(tokens[0]) not in layout.keypoint_classes:
+                continue
+            values = len(tokens) - 1
+            if values >= need + 6 and (values - need) % 2 == 0:
+                return  # this row's count fits kpt_shape
+            misfits += 1
+            first = first or f"{label_file}:{number} holds {values} values after the class"
+            if misfits >= KPT_SHAPE_SAMPLE_ROWS:
+                break
+        if misfits >= KPT_SHAPE_SAMPLE_ROWS:
+            break
+    if misfits:
+        shape = [layout.num_keypoints, layout.keypoint_dims]
+        raise DatasetConfigError(
+            f"kpt_shape {shape} fits none of the {misfits} rows of keypoint classes {sorted(layout.keypoint_classes)} read "
+            f"(first: {first}; {need} keypoint values and an even polygon of >= 6 expected): training would drop "
+            "them all; set kpt_shape to the K the rows carry", file=data_yaml)
 
 
 def scan_sample(im_file: str, label_file: str, layout: LabelLayout, num_keypoints: int):
@@ -106,6 +160,8 @@ class MultiTaskDataset(YOLODataset):
         self.use_keypoints = True
 
     def verify_args(self):
+        # before the scan (a cache is never written for a kpt_shape the rows do not fit)
+        check_keypoint_rows(self.label_files, self.layout, self.data.get("yaml_file"))
         k = self.layout.num_keypoints
         return _scan_star, zip(self.im_files, self.label_files, repeat(self.layout), repeat(k))
 

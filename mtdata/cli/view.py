@@ -47,7 +47,7 @@ def view(
 
 def _view(data, splits, predictions, name, port, address, no_launch, persistent, check, conf, imgsz, trust_weights) -> None:
     from mtdata.formats.data_yaml import read_data_yaml
-    from mtdata.view import build_dataset, import_fiftyone
+    from mtdata.view import build_dataset, import_fiftyone, keypoint_counts
 
     config = read_data_yaml(data)  # an unreadable dataset fails here, in one line, before anything starts
     if not no_launch:
@@ -74,11 +74,12 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
             )
         summary = [f"{len(dataset)} images", f"{dataset.count('ground_truth.detections')} objects"]
         if config.num_keypoints:
-            summary.append(f"{dataset.count('ground_truth_keypoints.keypoints')} with keypoints")
+            labeled, unlabeled = keypoint_counts(dataset)
+            summary.append(f"{labeled} with keypoints" + (f" ({unlabeled} of keypoint classes with no point labeled)" if unlabeled else ""))
         tagged = sum(1 for tags in dataset.values("tags") if len(tags) > 1)
         if check:
             summary.append(f"{tagged} image{'s' if tagged != 1 else ''} with findings")
-        console.print(f"dataset [bold]{dataset.name}[/]: {', '.join(summary)}", highlight=False)
+        console.print(f"dataset [bold]{dataset.name}[/]: {', '.join(summary)}", highlight=False, soft_wrap=True)
         if model is not None:
             from mtdata.view_predictions import add_predictions, evaluate
 

@@ -30,6 +30,7 @@ class CocoCategory:
     name: str
     keypoints: tuple[str, ...] = ()
     skeleton: tuple[tuple[int, int], ...] = ()  # 1-based, as COCO stores it
+    supercategory: str | None = None
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def read_coco(path: str | Path, on_images: Callable[[list[CocoImage]], None] | N
         if not isinstance(c, dict) or not isinstance(c.get("id"), int) or "name" not in c:
             raise InputError(f"categories[{i}] needs an integer 'id' and a 'name', found {c!r:.80}", file=path)
         skeleton = tuple(tuple(p) for p in c.get("skeleton") or [] if isinstance(p, list) and len(p) == 2)
-        categories.append(CocoCategory(c["id"], str(c["name"]), tuple(str(k) for k in c.get("keypoints") or []), skeleton))
+        supercategory = c["supercategory"] if isinstance(c.get("supercategory"), str) else None
+        categories.append(CocoCategory(c["id"], str(c["name"]), tuple(str(k) for k in c.get("keypoints") or []), skeleton, supercategory))
     categories.sort(key=lambda c: c.id)
     ids = [c.id for c in categories]
     if len(set(ids)) != len(ids):

@@ -43,6 +43,7 @@ def category_entries(
     category_ids: dict[int, int],
     kpt_names: dict[int, list[str]],
     skeleton: list[list[int]] | None = None,
+    supercategories: dict[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """COCO ``categories``, sorted by id.
 
@@ -51,10 +52,12 @@ def category_entries(
         category_ids: class index -> COCO category id.
         kpt_names: keypoint class index -> its K keypoint names (other classes get no ``keypoints``).
         skeleton: 0-based keypoint index pairs (data.yaml's), written 1-based.
+        supercategories: class index -> the source's supercategory; a class without one gets its name.
     """
+    supercategories = supercategories or {}
     out = []
     for cls, name in names.items():
-        entry: dict[str, Any] = {"id": int(category_ids[cls]), "name": name, "supercategory": name}
+        entry: dict[str, Any] = {"id": int(category_ids[cls]), "name": name, "supercategory": supercategories.get(cls, name)}
         if cls in kpt_names:
             entry["keypoints"] = list(kpt_names[cls])
             entry["skeleton"] = [[int(a) + 1, int(b) + 1] for a, b in (skeleton or [])]
@@ -69,12 +72,19 @@ def mask_area(polygon: np.ndarray, resolution_wh: tuple[int, int]) -> float:
     return float(mask_utils.area(rle)[0])
 
 
+def _rounded(values: np.ndarray, decimals: int | None) -> list[float]:
+    return (np.round(values, decimals) if decimals is not None else np.asarray(values, dtype=np.float64)).tolist()
+
+
 def annotation_entries(
     labels: ImageLabels,
     image_id: int,
     category_ids: dict[int, int],
     keypoint_classes: set[int] | frozenset[int],
     first_id: int,
+    *,
+    crowd: set[int] | frozenset[int] = frozenset(),
+    decimals: int | None = None,
 ) -> list[dict[str, Any]]:
     """COCO ``annotations`` of one image's objects, ids ``first_id, first_id + 1, ...``.
 
@@ -84,28 +94,35 @@ def annotation_entries(
         category_ids: class index -> COCO category id.
         keypoint_classes: classes whose objects carry ``keypoints`` and ``num_keypoints``.
         first_id: id of the first annotation.
+        crowd: indices of the objects that are crowd regions (``iscrowd: 1``).
+        decimals: round pixel coordinates, boxes and box areas to this many decimals (None:
+            as computed). The source's precision: a coordinate of D decimals times an integer
+            width has at most D decimals, a box side or centre D + 1, so rounding to those
+            removes only float noise (``353.37023999999997`` -> ``353.37024``).
     """
     out = []
     for i in range(len(labels)):
         cls = int(labels.class_id[i])
         x1, y1, x2, y2 = (float(v) for v in labels.xyxy[i])
-        polygon = labels.polygons[i]
+        polygon = labels.polygons[i] if decimals is None else np.round(labels.polygons[i], decimals)  # the area of what is written
         has_mask = len(polygon) >= 3
         ann: dict[str, Any] = {
             "id": first_id + i,
             "image_id": int(image_id),
             "category_id": int(category_ids[cls]),
-            "iscrowd": 0,
+            "iscrowd": int(i in crowd),
             "segmentation": [polygon.reshape(-1).tolist()] if has_mask else [],
-            "bbox": [x1, y1, x2 - x1, y2 - y1],
+            "bbox": _rounded(np.array([x1, y1, x2 - x1, y2 - y1]), decimals),
             "area": mask_area(polygon, labels.resolution_wh) if has_mask else BOX_AREA_FACTOR * (x2 - x1) * (y2 - y1),
         }
+        if decimals is not None:
+            ann["area"] = round(ann["area"], decimals)
         if cls in keypoint_classes:
             kpts = labels.keypoints[i].copy()
             kpts[kpts[:, 2] == 0, :2] = 0.0  # COCO: absent points are written 0, 0, 0
             flat = []
-            for x, y, v in kpts:
-                flat += [float(x), float(y), int(v)]
+            for (x, y), v in zip(_rounded(kpts[:, :2], decimals), kpts[:, 2].tolist()):
+                flat += [x, y, int(v)]
             ann["keypoints"] = flat
             ann["num_keypoints"] = int((kpts[:, 2] > 0).sum())
         out.append(ann)

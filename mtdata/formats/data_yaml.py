@@ -6,10 +6,16 @@ Keys: ``path`` (dataset root), ``train``/``val``/``test`` (image folders relativ
 ``flip_idx``, ``skeleton`` (0-based pairs) and ``kpt_sigmas``. ``task`` names the row
 layout; without it, ``kpt_shape`` + ``kpt_names`` means multitask, ``kpt_shape`` alone pose,
 neither segment.
+
+A data.yaml comes from strangers: it is read through :func:`load_yaml_mapping`, which bounds
+its size, its nesting and what its aliases expand to (a few lines of ``&a [*b, *b, ...]``
+expand to gigabytes) before anything walks it, and every value is checked before anything is
+allocated from it (``kpt_shape`` at most MAX_KEYPOINTS keypoints).
 """
 
 from __future__ import annotations
 
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,12 @@ from mtdata.formats.yolo import TASKS, LabelLayout
 
 SPLIT_KEYS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".heic", ".pfm")
+# Bounds on what a data.yaml may hold (each far above any real dataset's).
+MAX_DATA_YAML_BYTES = 1 << 20  # LVIS's 1,203 class names take 30 KB; 1 MiB parses in ~1 s
+MAX_YAML_NODES = 100_000  # values and containers once aliases are expanded
+# libyaml's parser when PyYAML has it: 8x faster than the pure-Python one on a large file
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+MAX_KEYPOINTS = 1024  # COCO-WholeBody has 133, a MediaPipe face mesh 478
 _KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
 
 
@@ -118,6 +130,61 @@ def label_path_for(image_path: Path, image_dir: Path) -> Path:
     return label_dir_for(image_dir) / relative
 
 
+_SHOWN = reprlib.Repr()
+_SHOWN.maxstring = _SHOWN.maxother = 60
+_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = 6
+_SHOWN.maxlevel = 2
+_SHOWN_CHARS = 120
+
+
+def shown_value(value: Any) -> str:
+    """``repr`` of a value read from a file, cut to at most 120 characters: messages stay one short line."""
+    text = _SHOWN.repr(value)
+    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
+
+
+def is_folder_name(value: Any) -> bool:
+    """A split folder or ``path`` as data.yaml may give it: a string without NUL (no file system takes one)."""
+    return isinstance(value, str) and "\0" not in value
+
+
+def dataset_root(data: dict, file: Path | None) -> Path:
+    """The absolute dataset root of a data.yaml mapping: ``path`` (relative to the file's folder), else that folder.
+
+    A ``path`` that is absolute but missing means the dataset was moved with its data.yaml: its
+    folder is the root.
+
+    Raises:
+        DatasetConfigError: ``path`` is not a folder name.
+    """
+    base = file.parent if file else Path.cwd()
+    raw = data.get("path")
+    if raw is not None and raw != "" and not is_folder_name(raw):
+        raise DatasetConfigError(f"'path' must be the dataset folder, found {shown_value(raw)}", file=file)
+    root = Path(raw or base)
+    if not root.is_absolute():
+        root = base / root
+    elif not root.exists() and file is not None:
+        root = base
+    return root.resolve()
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def kpt_shape_problem(raw: Any) -> str | None:
+    """Why ``raw`` is not a valid ``kpt_shape`` ([K, 2 or 3], 0 < K <= MAX_KEYPOINTS), or None when it is.
+
+    The one rule: :func:`parse_data_dict` (every command, the trainer) and ``mtdata check`` both ask it.
+    """
+    if not (isinstance(raw, list) and len(raw) == 2 and all(_is_int(v) for v in raw) and raw[1] in (2, 3)):
+        return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found {shown_value(raw)}"
+    if not 0 < raw[0] <= MAX_KEYPOINTS:
+        return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found K = {shown_value(raw[0])}"
+    return None
+
+
 def _names(raw: Any, file: Path) -> dict[int, str]:
     if isinstance(raw, list):
         return {i: str(n) for i, n in enumerate(raw)}
@@ -125,9 +192,9 @@ def _names(raw: Any, file: Path) -> dict[int, str]:
         try:
             names = {int(k): str(v) for k, v in raw.items()}
         except (TypeError, ValueError):
-            raise DatasetConfigError(f"'names' keys must be class ids 0..n-1, found {list(raw)}", file=file) from None
+            raise DatasetConfigError(f"'names' keys must be class ids 0..n-1, found {shown_value(list(raw))}", file=file) from None
         if sorted(names) != list(range(len(names))):
-            raise DatasetConfigError(f"'names' ids must be 0..{len(names) - 1}, found {sorted(names)}", file=file)
+            raise DatasetConfigError(f"'names' ids must be 0..{len(names) - 1}, found {shown_value(sorted(names))}", file=file)
         return names
     raise DatasetConfigError(f"'names' must be a list or a dict of class names, found {type(raw).__name__}", file=file)
 
@@ -143,7 +210,7 @@ def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int,
             return by_name[key]
         if isinstance(key, str) and key.isdigit() and int(key) in names:
             return int(key)
-        raise DatasetConfigError(f"'kpt_names' names class {key!r}, which is not in 'names'", file=file)
+        raise DatasetConfigError(f"'kpt_names' names class {shown_value(key)}, which is not in 'names'", file=file)
 
     default = [f"kpt{i}" for i in range(k)]
     if isinstance(raw, list):
@@ -154,7 +221,7 @@ def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int,
             kp_names = [str(v) for v in value] if isinstance(value, list) else list(default)
             if len(kp_names) != k:
                 raise DatasetConfigError(
-                    f"'kpt_names' for class {key!r} lists {len(kp_names)} keypoints, kpt_shape says {k}", file=file
+                    f"'kpt_names' for class {shown_value(key)} lists {len(kp_names)} keypoints, kpt_shape says {k}", file=file
                 )
             out[class_id(key)] = kp_names
         return out
@@ -162,9 +229,15 @@ def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int,
 
 
 def _int_list(raw: Any, key: str, file: Path) -> list[int]:
-    if not isinstance(raw, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in raw):
-        raise DatasetConfigError(f"'{key}' must be a list of integers, found {raw!r}", file=file)
+    if not isinstance(raw, list) or not all(_is_int(v) for v in raw):
+        raise DatasetConfigError(f"'{key}' must be a list of integers, found {shown_value(raw)}", file=file)
     return raw
+
+
+def sigmas_ok(raw: Any, k: int | None) -> bool:
+    """``kpt_sigmas`` is K finite positive numbers."""
+    return (isinstance(raw, list) and k is not None and len(raw) == k
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in raw))
 
 
 def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetConfig:
@@ -180,13 +253,14 @@ def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetCo
     kpt_shape = None
     if data.get("kpt_shape") is not None:
         raw = data["kpt_shape"]
-        if not (isinstance(raw, list) and len(raw) == 2 and all(isinstance(v, int) for v in raw) and raw[0] > 0 and raw[1] in (2, 3)):
-            raise DatasetConfigError(f"'kpt_shape' must be [K, 2 or 3] with K > 0, found {raw!r}", file=file)
+        problem = kpt_shape_problem(raw)
+        if problem:
+            raise DatasetConfigError(problem, file=file)
         kpt_shape = (raw[0], raw[1])
 
     task = task or data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
     if task not in TASKS:
-        raise DatasetConfigError(f"'task' must be one of {', '.join(TASKS)}, found {task!r}", file=file)
+        raise DatasetConfigError(f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}", file=file)
     if task in ("pose", "multitask") and not kpt_shape:
         raise DatasetConfigError(f"a {task} dataset needs 'kpt_shape: [K, 3]'", file=file)
     if task == "multitask" and kpt_shape and kpt_shape[1] != 3:
@@ -205,15 +279,15 @@ def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetCo
     if data.get("flip_idx") is not None:
         flip_idx = _int_list(data["flip_idx"], "flip_idx", file)
         if sorted(flip_idx) != list(range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be a permutation of 0..{k - 1}, found {flip_idx}", file=file)
+            raise DatasetConfigError(f"'flip_idx' must be a permutation of 0..{k - 1}, found {shown_value(flip_idx)}", file=file)
         if any(flip_idx[flip_idx[i]] != i for i in range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be its own inverse (left<->right pairs), found {flip_idx}", file=file)
+            raise DatasetConfigError(f"'flip_idx' must be its own inverse (left<->right pairs), found {shown_value(flip_idx)}", file=file)
 
     skeleton = None
     if data.get("skeleton") is not None:
         raw = data["skeleton"]
         if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
-            raise DatasetConfigError(f"'skeleton' must be a list of [a, b] keypoint pairs, found {raw!r}", file=file)
+            raise DatasetConfigError(f"'skeleton' must be a list of [a, b] keypoint pairs, found {shown_value(raw)}", file=file)
         skeleton = [_int_list(p, "skeleton", file) for p in raw]
         bad = [p for p in skeleton if not all(0 <= v < k for v in p)]
         if bad:
@@ -222,8 +296,8 @@ def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetCo
     sigmas = None
     if data.get("kpt_sigmas") is not None:
         raw = data["kpt_sigmas"]
-        if not isinstance(raw, list) or len(raw) != k or not all(isinstance(v, (int, float)) and v > 0 for v in raw):
-            raise DatasetConfigError(f"'kpt_sigmas' must be {k} positive numbers, found {raw!r}", file=file)
+        if not sigmas_ok(raw, k):
+            raise DatasetConfigError(f"'kpt_sigmas' must be {k} positive numbers, found {shown_value(raw)}", file=file)
         sigmas = [float(v) for v in raw]
 
     splits: dict[str, list[str]] = {}
@@ -231,39 +305,107 @@ def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetCo
         value = data.get(key)
         if value is None:
             continue
-        if isinstance(value, str):
+        if is_folder_name(value):
             splits[key] = [value]
-        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+        elif isinstance(value, list) and all(is_folder_name(v) for v in value):
             splits[key] = list(value)
         else:
-            raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {value!r}", file=file)
+            raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {shown_value(value)}", file=file)
 
-    base = file.parent if file else Path.cwd()
-    root = Path(str(data.get("path") or base))
-    if not root.is_absolute():
-        root = base / root
-    elif not root.exists() and file is not None:
-        root = base  # the dataset was moved with its data.yaml: its folder is the root
+    root = dataset_root(data, file)
     extra = {k2: v for k2, v in data.items() if k2 not in _KNOWN_KEYS}
     return DatasetConfig(
-        root=root.resolve(), splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
+        root=root, splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
         flip_idx=flip_idx, skeleton=skeleton, kpt_sigmas=sigmas, extra=extra, file=file,
     )
 
 
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return []
+
+
+def _expanded_size(root: yaml.Node, path: Path) -> int:
+    """Nodes of the document once every alias is expanded, counted over the composed graph
+    (each shared node once, iteratively): refuses beyond MAX_YAML_NODES, and cycles."""
+    sizes: dict[int, int] = {}
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        if finished:
+            on_path.discard(key)
+            sizes[key] = 1 + sum(sizes[id(c)] for c in _children(node))
+            if sizes[key] > MAX_YAML_NODES:
+                line = node.start_mark.line + 1
+                raise DatasetConfigError(
+                    f"the value at line {line} expands to more than {MAX_YAML_NODES:,} values "
+                    "(YAML aliases repeating aliases?): refused", file=path)
+            continue
+        if key in sizes:
+            continue
+        if key in on_path:
+            raise DatasetConfigError(f"a YAML alias at line {node.start_mark.line + 1} refers to itself: refused", file=path)
+        on_path.add(key)
+        stack.append((node, True))
+        stack.extend((c, False) for c in _children(node) if id(c) not in sizes)
+    return sizes.get(id(root), 0)
+
+
+def _read_bounded_text(path: Path) -> str:
+    size = path.stat().st_size
+    if size > MAX_DATA_YAML_BYTES:
+        raise DatasetConfigError(f"{size:,} bytes: a data.yaml is at most {MAX_DATA_YAML_BYTES:,}", file=path)
+    with open(path, "rb") as f:
+        data = f.read(MAX_DATA_YAML_BYTES + 1)
+    if len(data) > MAX_DATA_YAML_BYTES:
+        raise DatasetConfigError(f"more than {MAX_DATA_YAML_BYTES:,} bytes: a data.yaml is at most that", file=path)
+    return data.decode("utf-8")
+
+
+def safe_load_bounded(text: str, path: Path) -> Any:
+    """``yaml.safe_load`` of a stranger's text, with what aliases expand to and the nesting bounded.
+
+    Raises:
+        DatasetConfigError: not YAML, nested too deeply, or expanding past MAX_YAML_NODES.
+    """
+    loader = YAML_LOADER(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _expanded_size(node, path)
+        return loader.construct_document(node)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        problem = " ".join(str(getattr(e, "problem", None) or getattr(e, "reason", None) or e).split())  # one line
+        raise DatasetConfigError(f"not valid YAML{where}: {problem[:200]}", file=path) from e
+    except RecursionError as e:
+        raise DatasetConfigError("YAML nested too deeply to read", file=path) from e
+    finally:
+        loader.dispose()
+
+
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
-    """Load a YAML file that must hold a mapping; one clear error otherwise."""
+    """Load a YAML file that must hold a mapping; one clear error otherwise.
+
+    Bounded: at most MAX_DATA_YAML_BYTES, and MAX_YAML_NODES values once aliases are expanded.
+    """
     path = Path(path)
     if not path.is_file():
         raise DatasetConfigError("data.yaml not found" if not path.exists() else "not a file", file=path)
     try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise DatasetConfigError(f"not valid YAML{where}: {getattr(e, 'problem', e)}", file=path) from e
+        text = _read_bounded_text(path)
     except UnicodeDecodeError as e:
         raise DatasetConfigError("not a text file", file=path) from e
+    except OSError as e:
+        raise DatasetConfigError(f"cannot read: {e.strerror or e}", file=path) from e
+    data = safe_load_bounded(text, path)
     if not isinstance(data, dict):
         raise DatasetConfigError(f"expected a mapping of keys, found {type(data).__name__}", file=path)
     return data
@@ -296,15 +438,41 @@ def write_data_yaml(config: DatasetConfig, path: Path) -> None:
     path.write_text(dump_yaml(config.to_dict()))
 
 
+MAX_SPLIT_LIST_BYTES = 256 << 20  # a split given as a .txt list of images: ~4M paths
+
+
+def read_split_list(path: Path, root: Path) -> list[Path]:
+    """The images a split's ``.txt`` list names (one path a line, relative to ``root`` unless absolute).
+
+    Raises:
+        DatasetConfigError: the list is over MAX_SPLIT_LIST_BYTES, unreadable or not UTF-8 text.
+    """
+    try:
+        size = path.stat().st_size
+        if size > MAX_SPLIT_LIST_BYTES:
+            raise DatasetConfigError(f"{size:,} bytes: a split's list of images is at most {MAX_SPLIT_LIST_BYTES:,}", file=path)
+        with open(path, "rb") as f:
+            text = f.read(MAX_SPLIT_LIST_BYTES + 1).decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetConfigError(f"a split's list of images must be UTF-8 text: {e.reason} at byte {e.start}", file=path) from e
+    except OSError as e:
+        raise DatasetConfigError(f"cannot read the split's list of images: {e.strerror or e}", file=path) from e
+    if len(text) > MAX_SPLIT_LIST_BYTES:
+        raise DatasetConfigError(f"more than {MAX_SPLIT_LIST_BYTES:,} bytes: a split's list of images is at most that", file=path)
+    out = []
+    for line in text.splitlines():
+        if line.strip() and "\0" not in line:
+            p = Path(line.strip())
+            out.append(p if p.is_absolute() else root / p)
+    return out
+
+
 def split_image_files(config: DatasetConfig, split: str) -> list[Path]:
     """Image files of a split, sorted: every image below its folders, or listed in a .txt file."""
     files: list[Path] = []
     for entry in config.image_dirs(split):
         if entry.is_file() and entry.suffix == ".txt":
-            for line in entry.read_text().splitlines():
-                if line.strip():
-                    p = Path(line.strip())
-                    files.append(p if p.is_absolute() else (config.root / p))
+            files.extend(read_split_list(entry, config.root))
         elif entry.is_dir():
             files.extend(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     return sorted(files)

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mtdata.errors import RowError
+from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
 from mtdata.records import ImageLabels
 
 TASKS = ("detect", "segment", "pose", "multitask")
@@ -92,27 +93,48 @@ class LabelLayout:
         return format_multitask_row(row)
 
 
+def number_values(tokens: list[str], line: str | None = None) -> list[float]:
+    """The values of a row's tokens: ASCII decimal numbers (``1``, ``-0.5``, ``.5``, ``1e-3``, ``nan``, ``inf``).
+
+    Python's ``float`` also takes digits of other scripts (``"١.٥"``) and underscores between
+    digits (``"0.1_5"``); the format does not (nor do the fast readers of :mod:`mtdata.number_text`,
+    which must agree with this one). Raises :class:`RowProblem` ``non_numeric`` naming the first
+    token that is not such a number. ``line``: the text the tokens were split from (one test for all).
+    """
+    plain = line is not None and line.isascii() and "_" not in line  # one test for the whole row, mostly
+    if plain or all(t.isascii() and "_" not in t for t in tokens):
+        try:
+            return [float(t) for t in tokens]
+        except ValueError:
+            pass
+    bad = next(t for t in tokens if not _is_number(t))
+    raise RowProblem("non_numeric", f"expected numbers, found {shown_token(bad)}")
+
+
+def shown_token(token: str) -> str:
+    """A token for a message: its repr, cut to 40 characters (a row may hold a megabyte of one token)."""
+    return repr(token) if len(token) <= 40 else repr(token[:37]) + "..."
+
+
 def _split_row(line: str, num_classes: int) -> tuple[np.ndarray, int]:
     tokens = line.split()
     if not tokens:
         raise RowProblem("wrong_count", "expected a class id and its values, found an empty row")
-    try:
-        numbers = [float(t) for t in tokens]
-    except ValueError:
-        bad = next(t for t in tokens if not _is_float(t))
-        raise RowProblem("non_numeric", f"expected numbers, found {bad!r}") from None
+    numbers = number_values(tokens, line)
     cls = numbers[0]
     if not math.isfinite(cls) or cls != int(cls) or cls < 0:
-        raise RowProblem("class_not_integer", f"class must be a non-negative integer, found {tokens[0]!r}")
+        raise RowProblem("class_not_integer", f"class must be a non-negative integer, found {shown_token(tokens[0])}")
     if int(cls) >= num_classes:
-        raise RowProblem("class_out_of_range", f"class {int(cls)} is not in names (0..{num_classes - 1})")
+        raise RowProblem("class_out_of_range", f"class {shown_token(tokens[0])} is not in names (0..{num_classes - 1})")
     values = np.array(numbers[1:], dtype=np.float64)
     if not np.isfinite(values).all():
         raise RowProblem("not_finite", "values must be finite, found NaN or inf")
     return values, int(cls)
 
 
-def _is_float(token: str) -> bool:
+def _is_number(token: str) -> bool:
+    if not token.isascii() or "_" in token:
+        return False
     try:
         float(token)
     except ValueError:
@@ -298,8 +320,23 @@ def parse_label_text(text: str, layout: LabelLayout, file: str | Path | None = N
     return ParsedLabels(rows, lines, problems)
 
 
+def read_label_text(path: str | Path) -> str:
+    """A label file's text: UTF-8 (a BOM allowed, as ultralytics reads), a regular file of at most MAX_LABEL_BYTES.
+
+    Raises:
+        FileNotFoundError: no such file.
+        InputFileError: anything else that keeps it from being read, ``reason`` saying what.
+    """
+    data = read_input_file(path, MAX_LABEL_BYTES, "label file")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise InputFileError(f"not UTF-8 text: {e.reason} at byte {e.start}", file=path) from e
+
+
 def read_label_file(path: Path, layout: LabelLayout) -> ParsedLabels:
-    return parse_label_text(Path(path).read_text(), layout, path)
+    """Read (:func:`read_label_text`) and parse one label file."""
+    return parse_label_text(read_label_text(path), layout, path)
 
 
 def format_label_text(rows: list[YoloRow], layout: LabelLayout) -> str:

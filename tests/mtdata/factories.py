@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -80,6 +81,22 @@ def coco_dict(images: list[dict] | None = None, annotations: list[dict] | None =
         "annotations": annotations if annotations is not None else [],
         "categories": categories if categories is not None else [person_category(1), plain_category(5)],
     }
+
+
+@lru_cache(maxsize=4)
+def png_bomb(width: int = 20_000, height: int = 20_000) -> bytes:
+    """A real PNG of ``width x height`` black 1-bit pixels: ~100 KB that decode to ``width * height`` bytes (8-bit)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    row = b"\0" * (1 + (width + 7) // 8)  # filter byte, then the bits of one row
+    pixels = zlib.compressobj(9)
+    data = b"".join(pixels.compress(row) for _ in range(height)) + pixels.flush()
+    header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)  # 1 bit, grayscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
 def write_json(path: Path, data) -> Path:

@@ -23,7 +23,7 @@ from mtdata.convert import convert_coco
 from mtdata.errors import DatasetConfigError, Severity
 from mtdata.formats.data_yaml import dump_yaml, parse_data_dict
 from mtdata.rules import RULES
-from tests.mtdata.factories import SHARED_DATA
+from tests.mtdata.factories import SHARED_DATA, png_bomb
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics, imported by the agreement tests, must not reach the network
 runner = CliRunner()
@@ -148,6 +148,14 @@ def orphan_label(ds: Path):
     return label, None
 
 
+def fifo_label(ds: Path):
+    """A label file that is a FIFO: reading it would wait forever for a writer."""
+    label = _label(ds)
+    label.unlink()
+    os.mkfifo(label)
+    return label, None
+
+
 def garbled_label(ds: Path):
     label = _label(ds)
     label.write_bytes(b"\xff\xfe\xfa not utf-8\n")
@@ -185,6 +193,7 @@ CASES = [
     ("image_unreadable", "multitask", write_image(lambda p: b"not an image at all")),
     ("image_corrupt", "multitask", write_image(lambda p: p.read_bytes()[: p.stat().st_size // 2])),
     ("image_zero_size", "multitask", write_image(lambda p: b"")),
+    ("image_too_large", "multitask", write_image(lambda p: png_bomb())),  # 20,000 x 20,000: 1.2 GB decoded
     ("image_too_small", "multitask", write_image(lambda p: cv2.imencode(".jpg", np.zeros((8, 8, 3), np.uint8))[1].tobytes())),
     ("image_exif_rotated", "multitask", write_image(_exif_rotated)),
     ("image_without_label", "multitask", drop_label),
@@ -192,7 +201,11 @@ CASES = [
     ("image_duplicate_across_splits", "multitask", copy_image("val")),
     ("label_without_image", "multitask", orphan_label),
     ("label_unreadable", "multitask", garbled_label),
+    ("label_unreadable", "multitask", fifo_label),
     ("row_non_numeric", "multitask", append_row("1 0.1 0.1 0.3 x 0.3 0.3")),
+    ("row_non_numeric", "multitask", append_row("1 0.1_5 0.1 0.3 0.1 0.3 0.3")),  # Python's float takes it
+    ("row_non_numeric", "multitask", append_row("1 \u0660.\u0661 0.1 0.3 0.1 0.3 0.3")),  # Arabic-Indic digits: float takes them
+    ("row_non_numeric", "multitask", append_row(figure([(0.2, 0.2, 2)] * 4 + [(0.2, 0.2, "\u0662")]))),
     ("row_class_not_integer", "multitask", append_row(f"1.5 {SQUARE}")),
     ("row_class_out_of_range", "multitask", append_row(f"7 {SQUARE}")),
     ("row_not_finite", "multitask", append_row("1 0.1 inf 0.3 0.1 0.3 0.3")),
@@ -477,6 +490,44 @@ def test_fix_writes_a_corrected_copy_and_logs_every_change(dataset, tmp_path):
     again = check_dataset(out / "data.yaml", workers=1)
     assert again.errors == [] and again.warnings == [], again.findings
     assert (out / "images" / "train").is_dir() and not (out / "labels" / "train" / "orphan.txt").exists()
+
+
+def _tree(folder: Path, skip: Path) -> set[str]:
+    return {str(p) for p in folder.rglob("*") if skip != p and skip not in p.parents}
+
+
+def test_fix_copies_only_images_and_labels_from_inside_the_dataset(dataset, tmp_path):
+    """A ``notes.txt -> /etc/shadow`` beside the labels, or a label file linked to a file outside, never lands in OUT."""
+    from mtdata.formats.data_yaml import IMAGE_SUFFIXES
+
+    ds = dataset()
+    secret = tmp_path / "secret.txt"
+    secret.write_text("SECRET-CONTENT\n")
+    secret_label = tmp_path / "secret_label.txt"
+    secret_label.write_text("1 0.1 0.1 0.3 0.1 0.3 0.3\n1 0.2 0.1 0.3 0.1 0.3 0.3 SECRET-CONTENT\n")
+    (ds / "notes.txt").symlink_to(secret)
+    (ds / "labels" / "notes.txt").symlink_to(secret)
+    (ds / "README.md").write_text("a regular file, not part of the dataset's splits\n")
+    label = _label(ds, "val")
+    label.unlink()
+    label.symlink_to(secret_label)
+    ids_before = (ds / "coco_ids.json").read_bytes()
+    out = tmp_path / "fixed"
+    before = _tree(tmp_path, out)
+    result = cli(ds / "data.yaml", "--fix", out)
+    assert result.exit_code in (0, 2) and "Traceback" not in result.output, result.output
+    assert _tree(tmp_path, out) == before  # nothing written outside OUT
+    for p in out.rglob("*"):
+        if p.is_symlink():
+            assert p.suffix.lower() in IMAGE_SUFFIXES, p  # only images are links
+        elif p.is_file():
+            assert b"SECRET" not in p.read_bytes(), p
+    assert not (out / "notes.txt").exists() and not (out / "README.md").exists()
+    assert not (out / label.relative_to(ds)).exists()
+    assert (out / "coco_ids.json").read_bytes() == ids_before  # named by data.yaml: kept
+    log = {c["file"]: c["action"] for c in json.loads((out / "fix_log.json").read_text())["changes"] if c["line"] is None}
+    assert log["notes.txt"].startswith("left out") and log["README.md"].startswith("left out")
+    assert "outside the dataset" in log[str(label.relative_to(ds))]
 
 
 def test_fix_refuses_a_non_empty_or_nested_output(dataset, tmp_path):

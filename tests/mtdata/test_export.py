@@ -258,3 +258,97 @@ def test_export_needs_no_images_folder_copy(datasets, tmp_path):
     coco, report = build_coco(read_data_yaml(moved / "data.yaml"), "val")
     assert report.images == len(coco["images"]) > 0 and report.annotations == len(coco["annotations"]) > 0
     assert all(a["segmentation"] == [] and len(a["keypoints"]) == 15 for a in coco["annotations"])
+
+
+# --- one validator, the source's precision, crowd and supercategory ----------------------------
+
+
+BOW_TIE = "1 0.1 0.1 0.5 0.3 0.5 0.1 0.1 0.4"
+COLLINEAR = "1 0.1 0.1 0.2 0.2 0.3 0.3"
+
+
+def test_rows_check_calls_errors_are_not_exported(tmp_path):
+    """Zero-area and self-crossing polygons: check reports them as errors, export leaves them out, at the same lines."""
+    from mtdata.check import check_dataset
+
+    good = "1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"
+    data_yaml = write_tiny_dataset(tmp_path / "ds", good + COLLINEAR + "\n" + BOW_TIE + "\n")
+    report = export_coco(data_yaml, tmp_path / "out.json")
+    assert report.annotations == 1
+    assert [line.split(": ", 1)[0].rsplit(":", 1)[1] for line in report.rows_left_out] == ["2", "3"]
+    errors = [(f.rule, f.line) for f in check_dataset(data_yaml, workers=1).errors]
+    assert errors == [("zero_area", 2), ("polygon_self_intersecting", 3)]
+
+
+def test_pixel_values_carry_no_float_noise(datasets, tmp_path):
+    """0.552141 x 640 is 353.37024, not 353.37023999999997: values are rounded to the rows' precision."""
+    import re
+
+    out = tmp_path / "val.json"
+    export_coco(datasets["multitask"], out)
+    text = out.read_text()
+    assert not re.search(r"\d\.\d{8,}", text)  # rows have 6 decimals: pixels need at most 7
+    coco = json.loads(text)
+    config = read_data_yaml(datasets["multitask"])
+    image = coco["images"][0]
+    label = config.root / "labels" / "val" / (Path(image["file_name"]).stem + ".txt")
+    first_row = label.read_text().splitlines()[0].split()
+    x = float(first_row[16 if first_row[0] == "0" else 1])  # the polygon's first x (class 0 carries 15 keypoint values first)
+    ann = next(a for a in coco["annotations"] if a["image_id"] == image["id"])
+    assert ann["segmentation"][0][0] == round(x * image["width"], 7)
+
+
+def test_source_decimals():
+    from mtdata.export import source_decimals
+
+    assert source_decimals("0 0.5 0.25\n") == 3
+    assert source_decimals("0 0.123456 0.5\n") == 7
+    assert source_decimals("0 1e-05 0.5\n") == 15
+    assert source_decimals("0 0.1234567890123456789 0.5\n") == 15
+
+
+def _crowd_dataset(tmp_path: Path) -> tuple[Path, dict]:
+    from mtdata.synth import SynthSpec, make_coco
+
+    coco, pixels = make_coco(SynthSpec(images=6, size=96, crowd_ratio=0.7), seed=2)
+    for category in coco["categories"]:
+        category["supercategory"] = f"shape of {category['name']}"
+    (tmp_path / "images").mkdir()
+    for entry, canvas in zip(coco["images"], pixels):
+        cv2.imwrite(str(tmp_path / "images" / entry["file_name"]), canvas)
+    (tmp_path / "instances_val.json").write_text(json.dumps(coco))
+    convert_coco([tmp_path / "instances_val.json"], tmp_path / "ds", images_dir=tmp_path / "images", crowd="include")
+    return tmp_path / "ds" / "data.yaml", coco
+
+
+def test_crowd_objects_and_supercategories_come_back(tmp_path):
+    data_yaml, source = _crowd_dataset(tmp_path)
+    report = export_coco(data_yaml, tmp_path / "back.json")
+    back = json.loads((tmp_path / "back.json").read_text())
+    assert {c["id"]: c["supercategory"] for c in back["categories"]} == {c["id"]: c["supercategory"] for c in source["categories"]}
+    for image in source["images"]:
+        theirs = [a["iscrowd"] for a in source["annotations"] if a["image_id"] == image["id"]]
+        ours = [a["iscrowd"] for a in back["annotations"] if a["image_id"] == image["id"]]
+        assert ours == theirs, image["file_name"]  # rows follow the source's annotation order
+    assert sum(a["iscrowd"] for a in back["annotations"]) > 0 and not report.crowd_changed
+
+
+def test_crowd_rows_of_a_changed_label_file_are_not_guessed(tmp_path):
+    data_yaml, source = _crowd_dataset(tmp_path)
+    ids = json.loads((data_yaml.parent / "coco_ids.json").read_text())
+    name = next(iter(ids["splits"]["val"]["crowd"]))
+    label = data_yaml.parent / "labels" / "val" / (Path(name).stem + ".txt")
+    label.write_text("".join(label.read_text().splitlines(keepends=True)[::-1]))  # rows reordered: lines moved
+    report = export_coco(data_yaml, tmp_path / "back.json")
+    assert report.crowd_changed == 1 and any("changed since mtdata convert" in n for n in report.notes)
+
+
+def test_an_image_over_the_size_limit_is_left_out_and_named(tmp_path):
+    from tests.mtdata.factories import png_bomb
+
+    data_yaml = write_tiny_dataset(tmp_path / "ds", "1 0.1 0.1 0.3 0.1 0.3 0.3\n")
+    (tmp_path / "ds" / "images" / "val" / "bomb.png").write_bytes(png_bomb())
+    result = runner.invoke(app, ["export", str(data_yaml), str(tmp_path / "out.json")])
+    assert result.exit_code == 0 and "Traceback" not in result.output, result.output
+    assert "bomb.png" in result.output and "over the limit" in result.output
+    assert len(json.loads((tmp_path / "out.json").read_text())["images"]) == 1

@@ -474,7 +474,21 @@ BAD_INPUT = [
     ("iou zero", lambda kpt, seg: None, ["--iou", "0"], "--iou"),
     ("unreadable label file", lambda kpt, seg: (seg / "labels" / "train" / "a.txt").write_bytes(b"\xff\xfe\x00 bad"), [],
      "cannot read this label file"),
+    ("label file is a FIFO", lambda kpt, seg: _replace(seg / "labels" / "train" / "a.txt", os.mkfifo), [],
+     "not a regular file"),
+    ("label file links to /dev/zero", lambda kpt, seg: _replace(kpt / "labels" / "train" / "a.txt", lambda p: p.symlink_to("/dev/zero")), [],
+     "not a regular file"),
+    ("alias bomb in KPT's data.yaml", lambda kpt, seg: (kpt / "data.yaml").write_text(_ALIAS_BOMB + (kpt / "data.yaml").read_text()), [],
+     "expands to more than"),
 ]
+
+
+def _replace(path: Path, make) -> None:
+    path.unlink()
+    make(path)
+
+
+_ALIAS_BOMB = "b0: &b0 [x, x, x, x, x, x, x, x, x]\n" + "".join(f"b{i}: &b{i} [{', '.join([f'*b{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "bomb: *b8\n"
 
 
 @pytest.mark.parametrize("name, damage, args, message", BAD_INPUT, ids=[c[0] for c in BAD_INPUT])

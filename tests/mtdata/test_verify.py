@@ -99,6 +99,10 @@ ROW_CASES = [
     ("visibility 3", MULTITASK, f"0 0.2 0.2 3 0.25 0.25 1 {SQUARE}", "kpt_bad_visibility"),
     ("labeled keypoint outside", MULTITASK, f"0 1.5 0.2 2 0.25 0.25 1 {SQUARE}", "kpt_out_of_image"),
     ("detect box of zero width", DETECT, "1 0.5 0.5 0 0.2", "zero_area"),
+    ("polygon of collinear points", MULTITASK, "1 0.1 0.1 0.2 0.2 0.3 0.3", "zero_area"),
+    ("polygon crossing itself", MULTITASK, "1 0.1 0.1 0.5 0.3 0.5 0.1 0.1 0.4", "polygon_self_intersecting"),
+    ("underscore in a number", MULTITASK, "1 0.1_5 0.1 0.3 0.1 0.3 0.3", "row_non_numeric"),
+    ("Arabic-Indic digits", MULTITASK, "1 \u0660.\u0661 0.1 0.3 0.1 0.3 0.3", "row_non_numeric"),
     ("detect row too long", DETECT, "1 0.5 0.5 0.1 0.2 0.3", "row_wrong_count"),
 ]
 

@@ -425,6 +425,30 @@ def test_check_findings_become_sample_and_label_tags(fiftyone_db, defective):
         dataset.delete()
 
 
+def test_rows_that_label_no_keypoint_are_not_counted_with_keypoints(fiftyone_db, datasets, tmp_path):
+    import fiftyone as fo
+
+    from mtdata.view import keypoint_counts
+
+    root = tmp_path / "ds"
+    shutil.copytree(datasets["multitask"].parent, root, symlinks=True)
+    yaml = root / "data.yaml"
+    yaml.write_text(yaml.read_text().replace(str(datasets["multitask"].parent), str(root)))
+    label = min((root / "labels" / "val").glob("*.txt"))
+    none_labeled = "0 " + "0 0 0 " * 5 + "0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3"
+    label.write_text(label.read_text() + none_labeled + "\n")
+    result = cli("view", yaml, "--no-launch", "--no-check", "--name", "test-view-kpt-count", "--split", "val")
+    assert result.exit_code == 0, result.output
+    dataset = fo.load_dataset("test-view-kpt-count")
+    try:
+        labeled, unlabeled = keypoint_counts(dataset)
+        total = dataset.count("ground_truth_keypoints.keypoints")
+        assert unlabeled >= 1 and labeled + unlabeled == total
+        assert f"{labeled} with keypoints ({unlabeled} of keypoint classes with no point labeled)" in result.stdout
+    finally:
+        dataset.delete()
+
+
 def test_a_rerun_replaces_the_dataset_unless_it_is_persistent(fiftyone_db, datasets):
     import fiftyone as fo
 
@@ -473,6 +497,35 @@ class LabelModel:
         if self.shift and keep and labels.class_id[0] == 0:
             kpts[0, :, :2] += self.shift
         return _results((h, w), np.array(boxes).reshape(-1, 6), masks, kpts, self.names)
+
+
+def test_an_image_over_the_size_limit_is_shown_unreadable_and_never_given_to_the_model(fiftyone_db, datasets, tmp_path):
+    from mtdata.view import build_dataset
+    from mtdata.view_predictions import add_predictions
+    from tests.mtdata.factories import png_bomb
+
+    root = tmp_path / "ds"
+    shutil.copytree(datasets["multitask"].parent, root, symlinks=True)
+    yaml = root / "data.yaml"
+    yaml.write_text(yaml.read_text().replace(str(datasets["multitask"].parent), str(root)))
+    bomb = root / "images" / "val" / "zz_bomb.png"
+    bomb.write_bytes(png_bomb())
+    config = read_data_yaml(yaml)
+    dataset = build_dataset(yaml, ["val"], name="test-view-bomb")
+    try:
+        sample = dataset.match({"filepath": str(bomb)}).first()
+        assert "image_unreadable" in sample.tags and sample.metadata is None
+        seen = []
+
+        class Recording(LabelModel):
+            def predict(self, source, **options):
+                seen.extend(source)
+                return super().predict(source, **options)
+
+        add_predictions(dataset, Recording(config, shift=0.0), config, batch=4)
+        assert str(bomb) not in seen and len(seen) == len(dataset) - 1
+    finally:
+        dataset.delete()
 
 
 def test_predictions_are_evaluated_with_masks_and_keypoint_oks(fiftyone_db, datasets):

@@ -75,3 +75,41 @@ def test_polygon_boxes_are_normalized_xywh(tiny_data):
         for box, segment in zip(label["bboxes"], label["segments"]):
             lo, hi = segment.min(0), segment.max(0)
             np.testing.assert_allclose(box, [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1]], atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [4, 6, 3])
+def test_a_kpt_shape_the_rows_do_not_fit_is_one_error_before_training(tmp_path, tiny_data, k):
+    """kpt_shape [4, 3] on rows of 5 keypoints: every keypoint-class row would be dropped. One line, no scan.
+
+    K = 3 is the case where the count still fits (15 = 9 + 3 points): a silently wrong layout
+    that only the visibility values betray (kpt_bad_visibility), so it is not this refusal.
+    """
+    import yaml
+
+    from mtdata.errors import DatasetConfigError
+
+    root = tmp_path / "ds"
+    shutil.copytree(tiny_data.parent, root, symlinks=True)
+    for cache in (root / "labels").glob("*.cache"):  # other tests scanned the fixture
+        cache.unlink()
+    data = yaml.safe_load((root / "data.yaml").read_text())
+    data.update(path=str(root), kpt_shape=[k, 3], flip_idx=None, skeleton=None,
+                kpt_names={0: [f"p{i}" for i in range(k)]})
+    (root / "data.yaml").write_text(yaml.safe_dump({key: v for key, v in data.items() if v is not None}))
+    if k == 3:
+        ds = dataset_for(root / "data.yaml")  # rows parse with K = 3 only by accident; not refused here
+        assert ds.labels
+        return
+    with pytest.raises(DatasetConfigError) as e:
+        dataset_for(root / "data.yaml")
+    message = str(e.value)
+    assert f"kpt_shape [{k}, 3] fits none of the" in message and "\n" not in message
+    assert not (root / "labels" / "val.cache").exists()  # nothing was scanned or cached
+
+
+def test_check_keypoint_rows_returns_at_the_first_row_that_fits(tiny_data):
+    from mttrain.data import check_keypoint_rows
+
+    config = load_multitask_data(tiny_data)["mt_config"]
+    labels = sorted(str(p) for p in (tiny_data.parent / "labels").rglob("*.txt"))
+    check_keypoint_rows(labels, config.layout(), tiny_data)  # the right kpt_shape: nothing raised

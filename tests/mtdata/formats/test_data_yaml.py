@@ -195,3 +195,96 @@ def test_split_image_files(tmp_path):
     assert [p.name for p in split_image_files(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
     assert [p.name for p in split_image_files(config, "val")] == ["a.PNG", "b.jpg"]
     assert split_image_files(config, "test") == []
+
+
+# --- a stranger's data.yaml: bounded before anything walks it ---------------------------------
+
+
+def _alias_bomb(levels: int = 9, width: int = 9) -> str:
+    """A few hundred bytes whose aliases expand to width ** levels strings (9 ** 9: 387M)."""
+    lines = ["a0: &a0 [" + ", ".join(['"x"'] * width) + "]"]
+    for level in range(1, levels):
+        lines.append(f"a{level}: &a{level} [" + ", ".join([f"*a{level - 1}"] * width) + "]")
+    return "\n".join(lines) + f"\nnames: *a{levels - 1}\ntrain: *a{levels - 1}\n"
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        pytest.param(_alias_bomb(), "expands to more than", id="alias-bomb-9^9"),
+        pytest.param(_alias_bomb(levels=4, width=60), "expands to more than", id="alias-bomb-60^4"),
+        pytest.param("names: &n [a, *n]\n", "refers to itself", id="recursive-alias"),
+        pytest.param("names: " + "[" * 2000 + "]" * 2000 + "\n", "nested too deeply|nesting depth", id="nested-2000-deep"),
+        pytest.param("names: [" + ", ".join(["c"] * 150_000) + "]\n", "expands to more than", id="a-150000-item-list"),
+    ],
+)
+def test_hostile_yaml_is_one_line_and_quick(tmp_path, content, message):
+    path = tmp_path / "data.yaml"
+    path.write_text(content)
+    with pytest.raises(DatasetConfigError, match=message) as e:
+        read_data_yaml(path)
+    assert "\n" not in str(e.value) and len(str(e.value)) < 300 and str(path) in str(e.value)
+
+
+def test_aliases_that_stay_small_are_read(tmp_path):
+    path = tmp_path / "data.yaml"
+    path.write_text("classes: &c [cat, dog]\nnames: *c\ntrain: images/train\n")
+    assert read_data_yaml(path).names == {0: "cat", 1: "dog"}
+
+
+def test_oversized_file_is_refused_before_it_is_read(tmp_path):
+    from mtdata.formats.data_yaml import MAX_DATA_YAML_BYTES
+
+    path = tmp_path / "data.yaml"
+    with open(path, "wb") as f:
+        f.write(b"names: [a]\n# ")
+        f.truncate(MAX_DATA_YAML_BYTES + 1)  # sparse: no disk used
+    with pytest.raises(DatasetConfigError, match="at most"):
+        read_data_yaml(path)
+
+
+@pytest.mark.parametrize(
+    "kpt_shape",
+    [
+        pytest.param([1_000_000_000, 3], id="a-billion-keypoints"),
+        pytest.param([2**70, 3], id="2^70"),
+        pytest.param([1025, 3], id="one-over-the-limit"),
+        pytest.param([True, 3], id="a-boolean"),
+        pytest.param([0, 3], id="zero"),
+    ],
+)
+def test_kpt_shape_is_bounded_the_same_way_by_every_reader(tmp_path, kpt_shape):
+    """The parser (every command, the trainer) and mtdata check give the same one-line verdict."""
+    from mtdata.check_yaml import check_data_yaml
+
+    path = tmp_path / "data.yaml"
+    path.write_text(dump_yaml(multitask_dict(path=str(tmp_path), kpt_shape=kpt_shape, flip_idx=None, skeleton=None)))
+    with pytest.raises(DatasetConfigError) as e:
+        read_data_yaml(path)
+    found = [f for f in check_data_yaml(path).findings if f.rule == "yaml_bad_kpt_shape"]
+    assert [f.message for f in found] == [e.value.message]
+    assert "0 < K <= 1024" in e.value.message and len(e.value.message) < 120
+
+
+def test_kpt_shape_at_the_limit_is_read():
+    config = parse_data_dict(multitask_dict(kpt_shape=[1024, 3], kpt_names=["person"], flip_idx=None, skeleton=None), FILE)
+    assert config.num_keypoints == 1024
+
+
+def test_long_values_are_cut_in_messages():
+    with pytest.raises(DatasetConfigError) as e:
+        parse_data_dict(multitask_dict(train=list(range(100_000))), FILE)
+    assert len(str(e.value)) < 200
+
+
+def test_split_list_is_bounded_and_must_be_text(tmp_path):
+    from mtdata.formats.data_yaml import MAX_SPLIT_LIST_BYTES, read_split_list
+
+    listed = tmp_path / "train.txt"
+    listed.write_bytes(b"images/a.jpg\n\xff\xfe\n")
+    with pytest.raises(DatasetConfigError, match="UTF-8"):
+        read_split_list(listed, tmp_path)
+    with open(listed, "wb") as f:
+        f.truncate(MAX_SPLIT_LIST_BYTES + 1)
+    with pytest.raises(DatasetConfigError, match="at most"):
+        read_split_list(listed, tmp_path)
