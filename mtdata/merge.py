@@ -27,6 +27,7 @@ import numpy as np
 
 from mtdata.errors import DatasetConfigError, InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
+from mtdata.forked import parent_pid
 from mtdata.merge_chunk import MergeContext, merge_chunk, prepare_worker
 from mtdata.merge_plan import ImageJob, JobBatch, MergePlan, build_jobs, count_seg_labels
 from mtdata.output import atomic_output_dir, check_output_dir
@@ -280,7 +281,7 @@ class _Pool:
         """Start the processes now: they import their libraries while the parent plans."""
         if workers < 2:
             return cls(1)
-        executor = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
+        executor = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker, initargs=(parent_pid(),))
         executor.submit(int)  # the processes start with the first task
         return cls(workers, executor)
 
