@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from mtdata.errors import DatasetConfigError, InputError, OutputError
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml
 from mtdata.formats.yolo import rows_to_labels
+from mtdata.output import atomic_output_file, check_output_file
 from mtdata.records import ImageLabels
 from mtdata.verify import duplicate_rows, verify_label_file
 
@@ -253,16 +253,9 @@ def build_coco(
 
 
 def write_json_atomic(data: dict, out: Path) -> None:
-    """Write JSON to a temporary file beside ``out``, then rename it over ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to a temporary file beside ``out``, then rename it over ``out`` (:func:`mtdata.output.atomic_output_file`)."""
+    with atomic_output_file(out) as work, open(work, "w") as f:
+        json.dump(data, f)
 
 
 def export_coco(
@@ -287,10 +280,7 @@ def export_coco(
     data_yaml, out = Path(data_yaml), Path(out)
     config = read_data_yaml(data_yaml)
     _check_task(config)
-    if out.is_dir():
-        raise OutputError(f"output {out} is a folder: name the .json file to write")
-    if out.exists() and not overwrite:
-        raise OutputError(f"output {out} exists: pass --overwrite to replace it")
+    out = check_output_file(out, overwrite)
     ids = dataset_ids(config, split)
     ids_file = _coco_ids_file(config)
     protected = [data_yaml] + ([ids_file] if ids_file else []) + ids.source_files
