@@ -25,7 +25,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from mtdata.errors import DatasetConfigError, InputError, OutputError
+from mtdata.errors import DatasetConfigError, InputError, OutputError, raise_os_error
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml
 from mtdata.formats.yolo import rows_to_labels
@@ -109,9 +109,10 @@ def split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
                     p = p if p.is_absolute() else config.root / p
                     found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
         elif entry.is_dir():
-            for p in entry.rglob("*"):
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                    found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
+            for folder, _, files in os.walk(entry, onerror=raise_os_error):  # rglob skipped unreadable folders
+                for p in (Path(folder) / name for name in files):
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                        found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
         else:
             raise InputError(f"the '{split}' images folder does not exist", file=entry)
     return [found[k] for k in sorted(found)]

@@ -33,7 +33,7 @@ import shapely
 from mtdata.check import CheckResult, check_dataset
 from mtdata.check_objects import crossing_areas, was_clipped
 from mtdata.check_yaml import check_data_yaml
-from mtdata.errors import MtdataError
+from mtdata.errors import MtdataError, raise_os_error
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, dump_yaml, load_yaml_mapping
 from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow
 from mtdata.geometry import join_polygons
@@ -221,7 +221,7 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
     yaml_target = path.relative_to(root) if root in path.parents else Path(path.name)
 
     with atomic_output_dir(out, False, [root, path]) as work:
-        for folder, dirs, files in os.walk(root):
+        for folder, dirs, files in os.walk(root, onerror=raise_os_error):  # an unreadable folder: an error, not a gap
             folder = Path(folder)
             for name in sorted(dirs):
                 if (folder / name).is_symlink():  # os.walk does not enter linked folders: link them as they are

@@ -142,7 +142,7 @@ def _read(path: str | None) -> bytes | None:
             data.decode("utf-8")
         return data
     except (OSError, UnicodeDecodeError) as e:
-        raise _Unreadable(path, f"cannot read this label file: {e}") from e
+        raise _Unreadable(path, f"cannot read this label file: {getattr(e, 'strerror', None) or e}") from e
 
 
 def _place_image(source: str, target: str, copy: bool) -> None:

@@ -34,6 +34,9 @@ def fail(message: str, code: int = 2) -> None:
 
 
 _interrupt_reported = False
+# Path.resolve() of Python 3.11-3.12 raises RuntimeError("Symlink loop from '<path>'") (3.13: OSError ELOOP):
+# the only RuntimeError turned into a line here.
+_PATHLIB_LOOP = "Symlink loop from"
 
 
 @contextmanager
@@ -48,6 +51,10 @@ def user_errors(*also: type[Exception], interrupted: str = "nothing was written"
         fail(str(e))
     except OSError as e:  # the library names paths in its own errors; this is what it did not foresee
         fail(_os_error_line(e))
+    except RuntimeError as e:
+        if not str(e).startswith(_PATHLIB_LOOP):
+            raise
+        fail(f"{e.args[0][len(_PATHLIB_LOOP):].strip()} is a symlink loop")
     except KeyboardInterrupt as e:
         _interrupt_reported = True
         written = getattr(e, "written", None)
@@ -88,6 +95,15 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
             bar.update(task, completed=done, total=total)
 
         yield update
+
+
+def check_report(path: Optional[Path]) -> None:
+    """Refuse a ``--report`` path that cannot be written (a folder, not UTF-8) before the command's work."""
+    if path is not None:
+        from mtdata.output import check_output_file
+
+        with user_errors():
+            check_output_file(path, overwrite=True)
 
 
 def write_report(path: Optional[Path], data: dict) -> None:

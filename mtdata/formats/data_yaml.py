@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from mtdata.errors import DatasetConfigError
+from mtdata.errors import DatasetConfigError, why_missing
 from mtdata.formats.yolo import TASKS, LabelLayout
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -255,7 +255,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Load a YAML file that must hold a mapping; one clear error otherwise."""
     path = Path(path)
     if not path.is_file():
-        raise DatasetConfigError("data.yaml not found" if not path.exists() else "not a file", file=path)
+        raise DatasetConfigError(why_missing(path, "data.yaml not found") if not path.exists() else "not a file", file=path)
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as e:
