@@ -5,6 +5,8 @@ Ctrl-C (``finally`` blocks, :func:`mtdata.output.atomic_output_dir`) runs for ea
 Python's default SIGTERM and SIGHUP kill the process on the spot: a half-built output folder and
 every worker process would stay behind. A repeat of the signal while that clean-up runs is
 ignored once (Ctrl-C pressed twice must not cut the clean-up short); a third one stops at once.
+:func:`deferred` holds a signal back over a few steps that must not be cut apart (creating a
+temporary folder and the file that names its owner; removing it).
 
 Only the command line installs this (:func:`install`); the library leaves signals to its caller.
 This module imports nothing heavy: ``python -m mtdata`` installs it before loading the rest.
@@ -13,6 +15,8 @@ This module imports nothing heavy: ``python -m mtdata`` installs it before loadi
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 STOPPING = ("SIGINT", "SIGTERM", "SIGHUP")
 
@@ -26,13 +30,34 @@ class Interrupted(KeyboardInterrupt):
 
 
 _received: list[int] = []
+_deferring = 0
+_pending: list[int] = []
 
 
 def _on_signal(signum: int, frame) -> None:
     _received.append(signum)
+    if len(_received) >= 3:
+        raise Interrupted(signum)  # asked three times: stop now, whatever runs
+    if _deferring:
+        _pending[:] = _pending or [signum]
+        return
     if len(_received) == 2:
         return  # the clean-up of the first one runs on
     raise Interrupted(signum)
+
+
+@contextmanager
+def deferred() -> Iterator[None]:
+    """Hold a stopping signal back until the block ends, then raise it (where :func:`install` ran)."""
+    global _deferring
+    _deferring += 1
+    try:
+        yield
+    finally:
+        _deferring -= 1
+        if not _deferring and _pending:
+            signum = _pending.pop()
+            raise Interrupted(signum)
 
 
 def install() -> None:

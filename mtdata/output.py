@@ -31,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from mtdata import interrupts
 from mtdata.errors import InputError, MtdataError, OutputError
 
 RUN_FILE = "run.json"
@@ -143,29 +144,30 @@ class _Temporary:
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.out)
-            self.folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.out), dir=self.out.parent))
+            with interrupts.deferred():  # a folder without its run file could never be proved ours
+                self.folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.out), dir=self.out.parent))
+                try:
+                    _write_run_file(self.folder, self.out)
+                except BaseException:
+                    shutil.rmtree(self.folder, ignore_errors=True)
+                    raise
         except OSError as e:
             raise OutputError(f"cannot create {self.out}: {e.strerror or e}") from e
-        try:
-            _write_run_file(self.folder, self.out)
-        except BaseException as e:
-            shutil.rmtree(self.folder, ignore_errors=True)
-            if isinstance(e, OSError):
-                raise OutputError(f"cannot create {self.out}: {e.strerror or e}") from e
-            raise
         self.path = self.folder / "out"
         return self
 
     def commit(self, move) -> None:
         """Put ``self.path`` in OUT's place with ``move(path, out)``."""
-        move(self.path, self.out)
-        self.committed = True
+        with interrupts.deferred():  # moved and known to be moved, or neither
+            move(self.path, self.out)
+            self.committed = True
 
     def __exit__(self, kind, error, trace) -> None:
         try:
-            shutil.rmtree(self.folder, ignore_errors=True)  # after a swap it holds the old OUT
-        except BaseException as late:  # noqa: BLE001  (an interrupt while the old OUT is removed)
-            if self.committed:  # the next run removes what is left; OUT is complete
+            with interrupts.deferred():  # removed in full, even when stopped meanwhile
+                shutil.rmtree(self.folder, ignore_errors=True)  # after a swap it holds the old OUT
+        except BaseException as late:  # noqa: BLE001  (the interrupt held back, or a third one)
+            if self.committed:  # OUT is complete
                 late.written = self.out
             raise
         if error is None:
@@ -355,7 +357,8 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     me = _this_run() if candidates else {}
     for folder in candidates:
         if _left_by_dead_run(folder, out, me):
-            shutil.rmtree(folder, ignore_errors=True)
+            with interrupts.deferred():  # half removed, it would have lost the run file that proves it stale
+                shutil.rmtree(folder, ignore_errors=True)
             removed.append(folder)
     return removed
 
