@@ -132,8 +132,12 @@ class SplitFiles:
         if self.finder is None:
             self._child = subprocess.Popen(python_child(_CREATE_FILES), stdin=subprocess.PIPE,  # dies with this process
                                            stderr=subprocess.PIPE)
-            self._child.stdin.write("\n".join(self.label_paths).encode())
-            self._child.stdin.close()
+            try:
+                self._child.stdin.write("\n".join(self.label_paths).encode())
+                self._child.stdin.close()
+            except BaseException:  # interrupted here, the caller never gets this object to close: stop the helper now
+                self.close()
+                raise
         else:
             self._thread = threading.Thread(target=self._prepare, name="mtdata-split-files", daemon=True)
             self._thread.start()

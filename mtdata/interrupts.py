@@ -77,6 +77,16 @@ def first_received() -> int | None:
     return _received[0] if _received else None
 
 
+def interrupt_behind(error: BaseException | None) -> KeyboardInterrupt | None:
+    """The interrupt ``error`` stands for: itself, or its cause. Python 3.11 wraps an exception raised
+    while a class is made (``__set_name__``, as during an import) in a RuntimeError."""
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return error
+        error = error.__cause__
+    return None
+
+
 def signal_number(error: BaseException) -> int:
     return getattr(error, "signum", signal.SIGINT)
 

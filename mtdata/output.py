@@ -1,14 +1,15 @@
 """Writing outputs atomically (a dataset folder or a file), and small files fast with system calls
 (``write_file``, ``write_all`` and its reading twin ``read_to_end``).
 
-OUT is built in a temporary folder beside it, ``.OUT.tmp-XXXXXXXX/out``, and renamed into place
+OUT is built in a temporary folder beside it, ``.OUT.tmp-<run>-XXXXXXXX/out``, and renamed into place
 when complete: at every moment OUT is absent, the old OUT, or the new one in full. Replacing an
 OUT (``--overwrite``) swaps the two in one step where Linux can (``renameat2(RENAME_EXCHANGE)``);
 elsewhere the old OUT is moved aside, and moved back if the new one cannot take its place.
 
 The temporary folder also holds ``run.json``: the host, boot, pid namespace, process id and start
-time of the run that made it. A run killed outright (SIGKILL, power loss) cannot remove its folder;
-the next run writing the same OUT removes it once it has proved, from that file, that the run is
+time of the run that made it (``<run>`` in its name holds the same: the process id, start time and a
+digest of the rest). A run killed outright (SIGKILL, power loss) cannot remove its folder; the next
+run writing the same OUT removes it once it has proved, from that file or name, that the run is
 gone (:func:`remove_stale_temporaries`). Folders it cannot prove are left alone.
 
 Errors of the file system while OUT is built (full disk, read-only folder, unreadable input)
@@ -21,12 +22,14 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
+import hashlib
 import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -144,13 +147,15 @@ class _Temporary:
         try:
             self.out.parent.mkdir(parents=True, exist_ok=True)
             remove_stale_temporaries(self.out)
-            with interrupts.deferred():  # a folder without its run file could never be proved ours
-                self.folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.out), dir=self.out.parent))
-                try:
+            try:
+                with interrupts.deferred():  # a folder without its run file could never be proved ours
+                    self.folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.out) + _run_tag(_this_run()), dir=self.out.parent))
                     _write_run_file(self.folder, self.out)
-                except BaseException:
-                    shutil.rmtree(self.folder, ignore_errors=True)
-                    raise
+            except BaseException:  # __exit__ does not run when __enter__ fails: remove the folder here
+                if self.folder is not None:
+                    with interrupts.deferred():
+                        _remove_folder(self.folder)
+                raise
         except OSError as e:
             raise OutputError(f"cannot create {self.out}: {e.strerror or e}") from e
         self.path = self.folder / "out"
@@ -165,7 +170,7 @@ class _Temporary:
     def __exit__(self, kind, error, trace) -> None:
         try:
             with interrupts.deferred():  # removed in full, even when stopped meanwhile
-                shutil.rmtree(self.folder, ignore_errors=True)  # after a swap it holds the old OUT
+                _remove_folder(self.folder)  # after a swap it holds the old OUT
         except BaseException as late:  # noqa: BLE001  (the interrupt held back, or a third one)
             if self.committed:  # OUT is complete
                 late.written = self.out
@@ -181,6 +186,17 @@ class _Temporary:
             if error.file is not None:
                 error.file = error.file.replace(os.fspath(self.path), os.fspath(self.out))
             error.args = (error.message, *error.args[1:])
+
+
+def _remove_folder(folder: Path, seconds: float = 2.0) -> None:
+    """Remove ``folder`` and everything below it, again while a writer that is being stopped adds files
+    (a helper killed a moment ago, a thread finishing its file)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not os.path.lexists(folder) or time.monotonic() > deadline:
+            return
+        time.sleep(0.01)
 
 
 def _os_error(error: OSError, work: Path, out: Path) -> MtdataError:
@@ -316,15 +332,25 @@ def _process_gone(pid: int, start: int | None) -> bool:
     return False
 
 
+def _run_tag(run: dict) -> str:
+    """``<pid>-<start>-<machine>-`` (machine: a digest of host, boot and pid namespace), the start of a temporary
+    folder's name: mkdir makes the name and the folder in one step, so even a run killed before it wrote
+    its run file can be proved gone."""
+    machine = hashlib.sha256(f"{run['host']}\0{run['boot']}\0{run['pid_namespace']}".encode()).hexdigest()[:10]
+    return f"{run['pid']}-{run['start'] if run['start'] is not None else 'x'}-{machine}-"
+
+
 def _left_by_dead_run(folder: Path, out: Path, me: dict) -> bool:
-    """True when ``folder`` holds the run file of a run writing ``out`` on this machine (``me``: :func:`_this_run`)
-    that has ended."""
+    """True when ``folder`` was made by a run writing ``out`` on this machine (``me``: :func:`_this_run`) that has
+    ended: its run file says so, or (killed before it wrote one) its name does."""
     try:
         fd = os.open(folder / RUN_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         try:
             run = json.loads(os.read(fd, _RUN_FILE_MAX))
         finally:
             os.close(fd)
+    except FileNotFoundError:
+        return _named_by_dead_run(folder.name[len(_temporary_prefix(out)):], me) and not any(folder.iterdir())
     except (OSError, ValueError):
         return False
     if not isinstance(run, dict) or run.get("kind") != _RUN_KIND or run.get("out") != os.fsdecode(out):
@@ -340,12 +366,25 @@ def _left_by_dead_run(folder: Path, out: Path, me: dict) -> bool:
     return _process_gone(pid, start if isinstance(start, int) else None)
 
 
+def _named_by_dead_run(suffix: str, me: dict) -> bool:
+    """True when a temporary folder's name after its prefix (``<pid>-<start>-<machine>-<random>``) names a run of
+    this machine whose process is gone."""
+    parts = suffix.split("-", 3)
+    if len(parts) != 4 or not parts[0].isdigit() or not (parts[1].isdigit() or parts[1] == "x"):
+        return False
+    pid, start = int(parts[0]), int(parts[1]) if parts[1] != "x" else None
+    if _run_tag({**me, "pid": pid, "start": start}) != "-".join(parts[:3]) + "-":
+        return False  # another machine, boot or container
+    return _process_gone(pid, start)
+
+
 def remove_stale_temporaries(out: Path) -> list[Path]:
     """Remove the temporary folders beside ``out`` that runs now ended left behind; returns them.
 
     Only folders named like ours whose ``run.json`` names ``out`` and a run of this machine
-    (same host, same boot, same pid namespace) whose process is gone: a folder of a run still
-    going, of another machine or container, or without that file is left alone.
+    (same host, same boot, same pid namespace) whose process is gone, or, without that file,
+    empty ones whose name says the same: a folder of a run still going, of another machine or
+    container, or that proves nothing is left alone.
     """
     prefix = _temporary_prefix(out)
     removed = []

@@ -12,7 +12,10 @@ def main() -> None:
     try:
         interrupts.install()
         app()
-    except KeyboardInterrupt as stopped:  # before typer's own handling began (while it builds the commands)
+    except (KeyboardInterrupt, RuntimeError) as error:  # before typer's own handling began (while it builds the commands)
+        stopped = interrupts.interrupt_behind(error)
+        if stopped is None:
+            raise
         raise SystemExit(report_interrupt_outside_commands(130, stopped)) from None
     except SystemExit as done:
         raise SystemExit(report_interrupt_outside_commands(done.code)) from None

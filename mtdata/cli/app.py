@@ -44,7 +44,6 @@ def user_errors(*also: type[Exception], interrupted: str = "nothing was written"
     """Turn MtdataError (and the exception types in ``also``) into one red line and exit 2; a file system
     error (full disk, no permission) too. An interrupt (Ctrl-C, SIGTERM, SIGHUP) is one line and exit
     128 + the signal's number (130, 143, 129), after the clean-up of whatever the block was doing."""
-    global _interrupt_reported
     try:
         yield
     except (MtdataError, *also) as e:
@@ -52,14 +51,21 @@ def user_errors(*also: type[Exception], interrupted: str = "nothing was written"
     except OSError as e:  # the library names paths in its own errors; this is what it did not foresee
         fail(_os_error_line(e))
     except RuntimeError as e:
+        if interrupts.interrupt_behind(e) is not None:  # an interrupt that Python 3.11 wrapped (a lazy import)
+            _report_interrupt(interrupts.interrupt_behind(e), interrupted)
         if not str(e).startswith(_PATHLIB_LOOP):
             raise
         fail(f"{e.args[0][len(_PATHLIB_LOOP):].strip()} is a symlink loop")
     except KeyboardInterrupt as e:
-        _interrupt_reported = True
-        written = getattr(e, "written", None)
-        after = f"{written} was written in full before it stopped" if written is not None else interrupted
-        fail(f"{interrupts.describe(e)}; {after}", interrupts.exit_code(e))
+        _report_interrupt(e, interrupted)
+
+
+def _report_interrupt(e: KeyboardInterrupt, interrupted: str) -> None:
+    global _interrupt_reported
+    _interrupt_reported = True
+    written = getattr(e, "written", None)
+    after = f"{written} was written in full before it stopped" if written is not None else interrupted
+    fail(f"{interrupts.describe(e)}; {after}", interrupts.exit_code(e))
 
 
 def _os_error_line(error: OSError) -> str:
