@@ -72,6 +72,14 @@ def install() -> None:
             signal.signal(number, _on_signal)
 
 
+def stop_if_asked() -> None:
+    """Raise :class:`Interrupted` if a stopping signal arrived since :func:`install`: a last check before a step
+    that cannot be undone (putting OUT in place). The exception the handler raised may not have reached us:
+    C code that calls back into Python (an extension module's import) can swallow it."""
+    if _received:
+        raise Interrupted(_received[0])
+
+
 def first_received() -> int | None:
     """The first stopping signal this process received since :func:`install`, or None."""
     return _received[0] if _received else None

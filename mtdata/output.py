@@ -19,6 +19,7 @@ temporary folder is named as it would be in OUT.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import functools
@@ -164,6 +165,7 @@ class _Temporary:
     def commit(self, move) -> None:
         """Put ``self.path`` in OUT's place with ``move(path, out)``."""
         with interrupts.deferred():  # moved and known to be moved, or neither
+            interrupts.stop_if_asked()  # asked to stop at any moment before: OUT stays as it was
             move(self.path, self.out)
             self.committed = True
 
@@ -189,10 +191,22 @@ class _Temporary:
 
 
 def _remove_folder(folder: Path, seconds: float = 2.0) -> None:
-    """Remove ``folder`` and everything below it, again while a writer that is being stopped adds files
-    (a helper killed a moment ago, a thread finishing its file)."""
+    """Remove a temporary folder: its run file last, so that a run killed meanwhile leaves a folder the next
+    run can still prove stale; again while a writer being stopped adds files (a helper killed a moment
+    ago, a thread finishing its file)."""
     deadline = time.monotonic() + seconds
     while True:
+        try:
+            names = [n for n in os.listdir(folder) if n != RUN_FILE]
+        except OSError:
+            names = []
+        for name in names:
+            path = folder / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                with contextlib.suppress(OSError):
+                    path.unlink()
         shutil.rmtree(folder, ignore_errors=True)
         if not os.path.lexists(folder) or time.monotonic() > deadline:
             return
@@ -396,8 +410,8 @@ def remove_stale_temporaries(out: Path) -> list[Path]:
     me = _this_run() if candidates else {}
     for folder in candidates:
         if _left_by_dead_run(folder, out, me):
-            with interrupts.deferred():  # half removed, it would have lost the run file that proves it stale
-                shutil.rmtree(folder, ignore_errors=True)
+            with interrupts.deferred():
+                _remove_folder(folder)
             removed.append(folder)
     return removed
 

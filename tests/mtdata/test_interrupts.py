@@ -132,3 +132,26 @@ def test_an_interrupt_once_out_is_in_place_says_it_was_written(tmp_path, monkeyp
     assert result.exit_code == 130
     assert result.stderr.strip() == f"error: interrupted; {out} was written in full before it stopped"
     assert len(list((out / "images" / "train").iterdir())) == 5
+
+
+def test_a_signal_whose_exception_was_swallowed_still_keeps_out_from_being_replaced(tmp_path):
+    """C code calling back into Python (an extension module's import) can swallow the handler's exception."""
+    done = _python(f"""
+import os, signal
+from pathlib import Path
+from mtdata import interrupts
+from mtdata.output import atomic_output_dir
+interrupts.install()
+try:
+    with atomic_output_dir(Path({str(tmp_path / "out")!r})) as work:
+        (work / "a.txt").write_text("a")
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except BaseException:
+            pass  # swallowed, as such C code does
+        print("went on", flush=True)
+except KeyboardInterrupt as e:
+    print("stopped:", e)
+""")
+    assert done.stdout.splitlines() == ["went on", "stopped: SIGTERM"], done.stderr
+    assert os.listdir(tmp_path) == []
