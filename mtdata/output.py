@@ -363,9 +363,9 @@ def _left_by_dead_run(folder: Path, out: Path, me: dict) -> bool:
             run = json.loads(os.read(fd, _RUN_FILE_MAX))
         finally:
             os.close(fd)
-    except FileNotFoundError:
-        return _named_by_dead_run(folder.name[len(_temporary_prefix(out)):], me) and not any(folder.iterdir())
-    except (OSError, ValueError):
+    except (FileNotFoundError, ValueError):  # killed before it wrote its run file, or while it did
+        return _named_by_dead_run(folder.name[len(_temporary_prefix(out)):], me) and set(os.listdir(folder)) <= {RUN_FILE}
+    except OSError:
         return False
     if not isinstance(run, dict) or run.get("kind") != _RUN_KIND or run.get("out") != os.fsdecode(out):
         return False

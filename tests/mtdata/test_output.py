@@ -141,6 +141,8 @@ def test_a_temporary_folder_is_removed_only_when_its_run_is_proved_gone(tmp_path
     pid, start, machine = tag.split("-")
     (tmp_path / f".ds.tmp-{tag}-killed-before-its-run-file").mkdir()  # removed: its name proves it
     (tmp_path / f".ds.tmp-{pid}-{start}-{machine[::-1]}-another-machine").mkdir()
+    (tmp_path / f".ds.tmp-{tag}-killed-while-writing-it").mkdir()
+    (tmp_path / f".ds.tmp-{tag}-killed-while-writing-it" / "run.json").write_text('{"kind": "mtdata temp')
     (tmp_path / f".ds.tmp-{tag}-not-empty").mkdir()
     (tmp_path / f".ds.tmp-{tag}-not-empty" / "a.txt").write_text("a")
     (tmp_path / ".ds.tmp-no-run-file").mkdir()
@@ -149,7 +151,7 @@ def test_a_temporary_folder_is_removed_only_when_its_run_is_proved_gone(tmp_path
     (tmp_path / ".ds.tmp-a-link").symlink_to(dead, target_is_directory=True)
 
     removed = sorted(p.name for p in remove_stale_temporaries(out))
-    expected = sorted([dead.name, f".ds.tmp-{tag}-killed-before-its-run-file"]
+    expected = sorted([dead.name, f".ds.tmp-{tag}-killed-before-its-run-file", f".ds.tmp-{tag}-killed-while-writing-it"]
                       + [f".ds.tmp-{n}" for n, (_, gone) in variants.items() if gone])
     assert removed == expected
     assert _leftovers(out) == sorted([".ds.tmp-a-link", ".ds.tmp-broken", ".ds.tmp-no-run-file", f".ds.tmp-{tag}-not-empty",
