@@ -6,11 +6,9 @@ when complete: at every moment OUT is absent, the old OUT, or the new one in ful
 OUT (``--overwrite``) swaps the two in one step where Linux can (``renameat2(RENAME_EXCHANGE)``);
 elsewhere the old OUT is moved aside, and moved back if the new one cannot take its place.
 
-The temporary folder also holds ``run.json``: the host, boot, pid namespace, process id and start
-time of the run that made it (``<run>`` in its name holds the same: the process id, start time and a
-digest of the rest). A run killed outright (SIGKILL, power loss) cannot remove its folder; the next
-run writing the same OUT removes it once it has proved, from that file or name, that the run is
-gone (:func:`remove_stale_temporaries`). Folders it cannot prove are left alone.
+The temporary folder also holds ``run.json`` (``<run>`` in its name says the same): who made it. A
+run killed outright (SIGKILL, power loss) cannot remove its folder; the next run writing the same
+OUT removes it once it has proved that run gone (:mod:`mtdata.stale_runs`).
 
 Errors of the file system while OUT is built (full disk, read-only folder, unreadable input)
 become one :class:`~mtdata.errors.OutputError` (or InputError) naming the path: a path inside the
@@ -19,29 +17,22 @@ temporary folder is named as it would be in OUT.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import errno
 import functools
-import hashlib
-import json
 import os
-import shutil
-import socket
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from mtdata import interrupts
 from mtdata.errors import InputError, MtdataError, OutputError
+from mtdata.stale_runs import remove_folder, remove_stale_temporaries, temporary_prefix, this_run, write_run_file
 
-RUN_FILE = "run.json"
-_RUN_KIND = "mtdata temporary output"
-_RUN_FILE_MAX = 4096
-_NAME_MAX = 200  # bytes of OUT's name kept in the temporary folder's name (file names stop at 255)
+__all__ = ["atomic_output_dir", "atomic_output_file", "check_output_dir", "check_output_file", "check_output_name", "exchange",
+           "printable", "read_to_end", "remove_stale_temporaries", "resolve_path", "write_all", "write_file"]
 
 
 def _is_within(path: Path, other: Path) -> bool:
@@ -150,12 +141,13 @@ class _Temporary:
             remove_stale_temporaries(self.out)
             try:
                 with interrupts.deferred():  # a folder without its run file could never be proved ours
-                    self.folder = Path(tempfile.mkdtemp(prefix=_temporary_prefix(self.out) + _run_tag(_this_run()), dir=self.out.parent))
-                    _write_run_file(self.folder, self.out)
+                    run = this_run()
+                    self.folder = Path(tempfile.mkdtemp(prefix=temporary_prefix(self.out, run), dir=self.out.parent))
+                    write_run_file(self.folder, self.out, run)
             except BaseException:  # __exit__ does not run when __enter__ fails: remove the folder here
                 if self.folder is not None:
                     with interrupts.deferred():
-                        _remove_folder(self.folder)
+                        remove_folder(self.folder)
                 raise
         except OSError as e:
             raise OutputError(f"cannot create {self.out}: {e.strerror or e}") from e
@@ -172,7 +164,7 @@ class _Temporary:
     def __exit__(self, kind, error, trace) -> None:
         try:
             with interrupts.deferred():  # removed in full, even when stopped meanwhile
-                _remove_folder(self.folder)  # after a swap it holds the old OUT
+                remove_folder(self.folder)  # after a swap it holds the old OUT
         except BaseException as late:  # noqa: BLE001  (the interrupt held back, or a third one)
             if self.committed:  # OUT is complete
                 late.written = self.out
@@ -188,29 +180,6 @@ class _Temporary:
             if error.file is not None:
                 error.file = error.file.replace(os.fspath(self.path), os.fspath(self.out))
             error.args = (error.message, *error.args[1:])
-
-
-def _remove_folder(folder: Path, seconds: float = 2.0) -> None:
-    """Remove a temporary folder: its run file last, so that a run killed meanwhile leaves a folder the next
-    run can still prove stale; again while a writer being stopped adds files (a helper killed a moment
-    ago, a thread finishing its file)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            names = [n for n in os.listdir(folder) if n != RUN_FILE]
-        except OSError:
-            names = []
-        for name in names:
-            path = folder / name
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path, ignore_errors=True)
-            else:
-                with contextlib.suppress(OSError):
-                    path.unlink()
-        shutil.rmtree(folder, ignore_errors=True)
-        if not os.path.lexists(folder) or time.monotonic() > deadline:
-            return
-        time.sleep(0.01)
 
 
 def _os_error(error: OSError, work: Path, out: Path) -> MtdataError:
@@ -281,139 +250,6 @@ def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     if code in _NO_EXCHANGE:
         return False
     raise OSError(code, os.strerror(code), os.fspath(a), None, os.fspath(b))
-
-
-# --- proving a temporary folder was left by a dead run -------------------------------------------
-
-
-def _temporary_prefix(out: Path) -> str:
-    name = os.fsdecode(os.fsencode(out.name)[:_NAME_MAX])
-    return f".{name}.tmp-"
-
-
-def _read_text(path: str) -> str | None:
-    try:
-        with open(path, encoding="ascii") as f:
-            return f.read(256).strip()
-    except (OSError, ValueError):
-        return None
-
-
-def _start_time(pid: int) -> int | None:
-    """When process ``pid`` started (clock ticks after boot, from /proc), or None when there is no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            fields = f.read().rsplit(b")", 1)[1].split()  # the name before ")" may hold spaces
-        return int(fields[19])  # field 22 of proc(5), counted after pid and name
-    except (OSError, IndexError, ValueError):
-        return None
-
-
-def _pid_namespace() -> int | None:
-    try:
-        return os.stat("/proc/self/ns/pid").st_ino
-    except OSError:
-        return None
-
-
-def _this_run() -> dict:
-    return {
-        "kind": _RUN_KIND, "host": socket.gethostname(), "boot": _read_text("/proc/sys/kernel/random/boot_id"),
-        "pid_namespace": _pid_namespace(), "pid": os.getpid(), "start": _start_time(os.getpid()),
-    }
-
-
-def _write_run_file(folder: Path, out: Path) -> None:
-    data = json.dumps({**_this_run(), "out": os.fsdecode(out)}).encode()
-    fd = os.open(folder / RUN_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-    try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _process_gone(pid: int, start: int | None) -> bool:
-    """True when no process ``pid`` runs, or one does that started at another time (the number was reused)."""
-    if os.path.isdir("/proc/self"):
-        now = _start_time(pid)
-        return now is None or (start is not None and now != start)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    except OSError:  # it exists (another user's)
-        return False
-    return False
-
-
-def _run_tag(run: dict) -> str:
-    """``<pid>-<start>-<machine>-`` (machine: a digest of host, boot and pid namespace), the start of a temporary
-    folder's name: mkdir makes the name and the folder in one step, so even a run killed before it wrote
-    its run file can be proved gone."""
-    machine = hashlib.sha256(f"{run['host']}\0{run['boot']}\0{run['pid_namespace']}".encode()).hexdigest()[:10]
-    return f"{run['pid']}-{run['start'] if run['start'] is not None else 'x'}-{machine}-"
-
-
-def _left_by_dead_run(folder: Path, out: Path, me: dict) -> bool:
-    """True when ``folder`` was made by a run writing ``out`` on this machine (``me``: :func:`_this_run`) that has
-    ended: its run file says so, or (killed before it wrote one) its name does."""
-    try:
-        fd = os.open(folder / RUN_FILE, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
-        try:
-            run = json.loads(os.read(fd, _RUN_FILE_MAX))
-        finally:
-            os.close(fd)
-    except (FileNotFoundError, ValueError):  # killed before it wrote its run file, or while it did
-        return _named_by_dead_run(folder.name[len(_temporary_prefix(out)):], me) and set(os.listdir(folder)) <= {RUN_FILE}
-    except OSError:
-        return False
-    if not isinstance(run, dict) or run.get("kind") != _RUN_KIND or run.get("out") != os.fsdecode(out):
-        return False
-    pid = run.get("pid")
-    if run.get("host") != me["host"] or not isinstance(pid, int) or isinstance(pid, bool):
-        return False
-    if me["boot"] is not None and run.get("boot") is not None and run["boot"] != me["boot"]:
-        return True  # made before the machine last started: that run has ended
-    if run.get("pid_namespace") != me["pid_namespace"]:
-        return False  # another container's run: its processes are not ours to see
-    start = run.get("start")
-    return _process_gone(pid, start if isinstance(start, int) else None)
-
-
-def _named_by_dead_run(suffix: str, me: dict) -> bool:
-    """True when a temporary folder's name after its prefix (``<pid>-<start>-<machine>-<random>``) names a run of
-    this machine whose process is gone."""
-    parts = suffix.split("-", 3)
-    if len(parts) != 4 or not parts[0].isdigit() or not (parts[1].isdigit() or parts[1] == "x"):
-        return False
-    pid, start = int(parts[0]), int(parts[1]) if parts[1] != "x" else None
-    if _run_tag({**me, "pid": pid, "start": start}) != "-".join(parts[:3]) + "-":
-        return False  # another machine, boot or container
-    return _process_gone(pid, start)
-
-
-def remove_stale_temporaries(out: Path) -> list[Path]:
-    """Remove the temporary folders beside ``out`` that runs now ended left behind; returns them.
-
-    Only folders named like ours whose ``run.json`` names ``out`` and a run of this machine
-    (same host, same boot, same pid namespace) whose process is gone, or, without that file,
-    empty ones whose name says the same: a folder of a run still going, of another machine or
-    container, or that proves nothing is left alone.
-    """
-    prefix = _temporary_prefix(out)
-    removed = []
-    try:
-        with os.scandir(out.parent) as entries:
-            candidates = [Path(e.path) for e in entries if e.name.startswith(prefix) and e.is_dir(follow_symlinks=False)]
-    except OSError:
-        return removed
-    me = _this_run() if candidates else {}
-    for folder in candidates:
-        if _left_by_dead_run(folder, out, me):
-            with interrupts.deferred():
-                _remove_folder(folder)
-            removed.append(folder)
-    return removed
 
 
 # --- small files with system calls ---------------------------------------------------------------
