@@ -25,6 +25,7 @@ from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for, read_split_list
 from mtdata.formats.yolo import LabelLayout, read_label_text
+from mtdata.forked import become_worker, parent_pid
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.rules import RULES, finding
 from mtdata.verify import verify_image, verify_label_texts
@@ -215,7 +216,8 @@ def _run(items: list[_Item], layout: LabelLayout | None, kpt_names: dict, worker
     else:
         # fork: the workers inherit the loaded modules, so they start in milliseconds
         method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method))
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=become_worker,
+                                   initargs=(parent_pid(),))  # workers die with this process, leave signals to it
         mapped = pool.map(_check_chunk, chunks)
     try:
         for chunk in mapped:

@@ -182,9 +182,8 @@ def convert_coco(
         raise MtdataError(f"two annotation files give the split {repeated[0]!r}: rename one")
 
     inputs = annotation_files + ([Path(images_dir)] if images_dir else [])
-    report = ConvertReport(out=Path(out).resolve(), task=task)
     # Validate the output location before the (possibly long) read of the inputs.
-    check_output_dir(out, overwrite, inputs)
+    report = ConvertReport(out=check_output_dir(out, overwrite, inputs), task=task)
     with atomic_output_dir(out, overwrite, inputs) as work:
         finder = ImageFinder(Path(images_dir)) if images_dir else None
         # Creating ~20k label files takes seconds of system time: as soon as a file's images

@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from mtdata.errors import OutputError
+from mtdata.forked import python_child
 from mtdata.formats.coco_objects import ObjectColumns
 from mtdata.formats.yolo_bulk import label_texts
 from mtdata.output import write_file
@@ -130,10 +130,14 @@ class SplitFiles:
     def start(self) -> SplitFiles:
         """Start the helper; pair with :meth:`close` (or use the object as a context manager)."""
         if self.finder is None:
-            self._child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _CREATE_FILES], stdin=subprocess.PIPE,
+            self._child = subprocess.Popen(python_child(_CREATE_FILES), stdin=subprocess.PIPE,  # dies with this process
                                            stderr=subprocess.PIPE)
-            self._child.stdin.write("\n".join(self.label_paths).encode())
-            self._child.stdin.close()
+            try:
+                self._child.stdin.write("\n".join(self.label_paths).encode())
+                self._child.stdin.close()
+            except BaseException:  # interrupted here, the caller never gets this object to close: stop the helper now
+                self.close()
+                raise
         else:
             self._thread = threading.Thread(target=self._prepare, name="mtdata-split-files", daemon=True)
             self._thread.start()

@@ -7,9 +7,28 @@ line and a non-zero exit.
 
 from __future__ import annotations
 
+import errno
+import os
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
+
+
+def why_missing(path: str | Path, otherwise: str) -> str:
+    """Why ``path`` cannot be opened when ``exists()`` says False: a symlink loop, a link to nothing, or ``otherwise``."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symlink loop"
+        if os.path.islink(path):
+            return f"is a link to {os.readlink(path)}, which does not exist"
+    return otherwise
+
+
+def raise_os_error(error: OSError) -> None:
+    """``os.walk``'s ``onerror``: an unreadable folder is an error, not a silent gap in what is listed."""
+    raise error
 
 
 class MtdataError(Exception):

@@ -25,18 +25,19 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtdata.errors import DatasetConfigError, InputError, OutputError
+
+from mtdata.errors import DatasetConfigError, InputError, OutputError, raise_os_error
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml, read_split_list, shown_value
 from mtdata.formats.yolo import rows_to_labels
 from mtdata.image_header import read_image_header
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
+from mtdata.output import atomic_output_file, check_output_file
 from mtdata.records import ImageLabels
 from mtdata.verify import duplicate_rows, verify_label_text
 
@@ -118,9 +119,10 @@ def split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
             for p in read_split_list(entry, config.root):
                 found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
         elif entry.is_dir():
-            for p in entry.rglob("*"):
-                if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                    found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
+            for folder, _, files in os.walk(entry, onerror=raise_os_error):  # rglob skipped unreadable folders
+                for p in (Path(folder) / name for name in files):
+                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
+                        found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
         else:
             raise InputError(f"the '{split}' images folder does not exist", file=entry)
     return [found[k] for k in sorted(found)]
@@ -327,16 +329,9 @@ def build_coco(
 
 
 def write_json_atomic(data: dict, out: Path) -> None:
-    """Write JSON to a temporary file beside ``out``, then rename it over ``out``."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.tmp-", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write JSON to a temporary file beside ``out``, then rename it over ``out`` (:func:`mtdata.output.atomic_output_file`)."""
+    with atomic_output_file(out) as work, open(work, "w") as f:
+        json.dump(data, f)
 
 
 def export_coco(
@@ -361,10 +356,7 @@ def export_coco(
     data_yaml, out = Path(data_yaml), Path(out)
     config = read_data_yaml(data_yaml)
     _check_task(config)
-    if out.is_dir():
-        raise OutputError(f"output {out} is a folder: name the .json file to write")
-    if out.exists() and not overwrite:
-        raise OutputError(f"output {out} exists: pass --overwrite to replace it")
+    out = check_output_file(out, overwrite)
     ids = dataset_ids(config, split)
     ids_file = _coco_ids_file(config)
     protected = [data_yaml] + ([ids_file] if ids_file else []) + ids.source_files

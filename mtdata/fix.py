@@ -35,7 +35,7 @@ import shapely
 from mtdata.check import CheckResult, check_dataset
 from mtdata.check_objects import was_clipped
 from mtdata.check_yaml import check_data_yaml
-from mtdata.errors import MtdataError
+from mtdata.errors import MtdataError, raise_os_error
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
 from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
 from mtdata.geometry import join_polygons
@@ -308,7 +308,7 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
                 _write_bytes(work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
             except (OSError, InputFileError) as e:
                 leave_out(named, getattr(e, "reason", None) or str(e))
-        for folder, dirs, files in os.walk(root):  # say what was not copied
+        for folder, dirs, files in os.walk(root, onerror=raise_os_error):  # say what was not copied; an unreadable folder is an error
             dirs.sort()
             for name in sorted(files):
                 source = os.path.join(folder, name)

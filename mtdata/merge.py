@@ -25,8 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdata.errors import DatasetConfigError, InputError, MtdataError
+from mtdata.errors import DatasetConfigError, InputError, MtdataError, why_missing
 from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
+from mtdata.forked import parent_pid
 from mtdata.merge_chunk import MergeContext, merge_chunk, prepare_worker
 from mtdata.merge_plan import ImageJob, JobBatch, MergePlan, build_jobs, count_seg_labels
 from mtdata.output import atomic_output_dir, check_output_dir
@@ -122,12 +123,12 @@ class MergeReport:
 def _yaml_path(dataset: Path, side: str) -> Path:
     dataset = Path(dataset)
     if not dataset.exists():
-        raise InputError(f"{side} dataset not found: expected a folder with data.yaml, or the data.yaml itself", file=dataset)
+        raise InputError(why_missing(dataset, f"{side} dataset not found: expected a folder with data.yaml, or the data.yaml itself"), file=dataset)
     path = dataset / "data.yaml" if dataset.is_dir() else dataset
     if dataset.is_dir() and not path.is_file() and (dataset / "data.yml").is_file():
         path = dataset / "data.yml"
     if not path.is_file():
-        raise DatasetConfigError(f"{side} dataset has no data.yaml (it needs 'names' and the split folders)", file=path)
+        raise DatasetConfigError(why_missing(path, f"{side} dataset has no data.yaml (it needs 'names' and the split folders)"), file=path)
     return path
 
 
@@ -280,7 +281,7 @@ class _Pool:
         """Start the processes now: they import their libraries while the parent plans."""
         if workers < 2:
             return cls(1)
-        executor = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker)
+        executor = ProcessPoolExecutor(max_workers=workers, initializer=prepare_worker, initargs=(parent_pid(),))
         executor.submit(int)  # the processes start with the first task
         return cls(workers, executor)
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtdata.formats.yolo import LabelLayout
+from mtdata.forked import become_worker
 from mtdata.geometry import paired_iou
 from mtdata.input_files import MAX_LABEL_BYTES
 from mtdata.match import match_boxes
@@ -151,7 +152,7 @@ def _read(path: str | None) -> bytes | None:
             data.decode("utf-8")
         return data
     except (OSError, UnicodeDecodeError) as e:
-        raise _Unreadable(path, f"cannot read this label file: {e}") from e
+        raise _Unreadable(path, f"cannot read this label file: {getattr(e, 'strerror', None) or e}") from e
 
 
 def _place_image(source: str, target: str, copy: bool) -> None:
@@ -166,10 +167,13 @@ def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
     return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
 
 
-def prepare_worker() -> None:
-    """Ready a fresh worker process before the parent has planned its work: import polars and let
-    the process keep the memory it frees. (shapely waits for the first crowded image: 10-20 ms of
-    CPU that a merge without one never pays.)"""
+def prepare_worker(parent: int | None = None) -> None:
+    """Ready a fresh worker process before the parent has planned its work: die with the parent
+    ``parent`` (:func:`mtdata.forked.become_worker`), import polars and let the process keep the
+    memory it frees. (shapely waits for the first crowded image: 10-20 ms of CPU that a merge
+    without one never pays.)"""
+    if parent is not None:
+        become_worker(parent)
     # One thread for polars (unless the user chose): the workers fill the cores already, and
     # polars' own threads only contend with them and grow the memory a worker faults in
     # (a 20k-image merge on 2 cores: 1-4% less CPU, 1k-3k fewer page faults).
@@ -208,11 +212,7 @@ def merge_chunk(context: MergeContext, jobs: JobBatch) -> ChunkResult:
         ious.append(m.iou)
     acc.ious = np.concatenate(ious) if ious else np.zeros(0)
 
-    try:
-        _write(context, jobs, pose, seg, partner)
-    except OSError as e:
-        acc.fatal = (context.work, f"cannot write the merged files: {e}")
-        return acc
+    _write(context, jobs, pose, seg, partner)  # an OSError reaches the parent, which names the path in OUT
     acc.images = len(jobs)
     acc.seg_rows = _counts(seg.class_id, context.seg_names)
     acc.seg_matched = _counts(seg.class_id[partner >= 0], context.seg_names)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from mtdata.errors import InputError
+from mtdata.errors import InputError, raise_os_error
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for
 
 IGNORED_TEXT_FILES = {"classes.txt"}  # LabelImg and Roboflow exports keep class lists beside the labels
@@ -140,7 +140,7 @@ def _walk(folder: Path, keep) -> dict[str, str]:
     if not folder.is_dir():
         return found
     top = str(folder)
-    for parent, _, files in os.walk(top, followlinks=True):
+    for parent, _, files in os.walk(top, followlinks=True, onerror=raise_os_error):  # unreadable: an error, not a gap
         prefix = "" if parent == top else os.path.relpath(parent, top).replace(os.sep, "/") + "/"
         base = parent + os.sep
         for file in files:

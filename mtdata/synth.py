@@ -14,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from mtdata.errors import OutputError
+
 FIGURE_KEYPOINTS = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
 FIGURE_SKELETON = [[1, 2], [1, 3], [1, 4], [1, 5]]  # 1-based, as COCO stores it
 COCO_PERSON_KEYPOINTS = [
@@ -214,7 +216,9 @@ def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0) -> 
         image_dir = out / "images" / split
         image_dir.mkdir(parents=True, exist_ok=True)
         for entry, canvas in zip(coco["images"], pixels):
-            cv2.imwrite(str(image_dir / entry["file_name"]), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92])
+            path = image_dir / entry["file_name"]
+            if not cv2.imwrite(str(path), canvas, [cv2.IMWRITE_JPEG_QUALITY, 92]):  # False, not an error, on a full disk
+                raise OutputError(f"cannot write {path}: OpenCV could not write the image (is the disk full?)")
         ann = out / "annotations" / f"instances_{split}.json"
         ann.parent.mkdir(parents=True, exist_ok=True)
         ann.write_text(json.dumps(coco))

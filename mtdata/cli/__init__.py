@@ -2,14 +2,23 @@
 
 import gc
 
+from mtdata import interrupts
 from mtdata.cli import check, convert, export, merge, view  # noqa: F401  (importing registers the commands)
-from mtdata.cli.app import app
+from mtdata.cli.app import app, report_interrupt_outside_commands
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM and SIGHUP stop a command as Ctrl-C does (clean-up, one line)."""
     try:
+        interrupts.install()
         app()
+    except (KeyboardInterrupt, RuntimeError) as error:  # before typer's own handling began (while it builds the commands)
+        stopped = interrupts.interrupt_behind(error)
+        if stopped is None:
+            raise
+        raise SystemExit(report_interrupt_outside_commands(130, stopped)) from None
+    except SystemExit as done:
+        raise SystemExit(report_interrupt_outside_commands(done.code)) from None
     finally:
         # The process is about to end: its final cycle collection would walk every object of the
         # imports and of the command (~50 ms after a 20k-image merge) only to free memory the

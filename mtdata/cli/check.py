@@ -19,11 +19,11 @@ _STYLE = {"error": "red", "warning": "yellow", "info": "cyan"}
 
 @app.command()
 def check(
-    data: Annotated[Path | None, typer.Argument(help="The dataset's data.yaml.", show_default=False)] = None,
+    data: Annotated[Path | None, typer.Argument(readable=False, help="The dataset's data.yaml.", show_default=False)] = None,
     split: Annotated[str | None, typer.Option("--split", help="Check one split: train, val or test.")] = None,
     format: Annotated[str, typer.Option("--format", help="text | json")] = "text",
     strict: Annotated[bool, typer.Option("--strict", help="Exit 1 on warnings.")] = False,
-    fix: Annotated[Path | None, typer.Option("--fix", help="Write a corrected copy to this new folder (never in place).")] = None,
+    fix: Annotated[Path | None, typer.Option("--fix", readable=False, help="Write a corrected copy to this new folder (never in place).")] = None,
     rules: Annotated[bool, typer.Option("--rules", help="List the rules and exit.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes for the per-file work (default: all CPUs).")] = None,
 ) -> None:
@@ -41,6 +41,10 @@ def check(
     from mtdata.check import check_dataset
 
     with user_errors():
+        if fix is not None:  # before the check, which may take a while
+            from mtdata.output import check_output_dir
+
+            check_output_dir(fix, False, [data])
         with progress_bar("checking") as progress:
             result = check_dataset(data, split=split, workers=workers, progress=progress)
         fixed = None

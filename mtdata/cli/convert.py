@@ -8,14 +8,14 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from mtdata.cli.app import app, console, progress_bar, user_errors, write_report
+from mtdata.cli.app import app, check_report, console, progress_bar, user_errors, write_report
 
 
 @app.command()
 def convert(
-    annotations: Annotated[list[Path], typer.Argument(help="COCO JSON files; each is a split named from its stem.")],
-    out: Annotated[Path, typer.Argument(help="Output dataset folder (created; must be empty unless --overwrite).")],
-    images: Annotated[Optional[Path], typer.Option("--images", help="Folder holding the images (file_name under it, under <split>/, or below).")] = None,
+    annotations: Annotated[list[Path], typer.Argument(readable=False, help="COCO JSON files; each is a split named from its stem.")],
+    out: Annotated[Path, typer.Argument(readable=False, help="Output dataset folder (created; must be empty unless --overwrite).")],
+    images: Annotated[Optional[Path], typer.Option("--images", readable=False, help="Folder holding the images (file_name under it, under <split>/, or below).")] = None,
     task: Annotated[str, typer.Option(help="multitask | segment | pose")] = "multitask",
     split: Annotated[Optional[str], typer.Option(help="Split name for a single file.")] = None,
     classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep.")] = None,
@@ -23,9 +23,10 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
     crowd: Annotated[str, typer.Option(help="skip | include crowd annotations.")] = "skip",
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 2, nothing written) on any invalid annotation.")] = False,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
 ) -> None:
     """Convert COCO JSON to YOLO multitask, segment or pose labels."""
+    check_report(report)
     from mtdata.convert import convert_coco
 
     with user_errors(), progress_bar("converting") as progress:
@@ -75,7 +76,7 @@ def render_convert(result) -> None:
 
 @app.command()
 def synth(
-    out: Annotated[Path, typer.Argument(help="Folder for annotations/ and images/ (must be empty or absent).")],
+    out: Annotated[Path, typer.Argument(readable=False, help="Folder for annotations/ and images/ (must be empty or absent).")],
     images: Annotated[int, typer.Option("--images", min=1, help="Training images (val gets a quarter, at least 4).")] = 64,
     size: Annotated[int, typer.Option("--size", min=32, help="Image width and height in pixels.")] = 160,
     seed: Annotated[int, typer.Option("--seed")] = 0,

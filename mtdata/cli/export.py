@@ -8,18 +8,19 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from mtdata.cli.app import app, console, progress_bar, user_errors, write_report
+from mtdata.cli.app import app, check_report, console, progress_bar, user_errors, write_report
 
 
 @app.command()
 def export(
-    data: Annotated[Path, typer.Argument(help="data.yaml of a multitask, segment or pose dataset.")],
-    out: Annotated[Path, typer.Argument(help="COCO JSON file to write.")],
+    data: Annotated[Path, typer.Argument(readable=False, help="data.yaml of a multitask, segment or pose dataset.")],
+    out: Annotated[Path, typer.Argument(readable=False, help="COCO JSON file to write.")],
     split: Annotated[str, typer.Option(help="train | val | test")] = "val",
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing OUT.")] = False,
-    report: Annotated[Optional[Path], typer.Option("--report", help="Write the full report as JSON.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
 ) -> None:
     """Export one split to COCO JSON (ids of the source COCO kept when the dataset was converted from one)."""
+    check_report(report)
     from mtdata.export import export_coco
 
     with user_errors(), progress_bar("exporting") as progress:

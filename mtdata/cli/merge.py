@@ -8,23 +8,24 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from mtdata.cli.app import app, console, progress_bar, user_errors, write_report
+from mtdata.cli.app import app, check_report, console, progress_bar, user_errors, write_report
 
 
 @app.command()
 def merge(
-    kpt: Annotated[Path, typer.Argument(help="YOLO pose dataset: folder with data.yaml (kpt_shape), or the data.yaml.")],
-    seg: Annotated[Path, typer.Argument(help="YOLO segment dataset of the same images: folder with data.yaml, or the data.yaml.")],
-    out: Annotated[Path, typer.Argument(help="Output multitask dataset folder (must be empty unless --overwrite).")],
+    kpt: Annotated[Path, typer.Argument(readable=False, help="YOLO pose dataset: folder with data.yaml (kpt_shape), or the data.yaml.")],
+    seg: Annotated[Path, typer.Argument(readable=False, help="YOLO segment dataset of the same images: folder with data.yaml, or the data.yaml.")],
+    out: Annotated[Path, typer.Argument(readable=False, help="Output multitask dataset folder (must be empty unless --overwrite).")],
     iou: Annotated[float, typer.Option("--iou", min=0.01, max=1.0, help="Minimum box IoU to pair a pose with a mask.")] = 0.5,
     map_: Annotated[list[str] | None, typer.Option("--map", metavar="KPT=SEG", help="KPTCLASS=SEGCLASS (names or ids); repeatable. Default: equal names.")] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of symlinking.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 2, nothing written) on any malformed label row.")] = False,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Processes (default: one per core for large datasets).")] = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Write the full report as JSON.")] = None,
+    report: Annotated[Path | None, typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
 ) -> None:
     """Pair each pose with its mask one-to-one by box IoU and write a multitask dataset."""
+    check_report(report)
     from mtdata.merge import merge_datasets
 
     with user_errors(), progress_bar("merging") as progress:

@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from mtdata.errors import DatasetConfigError
+from mtdata.errors import DatasetConfigError, why_missing
 from mtdata.formats.yolo import TASKS, LabelLayout
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -398,7 +398,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
-        raise DatasetConfigError("data.yaml not found" if not path.exists() else "not a file", file=path)
+        raise DatasetConfigError(why_missing(path, "data.yaml not found") if not path.exists() else "not a file", file=path)
     try:
         text = _read_bounded_text(path)
     except UnicodeDecodeError as e:

@@ -1,8 +1,13 @@
-"""``ForkedCall``: a forked child's result, its errors and the parent's hand-over come back whole."""
+"""``ForkedCall``: a forked child's result, its errors and the parent's hand-over come back whole; every kind of
+worker process of mtdata dies with its parent."""
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -65,3 +70,80 @@ def test_kill_stops_a_waiting_child():
     with pytest.raises(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reaped: nothing left behind
     call.kill()  # again: harmless
+
+
+# --- children die with their parent -------------------------------------------------------------
+
+PARENT = """
+import os, signal, subprocess, sys, threading, time
+kind = sys.argv[1]
+if kind == "forked":
+    from mtdata.forked import ForkedCall
+    child = ForkedCall(lambda receive: time.sleep(60))
+elif kind == "helper":
+    from mtdata.forked import python_child
+    subprocess.Popen(python_child("import time; time.sleep(60)"))
+elif kind == "merge pool":
+    from mtdata.merge import _Pool
+    pool = _Pool.start(2)
+    pool.executor.submit(time.sleep, 60)
+    pool.executor.submit(time.sleep, 60)
+elif kind == "check pool":
+    import mtdata.check as check
+    check._check_chunk = lambda args: time.sleep(60)  # check's own pool, kept busy
+    threading.Thread(target=check._run, args=([None] * 512, None, {}, 2, None), daemon=True).start()
+time.sleep(1.0)  # the children start and finish their set-up
+print("ready", flush=True)
+time.sleep(0.5)  # the test lists them
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _state(pid: int) -> tuple[bytes, int] | None:
+    """(state, parent pid) of a process, from /proc; None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    state = _state(pid)
+    return state is not None and state[0] not in (b"Z", b"X")
+
+
+def _children(parent: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (_state(int(p)) or (b"", 0))[1] == parent]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("kind", ["forked", "helper", "merge pool", "check pool"])
+def test_children_die_with_a_parent_killed_outright(kind):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, kind], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert parent.stdout.readline().strip() == "ready"
+    children = [pid for pid in _children(parent.pid) if _alive(pid)]
+    parent.stdout.close()
+    assert parent.wait(timeout=30) == -signal.SIGKILL
+    assert children, f"{kind}: no child process started"
+    deadline = time.monotonic() + 2.0
+    while any(map(_alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = [p for p in children if _alive(p)]
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{kind}: {left} outlived their parent"
+
+
+def test_python_child_passes_its_arguments_and_the_forked_child_ignores_ctrl_c():
+    from mtdata.forked import python_child
+
+    done = subprocess.run(python_child("import sys; print(sys.argv[1:])", "a", "b c"), capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['a', 'b c']"
+
+    def ignores(receive):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the whole process group: the parent handles it
+        return "still here"
+
+    assert ForkedCall(ignores).result() == "still here"
