@@ -238,6 +238,8 @@ def _label_bytes(label_file: Path, report: ExportReport) -> bytes | None:
     except FileNotFoundError:
         return None
     except InputFileError as e:
+        if e.unreadable:  # the export would silently lack its objects: stop, nothing is written
+            raise
         report.rows_left_out.append(f"{label_file}: {e.reason}")
         return None
 

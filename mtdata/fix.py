@@ -22,6 +22,7 @@ correct (corrupt images, leakage, data.yaml errors, warnings) is counted as ``un
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -188,6 +189,26 @@ def _fix_row(row: YoloRow, line: str, layout: LabelLayout, notes: list) -> tuple
     return row, ()
 
 
+def _exists(path: str) -> bool:
+    """``os.path.lexists``, except that an error other than "no such file" (a link loop, a folder that cannot be
+    searched) is raised: --fix must not take an unreadable label file for a missing one."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # a name no file system holds names no file
+            return False
+        raise
+    return True
+
+
+def _cannot_read(error: Exception) -> bool:
+    """An OS error reading a file of the dataset (permissions, a link loop), as against a file --fix leaves out by
+    rule (not a regular file, over the size bound)."""
+    return isinstance(error, OSError) or (isinstance(error, InputFileError) and error.unreadable)
+
+
 def _inside(path: Path, root: Path) -> bool:
     """Does ``path``, links resolved, lie inside ``root`` (resolved)?"""
     try:
@@ -273,7 +294,7 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
                 continue
             placed.add(label)
             rel = relative(label)
-            if rel is None or not os.path.lexists(label):
+            if rel is None or not _exists(label):
                 continue
             if os.path.abspath(label) in orphans:
                 report.changes.append(FixChange(str(rel), None, "label_without_image", "left out: no image"))
@@ -284,6 +305,8 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
             try:
                 raw = read_input_file(label, MAX_LABEL_BYTES, "label file")
             except (OSError, InputFileError) as e:
+                if _cannot_read(e):  # OUT would silently lack the file: refuse, nothing is written
+                    raise
                 leave_out(label, getattr(e, "reason", None) or str(e))
                 continue
             try:
@@ -307,6 +330,8 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
             try:
                 _write_bytes(work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
             except (OSError, InputFileError) as e:
+                if _cannot_read(e):
+                    raise
                 leave_out(named, getattr(e, "reason", None) or str(e))
         for folder, dirs, files in os.walk(root, onerror=raise_os_error):  # say what was not copied; an unreadable folder is an error
             dirs.sort()

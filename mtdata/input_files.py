@@ -30,6 +30,12 @@ class InputFileError(InputError):
         super().__init__(reason, file=file)
         self.reason = reason
 
+    @property
+    def unreadable(self) -> bool:
+        """The OS refused the read (permissions, a link loop), as against a file refused by rule (not a regular file,
+        over its bound): a command that copies or exports the file must then stop, not go on without it."""
+        return isinstance(self.__cause__, OSError)
+
 
 def open_input_file(path: str | Path, limit: int, what: str = "file") -> BinaryIO:
     """A regular file of at most ``limit`` bytes, opened for reading (binary); the caller closes it.
