@@ -189,8 +189,37 @@ def rings_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 - (edge[..., 0] * ring[..., 1] - edge[..., 1] * ring[..., 0])[..., None])
         return side[..., :-1] * side[..., 1:] < 0
 
-    crossing = (straddles(a, b) & straddles(b, a).transpose(0, 2, 1)).any(axis=(1, 2))
-    return crossing | _inside(a[:, 0], b) | _inside(b[:, 0], a)
+    overlap = np.zeros(len(a), dtype=bool)
+    near = np.flatnonzero(~_apart(a, b))  # O(N) per pair: most parts of one object lie apart
+    if not len(near):
+        return overlap
+    a, b = a[near], b[near]
+    crossing = np.zeros(len(a), dtype=bool)
+    first = straddles(a, b)
+    maybe = np.flatnonzero(first.any(axis=(1, 2)))  # none straddle: no crossing (parts apart on a convex outline, usually)
+    if len(maybe):
+        crossing[maybe] = (first[maybe] & straddles(b[maybe], a[maybe]).transpose(0, 2, 1)).any(axis=(1, 2))
+    overlap[near] = crossing | _inside(a[:, 0], b) | _inside(b[:, 0], a)
+    return overlap
+
+
+def _apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(C,) bool: a line along the longest edge of ring a[c] (or of b[c]) has the two rings on its two sides.
+
+    A separating line proves the rings share no area; the longest edge is where an object cut
+    in two by an occluder usually has its cut.
+    """
+    apart = np.zeros(len(a), dtype=bool)
+    rows = np.arange(len(a))
+    xy = {id(r): (np.ascontiguousarray(r[..., 0]), np.ascontiguousarray(r[..., 1])) for r in (a, b)}
+    for ring, other in ((a, b), (b, a)):
+        (x, y), (ox, oy) = xy[id(ring)], xy[id(other)]
+        ex, ey = np.roll(x, -1, axis=1) - x, np.roll(y, -1, axis=1) - y
+        longest = np.argmax(ex * ex + ey * ey, axis=1)
+        nx, ny = -ey[rows, longest][:, None], ex[rows, longest][:, None]  # the normal of that edge
+        mine, theirs = x * nx + y * ny, ox * nx + oy * ny
+        apart |= (mine.max(axis=1) < theirs.min(axis=1)) | (theirs.max(axis=1) < mine.min(axis=1))
+    return apart
 
 
 def _inside(points: np.ndarray, rings: np.ndarray) -> np.ndarray:

@@ -276,11 +276,13 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
             reason[kpt_rows[j]], message[kpt_rows[j]] = "bad_keypoints", "keypoint visibility must be 0, 1 or 2"
     fast_ok &= reason == ""
     gathered[gathered[..., 2] == 0] = 0.0  # COCO: v=0 means not labeled, whatever x, y say
-    # labeled keypoints far outside their image: checked (and named) with the polygon and box below
-    kpt_wh = wh_of_row[kpt_rows][:, None, :]
+    # keypoints that may lie far outside their image, judged (and named) with the polygon and box below: a
+    # row's extremes over x, y and v at once (one contiguous pass) against its image's shorter side
+    shorter = wh_of_row[kpt_rows].min(axis=1)
+    flat = gathered.reshape(len(kpt_rows), 3 * k_max)  # unlabeled points are 0, 0, 0: inside any image
     with np.errstate(invalid="ignore"):
-        kpt_far = ((gathered[..., :2] < -OUTSIDE_SIDES * kpt_wh) | (gathered[..., :2] > (1 + OUTSIDE_SIDES) * kpt_wh)).any(axis=2)
-    far_rows = kpt_rows[(kpt_far & (gathered[..., 2] > 0)).any(axis=1) & fast_ok[kpt_rows]]
+        far = (flat.max(axis=1, initial=0.0) > (1 + OUTSIDE_SIDES) * shorter) | (flat.min(axis=1, initial=0.0) < -OUTSIDE_SIDES * shorter)
+    far_rows = kpt_rows[far & fast_ok[kpt_rows]]
 
     # polygons of the fast rows: single parts and two-part objects in bulk, more parts one by one
     part_values_of = lambda part: table.polygon_values[part_first[part] : part_first[part] + table.part_sizes[part]]

@@ -348,14 +348,17 @@ class Case:
         return self.root / "out"
 
 
-def make_case(seed: int, root: Path, *, follow_links_option: bool = True) -> Case:
-    """Write case ``seed`` under ``root`` (created): in/<annotations>, images/, the secrets beside, cwd/."""
+def make_case(seed: int, root: Path, *, follow_links_option: bool = True, mutations: bool = True) -> Case:
+    """Write case ``seed`` under ``root`` (created): in/<annotations>, images/, the secrets beside, cwd/.
+
+    ``mutations=False`` keeps the valid file (to show that the promises can fail).
+    """
     rng = np.random.default_rng(seed)
     root.mkdir(parents=True)
     root = root.resolve()
     coco = valid_coco(rng)
     raw = None
-    for _ in range(int(rng.integers(1, 4))):
+    for _ in range(int(rng.integers(1, 4)) if mutations else 0):
         if raw is not None:
             break
         try:
