@@ -11,6 +11,10 @@ from rich.table import Table
 
 from mtdata.cli.app import app, console, progress_bar, user_errors, write_report
 
+# Bounds on what synth allocates: an image is size x size x 3 bytes drawn in memory, one at a time.
+SYNTH_MAX_IMAGES = 100_000
+SYNTH_MAX_SIZE = 4096
+
 
 @app.command()
 def convert(
@@ -90,9 +94,9 @@ def render_convert(result) -> None:
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(help="Folder for annotations/ and images/ (must be empty or absent).")],
-    images: Annotated[int, typer.Option("--images", min=1, help="Training images (val gets a quarter, at least 4).")] = 64,
-    size: Annotated[int, typer.Option("--size", min=32, help="Image width and height in pixels.")] = 160,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    images: Annotated[int, typer.Option("--images", min=1, max=SYNTH_MAX_IMAGES, help="Training images (val gets a quarter, at least 4).")] = 64,
+    size: Annotated[int, typer.Option("--size", min=32, max=SYNTH_MAX_SIZE, help="Image width and height in pixels.")] = 160,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without)."""
