@@ -37,14 +37,6 @@ def split_name(annotation_file: Path) -> str:
     return stem
 
 
-def _note_what_fits(report: ConvertReport, task: str, has_keypoints: bool) -> None:
-    """Say when the objects a task leaves out would fit another task (a pose-only file read as multitask)."""
-    no_mask = report.skip_counts()["no_mask"]
-    if task != "pose" and no_mask and has_keypoints:
-        what = f"no row was written: all {no_mask} objects" if not report.rows else f"{no_mask} objects"
-        report.notes.append(f"{what} have no segmentation, which {task} rows need; --task pose writes their boxes and keypoints")
-
-
 def split_key(split: str) -> str | None:
     """Which data.yaml key a split name serves: ``train2017`` -> train."""
     lowered = split.lower()
@@ -112,6 +104,14 @@ def _select_categories(categories: list[CocoCategory], classes: list[str] | None
         raise InputError(f"--classes names {unknown}, not among the categories {sorted(by_name)}", file=path)
     wanted = set(classes)
     return [c for c in categories if c.name in wanted]
+
+
+def _note_what_fits(report: ConvertReport, task: str, has_keypoints: bool) -> None:
+    """Say when the objects a task leaves out would fit another task (a pose-only file read as multitask)."""
+    no_mask = report.skip_counts()["no_mask"]
+    if task != "pose" and no_mask and has_keypoints:
+        what = f"no row was written: all {no_mask} objects" if not report.rows else f"{no_mask} objects"
+        report.notes.append(f"{what} have no segmentation, which {task} rows need; --task pose writes their boxes and keypoints")
 
 
 def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertReport) -> tuple[list[str], list[int], list[list[int]]]:

@@ -190,67 +190,13 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     is_slow = np.zeros(n, dtype=bool)
     is_slow[list(table.slow)] = True
 
-    # polygon parts of the fast rows
+    # polygon parts of the fast rows, then boxes (from the bbox, else from the polygon after joining, below)
     part_row = np.repeat(np.arange(n), table.part_counts)
     part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
-    # each part's extremes (NaN spreads into both, inf shows in one): finiteness and range in two passes
-    if len(part_first):
-        part_high = np.maximum.reduceat(table.polygon_values, part_first)
-        part_low = np.minimum.reduceat(table.polygon_values, part_first)
-    else:
-        part_high = part_low = np.zeros(0)
-    part_finite = np.isfinite(part_high) & np.isfinite(part_low)
-    part_count_ok = (table.part_sizes % 2 == 0) & (table.part_sizes >= 6)
-    with np.errstate(invalid="ignore"):
-        part_far = (part_high > OUTSIDE_CAP) | (part_low < -OUTSIDE_CAP)
-    part_bad = (~part_finite | ~part_count_ok | part_far) & candidate[part_row]
-    bad_rows, first_bad = np.unique(part_row[part_bad], return_index=True)
-    for row, part in zip(bad_rows.tolist(), np.flatnonzero(part_bad)[first_bad].tolist()):
-        if not part_finite[part]:
-            reason[row], message[row] = "not_finite", "polygon holds NaN or inf"
-        elif not part_count_ok[part]:
-            reason[row] = "bad_polygon"
-            message[row] = f"polygon needs an even count of >= 6 values, found {table.part_sizes[part]}"
-        else:
-            far = part_high[part] if part_high[part] > OUTSIDE_CAP else part_low[part]
-            w, h = wh_of_row[row].astype(int).tolist()
-            reason[row], message[row] = "out_of_image", far_message("polygon", float(far), w, h)
-    part_ok = part_finite & part_count_ok & ~part_far
-    part_twice_area = _part_twice_areas(table.polygon_values, table.part_sizes, part_ok)
-    with np.errstate(invalid="ignore"):
-        row_area = np.bincount(part_row, weights=np.abs(part_twice_area), minlength=n) / 2
-        no_area = candidate & ~is_slow & (reason == "") & (table.part_counts > 0)
-        no_area &= row_area <= ZERO_AREA * wh_of_row[:, 0] * wh_of_row[:, 1]
-    reason[no_area] = "bad_polygon"
-    for row in np.flatnonzero(no_area).tolist():
-        message[row] = "polygon encloses no area (its points are collinear or repeated)"
-
-    # boxes: from the bbox, else from the polygon (after joining, below)
+    part_twice_area = _check_parts(table, candidate & ~is_slow, part_row, wh_of_row, reason, message)
     fast_ok = candidate & ~is_slow & (reason == "")
+    _check_boxes(table, fast_ok, wh_of_row, reason, message)
     x, y, w, h = table.bbox_xywh.T
-    with np.errstate(invalid="ignore"):
-        box_bad = table.has_bbox & ~np.isfinite(table.bbox_xywh).all(axis=1) & fast_ok
-        reason[box_bad] = "not_finite"
-        for row in np.flatnonzero(box_bad).tolist():
-            message[row] = "bbox holds NaN or inf"
-        fast_ok &= ~box_bad
-        box_far = table.has_bbox & (np.abs(table.bbox_xywh) > OUTSIDE_CAP).any(axis=1) & fast_ok
-        reason[box_far] = "out_of_image"
-        for row in np.flatnonzero(box_far).tolist():
-            value = table.bbox_xywh[row][np.abs(table.bbox_xywh[row]) > OUTSIDE_CAP][0]
-            iw, ih = wh_of_row[row].astype(int).tolist()
-            message[row] = far_message("bbox", float(value), iw, ih)
-        fast_ok &= ~box_far
-        size_bad = table.has_bbox & ((w <= 0) | (h <= 0)) & fast_ok
-    reason[size_bad] = "bad_bbox"
-    for row in np.flatnonzero(size_bad).tolist():
-        message[row] = f"bbox width and height must be > 0, found {w[row]:g} x {h[row]:g}"
-    fast_ok &= ~size_bad
-    no_box = ~table.has_bbox & (table.part_counts == 0) & fast_ok
-    reason[no_box] = "bad_bbox"
-    for row in np.flatnonzero(no_box).tolist():
-        message[row] = "has neither a bbox nor a segmentation"
-    fast_ok &= ~no_box
 
     # keypoints
     kpt_first = (np.cumsum(table.keypoint_counts) - table.keypoint_counts).astype(np.int64)
@@ -397,6 +343,74 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     lossy_rows = np.array(sorted(row for row in lossy if position[row] >= 0), dtype=np.int64)
     return ObjectColumns(kept, table.image_ids[kept], class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips, skip_rows,
                          position[lossy_rows], np.array([lossy[row] for row in lossy_rows.tolist()]))
+
+
+def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray,
+                 message: dict) -> np.ndarray:
+    """Name the ``fast`` rows whose polygon parts are not finite, of the wrong count, far outside the image, or enclose
+    no area (the checks and order of :func:`mtdata.formats.coco._polygon_from_segmentation`); return (P,) each part's
+    twice signed area (NaN for bad parts)."""
+    part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
+    # each part's extremes (NaN spreads into both, inf shows in one): finiteness and range in two passes
+    if len(part_first):
+        part_high = np.maximum.reduceat(table.polygon_values, part_first)
+        part_low = np.minimum.reduceat(table.polygon_values, part_first)
+    else:
+        part_high = part_low = np.zeros(0)
+    part_finite = np.isfinite(part_high) & np.isfinite(part_low)
+    part_count_ok = (table.part_sizes % 2 == 0) & (table.part_sizes >= 6)
+    with np.errstate(invalid="ignore"):
+        part_far = (part_high > OUTSIDE_CAP) | (part_low < -OUTSIDE_CAP)
+    part_bad = (~part_finite | ~part_count_ok | part_far) & fast[part_row]
+    bad_rows, first_bad = np.unique(part_row[part_bad], return_index=True)
+    for row, part in zip(bad_rows.tolist(), np.flatnonzero(part_bad)[first_bad].tolist()):
+        if not part_finite[part]:
+            reason[row], message[row] = "not_finite", "polygon holds NaN or inf"
+        elif not part_count_ok[part]:
+            reason[row] = "bad_polygon"
+            message[row] = f"polygon needs an even count of >= 6 values, found {table.part_sizes[part]}"
+        else:
+            far = part_high[part] if part_high[part] > OUTSIDE_CAP else part_low[part]
+            w, h = wh_of_row[row].astype(int).tolist()
+            reason[row], message[row] = "out_of_image", far_message("polygon", float(far), w, h)
+    part_twice_area = _part_twice_areas(table.polygon_values, table.part_sizes, part_finite & part_count_ok & ~part_far)
+    with np.errstate(invalid="ignore"):
+        row_area = np.bincount(part_row, weights=np.abs(part_twice_area), minlength=len(table)) / 2
+        no_area = fast & (reason == "") & (table.part_counts > 0)
+        no_area &= row_area <= ZERO_AREA * wh_of_row[:, 0] * wh_of_row[:, 1]
+    reason[no_area] = "bad_polygon"
+    for row in np.flatnonzero(no_area).tolist():
+        message[row] = "polygon encloses no area (its points are collinear or repeated)"
+    return part_twice_area
+
+
+def _check_boxes(table: AnnotationTable, fast_ok: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray, message: dict) -> None:
+    """Name the rows whose bbox is not finite, far outside the image or empty, or that have neither a bbox nor a
+    polygon (as :func:`mtdata.formats.coco.annotation_object`); ``fast_ok`` loses them, in place."""
+    x, y, w, h = table.bbox_xywh.T
+    with np.errstate(invalid="ignore"):
+        box_bad = table.has_bbox & ~np.isfinite(table.bbox_xywh).all(axis=1) & fast_ok
+        reason[box_bad] = "not_finite"
+        for row in np.flatnonzero(box_bad).tolist():
+            message[row] = "bbox holds NaN or inf"
+        fast_ok &= ~box_bad
+        box_far = table.has_bbox & (np.abs(table.bbox_xywh) > OUTSIDE_CAP).any(axis=1) & fast_ok
+        reason[box_far] = "out_of_image"
+        for row in np.flatnonzero(box_far).tolist():
+            value = table.bbox_xywh[row][np.abs(table.bbox_xywh[row]) > OUTSIDE_CAP][0]
+            iw, ih = wh_of_row[row].astype(int).tolist()
+            message[row] = far_message("bbox", float(value), iw, ih)
+        fast_ok &= ~box_far
+        size_bad = table.has_bbox & ((w <= 0) | (h <= 0)) & fast_ok
+    reason[size_bad] = "bad_bbox"
+    for row in np.flatnonzero(size_bad).tolist():
+        message[row] = f"bbox width and height must be > 0, found {w[row]:g} x {h[row]:g}"
+    fast_ok &= ~size_bad
+    no_box = ~table.has_bbox & (table.part_counts == 0) & fast_ok
+    reason[no_box] = "bad_bbox"
+    for row in np.flatnonzero(no_box).tolist():
+        message[row] = "has neither a bbox nor a segmentation"
+    fast_ok &= ~no_box
 
 
 def _pairs_overlap(points: np.ndarray, part_offsets: np.ndarray) -> np.ndarray:
