@@ -520,3 +520,28 @@ def test_overlapping_parts_are_reported_with_their_mask_iou(tmp_path, json_only)
             assert ann_id not in lossy
     assert [j["annotation_id"] for j in report["lossy_joins"]] == sorted(lossy)  # file order
     assert "overlapping parts" in result.stdout and report["rows"] == 40
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_finder_resolves_paths_as_realpath_does(tmp_path, seed):
+    """Folders resolved once and cached: the same answer as os.path.realpath for files, links and linked folders."""
+    from mtdata.convert_files import ImageFinder
+
+    rng = np.random.default_rng(seed)
+    root = tmp_path / "root"
+    (root / "a" / "b").mkdir(parents=True)
+    (tmp_path / "out").mkdir()
+    os.symlink(tmp_path / "out", root / "a" / "to-out")
+    os.symlink(root / "a" / "b", root / "to-b")
+    paths = []
+    for i in range(30):
+        folder = root / ["", "a", "a/b", "to-b", "a/to-out"][int(rng.integers(0, 5))]
+        target = folder.resolve() / f"f{i}.jpg"
+        target.write_bytes(b"x")
+        if rng.random() < 0.3:
+            os.symlink(tmp_path / "out" / f"f{i}.jpg" if (tmp_path / "out" / f"f{i}.jpg").exists() else target, root / f"l{i}.jpg")
+            paths.append(root / f"l{i}.jpg")
+        paths.append(folder / f"f{i}.jpg")
+    finder = ImageFinder(root)
+    for path in paths:
+        assert finder._real_path(str(path)) == os.path.realpath(path)
