@@ -545,3 +545,12 @@ def test_the_finder_resolves_paths_as_realpath_does(tmp_path, seed):
     finder = ImageFinder(root)
     for path in paths:
         assert finder._real_path(str(path)) == os.path.realpath(path)
+
+
+@pytest.mark.parametrize("keypoints", ["abc", 5, {"x": 1}, True, [[1, 2, 2]] * 5, ["1"] * 15, [None] * 15])
+def test_keypoints_that_are_not_a_list_of_numbers_are_skipped(tmp_path, keypoints):
+    """A string, number or object where the keypoint list belongs was read as 'no keypoints' and the row kept."""
+    ann = write_json(tmp_path / "in" / "instances_val.json",
+                     coco_dict(annotations=[coco_annotation(1), {**coco_annotation(2), "keypoints": keypoints}]))
+    _, report = report_of(tmp_path, ann, tmp_path / "out")
+    assert [(s["annotation_id"], s["reason"]) for s in report["skipped_annotations"]] == [(2, "bad_keypoints")]
