@@ -185,7 +185,8 @@ class SplitFiles:
         if self.finder is None:
             self._child = subprocess.Popen([sys.executable, "-I", "-S", "-c", _CREATE_FILES], stdin=subprocess.PIPE,
                                            stderr=subprocess.PIPE)
-            self._child.stdin.write(b"".join(os.fsencode(p) + b"\0" for p in self.label_paths if p is not None))
+            paths = [p for p in self.label_paths if p is not None]
+            self._child.stdin.write(os.fsencode("\0".join(paths) + "\0") if paths else b"")
             self._child.stdin.close()
         else:
             self._thread = threading.Thread(target=self._prepare, name="mtdata-split-files", daemon=True)

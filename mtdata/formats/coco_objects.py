@@ -193,7 +193,7 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     # polygon parts of the fast rows, then boxes (from the bbox, else from the polygon after joining, below)
     part_row = np.repeat(np.arange(n), table.part_counts)
     part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
-    part_twice_area = _check_parts(table, candidate & ~is_slow, part_row, wh_of_row, reason, message)
+    part_twice_area, part_low_xy, part_high_xy = _check_parts(table, candidate & ~is_slow, part_row, wh_of_row, reason, message)
     fast_ok = candidate & ~is_slow & (reason == "")
     _check_boxes(table, fast_ok, wh_of_row, reason, message)
     x, y, w, h = table.bbox_xywh.T
@@ -312,7 +312,10 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
         polygon_xy[offsets[j] : offsets[j + 1]] = polygon
         xyxy[j] = box
         keypoints[j, : min(len(k), num_keypoints)] = k[:num_keypoints]
-    low_xy, high_xy = _extents(polygon_xy, offsets)
+    if part_low_xy is not None:  # a polygon's extent is its parts' (joins add no point)
+        low_xy, high_xy = _row_extents(part_low_xy, part_high_xy, table.part_counts, kept)
+    else:
+        low_xy, high_xy = _extents(polygon_xy, offsets)
     around = ~table.has_bbox[kept] & ~is_slow[kept]  # boxes around polygons
     xyxy[around] = np.concatenate([low_xy[around], high_xy[around]], axis=1)
 
@@ -348,15 +351,25 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
 def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray,
                  message: dict) -> np.ndarray:
     """Name the ``fast`` rows whose polygon parts are not finite, of the wrong count, far outside the image, or enclose
-    no area (the checks and order of :func:`mtdata.formats.coco._polygon_from_segmentation`); return (P,) each part's
-    twice signed area (NaN for bad parts)."""
+    no area (the checks and order of :func:`mtdata.formats.coco._polygon_from_segmentation`).
+
+    Returns:
+        ((P,) each part's twice signed area (NaN for bad parts), (P, 2) lowest and (P, 2) highest x, y of each
+        part, or None and None when a part has an odd count of values).
+    """
     part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
-    # each part's extremes (NaN spreads into both, inf shows in one): finiteness and range in two passes
-    if len(part_first):
+    # each part's extremes (NaN spreads into both, inf shows in one): finiteness and range, and with
+    # x, y apart (every part an even count of values, the usual file) its extent too, in two passes
+    low_xy = high_xy = None
+    if not len(part_first):
+        part_high = part_low = np.zeros(0)
+    elif not (table.part_sizes % 2).any():
+        points = table.polygon_values.reshape(-1, 2)
+        low_xy, high_xy = np.minimum.reduceat(points, part_first // 2, axis=0), np.maximum.reduceat(points, part_first // 2, axis=0)
+        part_high, part_low = high_xy.max(axis=1), low_xy.min(axis=1)
+    else:
         part_high = np.maximum.reduceat(table.polygon_values, part_first)
         part_low = np.minimum.reduceat(table.polygon_values, part_first)
-    else:
-        part_high = part_low = np.zeros(0)
     part_finite = np.isfinite(part_high) & np.isfinite(part_low)
     part_count_ok = (table.part_sizes % 2 == 0) & (table.part_sizes >= 6)
     with np.errstate(invalid="ignore"):
@@ -381,7 +394,7 @@ def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray,
     reason[no_area] = "bad_polygon"
     for row in np.flatnonzero(no_area).tolist():
         message[row] = "polygon encloses no area (its points are collinear or repeated)"
-    return part_twice_area
+    return part_twice_area, low_xy, high_xy
 
 
 def _check_boxes(table: AnnotationTable, fast_ok: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray, message: dict) -> None:
@@ -446,6 +459,23 @@ def _extents(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.nd
     if len(present):  # empty runs add no points, so the runs between present starts are exactly the present ones
         low[present] = np.minimum.reduceat(points, offsets[present], axis=0)
         high[present] = np.maximum.reduceat(points, offsets[present], axis=0)
+    return low, high
+
+
+def _row_extents(part_low: np.ndarray, part_high: np.ndarray, part_counts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """((R, 2) lowest, (R, 2) highest x, y) of the parts of each of the (R,) ascending ``rows`` (NaN for rows without parts)."""
+    first_part = (np.cumsum(part_counts) - part_counts).astype(np.int64)
+    low, high = np.full((len(rows), 2), np.nan), np.full((len(rows), 2), np.nan)
+    present = np.flatnonzero(part_counts[rows] > 0)
+    if len(present):
+        # one reduceat over [start, end) of each row's parts; the runs between rows (odd entries) are dropped
+        bounds = np.empty(2 * len(present), dtype=np.int64)
+        bounds[0::2] = first_part[rows[present]]
+        bounds[1::2] = bounds[0::2] + part_counts[rows[present]]
+        if bounds[-1] == len(part_low):
+            bounds = bounds[:-1]  # the last run goes to the end
+        low[present] = np.minimum.reduceat(part_low, bounds, axis=0)[0::2]
+        high[present] = np.maximum.reduceat(part_high, bounds, axis=0)[0::2]
     return low, high
 
 
