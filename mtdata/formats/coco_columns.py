@@ -25,7 +25,6 @@ import numpy as np
 from mtdata.formats.coco_checks import MAX_ID
 from mtdata.number_text import parse_numbers
 
-
 # What COCO says an id is (mtdata.formats.coco_checks.is_id): anything else sends the file to
 # json, whose reader names the entry and what it holds.
 _Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]

@@ -17,11 +17,11 @@ from mtdata.errors import AnnotationError
 from mtdata.formats.coco_checks import OUTSIDE_CAP, OUTSIDE_SIDES, ZERO_AREA, extent_suspects, far_message
 from mtdata.formats.coco_columns import AnnotationTable
 from mtdata.geometry import (
+    JOIN_LOSS_IOU,
     boxes_overlap,
     join_loss_iou,
     join_polygons,
     joined_mask_iou,
-    JOIN_LOSS_IOU,
     ring_twice_areas,
     rings_overlap,
 )
@@ -400,7 +400,7 @@ def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray,
 def _check_boxes(table: AnnotationTable, fast_ok: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray, message: dict) -> None:
     """Name the rows whose bbox is not finite, far outside the image or empty, or that have neither a bbox nor a
     polygon (as :func:`mtdata.formats.coco.annotation_object`); ``fast_ok`` loses them, in place."""
-    x, y, w, h = table.bbox_xywh.T
+    w, h = table.bbox_xywh[:, 2], table.bbox_xywh[:, 3]
     with np.errstate(invalid="ignore"):
         box_bad = table.has_bbox & ~np.isfinite(table.bbox_xywh).all(axis=1) & fast_ok
         reason[box_bad] = "not_finite"

@@ -484,7 +484,7 @@ def run_forked(work, timeout_s: float = 20.0, memory_bytes: int = 2 << 30):
             resource.setrlimit(resource.RLIMIT_AS, (used + memory_bytes, resource.RLIM_INFINITY))
             signal.alarm(int(timeout_s))
             payload = ("ok", work())
-        except BaseException as e:  # noqa: BLE001
+        except BaseException as e:  # noqa: BLE001  (whatever the case raised goes back to the parent as words)
             payload = ("error", f"{type(e).__name__}: {e}")
         try:
             data = pickle.dumps(payload)
@@ -593,6 +593,14 @@ def _dataset_problems(case: Case, out: Path) -> list[str]:
     return problems
 
 
+def preload() -> None:
+    """Import what every case needs once, before the cases fork (as a user's process has it when it converts)."""
+    import importlib
+
+    for module in ("mtdata.cli", "mtdata.convert", "mtdata.formats.coco_columns", "pycocotools.mask", "typer.testing"):
+        importlib.import_module(module)
+
+
 def problem_class(problem: str) -> str:
     """A failure's class, for counts: the text up to the first colon, and the exception type of a traceback."""
     head = problem.split(":")[0]
@@ -626,11 +634,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--show", type=int, default=3, help="examples printed per class")
     parser.add_argument("--keep", type=Path, help="write the cases here and keep them")
     args = parser.parse_args(argv)
-    import mtdata.cli  # noqa: F401  (imported once here, not in every forked case)
-    import mtdata.convert  # noqa: F401
-    import mtdata.formats.coco_columns  # noqa: F401
-    import pycocotools.mask  # noqa: F401
-    import typer.testing  # noqa: F401
+    preload()
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
         ran, failures = fuzz(range(args.first, args.first + args.cases), args.keep, follow_links_option=not args.no_follow_links)

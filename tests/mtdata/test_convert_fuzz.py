@@ -21,9 +21,7 @@ FIRST = int(os.environ.get("MTDATA_FUZZ_FIRST", "0"))
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="cases run in forked children with an address-space limit")
 def test_convert_keeps_its_promises_on_fuzzed_coco(tmp_path):
-    import mtdata.cli  # noqa: F401  (imported before the cases fork, as a user's process has it)
-    import mtdata.convert  # noqa: F401
-
+    coco_fuzz.preload()
     ran, failures = coco_fuzz.fuzz(range(FIRST, FIRST + 100_000), tmp_path, deadline=time.monotonic() + SECONDS)
     assert ran >= 10, f"only {ran} cases ran in {SECONDS} s"
     assert failures == {}, "\n".join(f"seed {seed}: {problems}" for seed, problems in list(failures.items())[:5])

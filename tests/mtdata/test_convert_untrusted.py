@@ -74,7 +74,7 @@ HOSTILE = hostile_names(Path("/TMP/secret.jpg"))
 @pytest.mark.parametrize("copy", [False, True], ids=["symlink", "copy"])
 @pytest.mark.parametrize("name", HOSTILE, ids=[n.replace("/TMP/", "tmp:") for n in HOSTILE])
 def test_no_image_comes_from_outside_images(tmp_path, copy, name):
-    root, secret = hostile_folder(tmp_path)
+    root, _ = hostile_folder(tmp_path)
     name = name.replace("/TMP", str(tmp_path))
     images = [coco_image(1, file_name=name), coco_image(999, file_name="good.jpg")]
     anns = [coco_annotation(1, image_id=1), coco_annotation(2, image_id=999)]
@@ -96,7 +96,7 @@ def test_no_image_comes_from_outside_images(tmp_path, copy, name):
 
 
 def test_follow_links_takes_links_but_never_climbs(tmp_path):
-    root, secret = hostile_folder(tmp_path)
+    root, _ = hostile_folder(tmp_path)
     (tmp_path / "outside" / "abs.jpg").write_bytes(SECRET)
     names = ["link.jpg", "folder/deep.jpg", "../secret.jpg", str(tmp_path / "outside" / "abs.jpg")]
     images = [coco_image(i + 1, file_name=name) for i, name in enumerate(names)]
@@ -125,7 +125,7 @@ def test_a_link_loop_below_images_is_walked_once(tmp_path):
 
 @pytest.mark.parametrize("strict", [False, True])
 def test_strict_fails_on_a_refused_image(tmp_path, strict):
-    root, secret = hostile_folder(tmp_path)
+    root, _ = hostile_folder(tmp_path)
     ann = write_json(tmp_path / "ann" / "instances_val.json",
                      coco_dict(images=[coco_image(1, file_name="link.jpg")], annotations=[coco_annotation(1)]))
     result = convert(ann, tmp_path / "out", "--images", root, *(["--strict"] if strict else []))
@@ -461,7 +461,7 @@ def test_skeleton_pairs_beyond_k_are_noted(tmp_path, k, skeleton, kept):
     cats = [person_category(1, keypoints=names, skeleton=skeleton)]
     ann = write_json(tmp_path / "in" / "instances_val.json",
                      coco_dict(categories=cats, annotations=[coco_annotation(1, keypoints=person_keypoints(k=k))]))
-    result, report = report_of(tmp_path, ann, tmp_path / "out")
+    _, report = report_of(tmp_path, ann, tmp_path / "out")
     assert read_data_yaml(tmp_path / "out" / "data.yaml").skeleton == kept
     dropped = len(skeleton) - len(kept)
     noted = [n for n in report["notes"] if "skeleton" in n]
