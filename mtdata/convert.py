@@ -17,6 +17,7 @@ from mtdata.convert_files import ImageFinder, SplitFiles
 from mtdata.convert_labels import ObjectRules, write_split_labels
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.coco import CocoCategory, CocoFile, Skip, read_coco
+from mtdata.formats.coco_checks import file_names_problems, split_name_problem
 from mtdata.formats.data_yaml import DatasetConfig, write_data_yaml
 from mtdata.formats.yolo import LabelLayout
 from mtdata.keypoints import derive_flip_idx
@@ -53,9 +54,10 @@ class ConvertReport:
     task: str
     splits: dict[str, int] = field(default_factory=dict)  # split -> images written
     rows_per_class: Counter = field(default_factory=Counter)  # class name -> rows
-    skipped: list[Skip] = field(default_factory=list)
-    not_in_output: Counter = field(default_factory=Counter)  # reason -> objects left out by the task's rules
+    skipped: list[Skip] = field(default_factory=list)  # every annotation left out: invalid, crowd, no_mask, no_keypoints
     images_not_found: list[str] = field(default_factory=list)
+    images_refused: list[dict] = field(default_factory=list)  # {image_id, file_name, why}: named, never looked for outside
+    lossy_joins: list[dict] = field(default_factory=list)  # {annotation_id, image_id, iou}: overlapping parts joined
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -67,7 +69,7 @@ class ConvertReport:
         return sum(self.rows_per_class.values())
 
     def skip_counts(self) -> Counter:
-        return Counter(s.reason for s in self.skipped) + self.not_in_output
+        return Counter(s.reason for s in self.skipped)
 
     def to_dict(self) -> dict:
         return {
@@ -79,6 +81,8 @@ class ConvertReport:
             "skipped_by_reason": dict(self.skip_counts()),
             "skipped_annotations": [s.__dict__ for s in self.skipped],
             "images_not_found": self.images_not_found,
+            "images_refused": self.images_refused,
+            "lossy_joins": self.lossy_joins,
             "notes": self.notes,
         }
 
@@ -102,6 +106,14 @@ def _select_categories(categories: list[CocoCategory], classes: list[str] | None
     return [c for c in categories if c.name in wanted]
 
 
+def _note_what_fits(report: ConvertReport, task: str, has_keypoints: bool) -> None:
+    """Say when the objects a task leaves out would fit another task (a pose-only file read as multitask)."""
+    no_mask = report.skip_counts()["no_mask"]
+    if task != "pose" and no_mask and has_keypoints:
+        what = f"no row was written: all {no_mask} objects" if not report.rows else f"{no_mask} objects"
+        report.notes.append(f"{what} have no segmentation, which {task} rows need; --task pose writes their boxes and keypoints")
+
+
 def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertReport) -> tuple[list[str], list[int], list[list[int]]]:
     """Names, flip_idx and 0-based skeleton of the keypoint category with the most keypoints."""
     main = max(keypoint_categories, key=lambda c: (len(c.keypoints), -c.id))
@@ -114,6 +126,12 @@ def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertR
     elif unpaired:
         report.notes.append(f"flip_idx: sided names without a partner kept in place: {unpaired}")
     skeleton = [[a - 1, b - 1] for a, b in main.skeleton if 1 <= a <= len(names) and 1 <= b <= len(names)]
+    dropped = [[a, b] for a, b in main.skeleton if not (1 <= a <= len(names) and 1 <= b <= len(names))]
+    if dropped:  # CrowdPose's skeleton names keypoints it does not have
+        report.notes.append(
+            f"skeleton of {main.name!r}: {len(dropped)} pairs name keypoints beyond its {len(names)} (1-based) and are left out: "
+            f"{dropped[:10]}"
+        )
     for other in keypoint_categories:
         if other is not main and (other.keypoints != main.keypoints[: len(other.keypoints)]):
             report.notes.append(f"category {other.name!r} has other keypoint names than {main.name!r}; flip_idx and skeleton follow {main.name!r}")
@@ -121,17 +139,43 @@ def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertR
 
 
 def _start_split_files(images: list, split_label: str, path: Path, work: Path, finder, copy: bool) -> SplitFiles:
-    """Check the label names of a split's images and start preparing its files."""
-    names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
-    stems = [name.rsplit(".", 1)[0] if "." in name else name for name in names_on_disk]
-    if len(set(stems)) < len(stems):  # a.jpg and sub/a.jpg (or a.png) would share labels/<split>/a.txt
+    """Check the label names of a split's images and start preparing its files.
+
+    An image whose ``file_name`` cannot name its files (a newline, NUL, ``..`` as the last part,
+    more than 255 bytes) is refused: left out with its annotations, and named in the report.
+    """
+    file_names = [image.file_name for image in images]
+    refused = {i: f"file_name {file_names[i]!r} {why}" for i, why in file_names_problems(file_names).items()}
+    names_on_disk = [name.rsplit("/", 1)[-1] for name in file_names]  # Path(...).name without a Path each
+    stems = [None if i in refused else name.rsplit(".", 1)[0] if "." in name else name for i, name in enumerate(names_on_disk)]
+    named = [stem for stem in stems if stem is not None]
+    if len(set(named)) < len(named):  # a.jpg and sub/a.jpg (or a.png) would share labels/<split>/a.txt
         seen: set[str] = set()
-        twice = next(stem for stem in stems if stem in seen or seen.add(stem))
+        twice = next(stem for stem in named if stem in seen or seen.add(stem))
         raise InputError(f"two images are named {twice!r} in split {split_label!r}: YOLO needs unique names", file=path)
     label_dir = work / "labels" / split_label
     label_dir.mkdir(parents=True)
-    split_files = SplitFiles(images, stems, label_dir, work / "images" / split_label, split_label, finder, copy)
+    split_files = SplitFiles(images, stems, label_dir, work / "images" / split_label, split_label, finder, copy, refused)
     return split_files.start()
+
+
+def _split_names(annotation_files: list[Path], split: str | None, report: ConvertReport) -> list[str]:
+    """The split of each file: --split, else from its stem; a lone file whose stem names no split is ``train``."""
+    if split:
+        splits = [split]
+    else:
+        splits = [split_name(p) for p in annotation_files]
+        if len(splits) == 1 and split_key(splits[0]) is None:  # annotations.json, the usual name outside COCO
+            report.notes.append(f"{annotation_files[0].name} names no split: written as train (--split names it)")
+            splits = ["train"]
+    for name in splits:
+        problem = split_name_problem(name)
+        if problem:
+            raise MtdataError(f"{problem}: pass --split" if not split else problem)
+    repeated = [s for s, n in Counter(splits).items() if n > 1]
+    if repeated:
+        raise MtdataError(f"two annotation files give the split {repeated[0]!r}: rename one")
+    return splits
 
 
 def convert_coco(
@@ -146,6 +190,7 @@ def convert_coco(
     overwrite: bool = False,
     crowd: str = "skip",
     strict: bool = False,
+    follow_links: bool = False,
     progress: Progress | None = None,
 ) -> ConvertReport:
     """Convert COCO files to one YOLO dataset at ``out`` (written atomically).
@@ -159,7 +204,8 @@ def convert_coco(
         classes: category names to keep (default all), renumbered 0..n-1 in id order.
         copy: copy images instead of symlinking them.
         crowd: ``skip`` (default, counted) or ``include``.
-        strict: any invalid annotation fails the conversion and nothing is written.
+        strict: any invalid annotation (or image not found or refused) fails the conversion and nothing is written.
+        follow_links: take images that are symlinks out of ``images_dir`` (default: refused, named).
         progress: called with (images done, images total).
 
     Raises:
@@ -176,16 +222,12 @@ def convert_coco(
         raise MtdataError("--split names the split of a single file; with several files each is named from its stem")
     if images_dir is not None and not Path(images_dir).is_dir():
         raise InputError("--images must be a folder of images", file=images_dir)
-    splits = [split] if split else [split_name(p) for p in annotation_files]
-    repeated = [s for s, n in Counter(splits).items() if n > 1]
-    if repeated:
-        raise MtdataError(f"two annotation files give the split {repeated[0]!r}: rename one")
-
     inputs = annotation_files + ([Path(images_dir)] if images_dir else [])
     # Validate the output location before the (possibly long) read of the inputs.
     report = ConvertReport(out=check_output_dir(out, overwrite, inputs), task=task)
+    splits = _split_names(annotation_files, split, report)
     with atomic_output_dir(out, overwrite, inputs) as work:
-        finder = ImageFinder(Path(images_dir)) if images_dir else None
+        finder = ImageFinder(Path(images_dir), follow_links, skip=(work, report.out)) if images_dir else None
         # Creating ~20k label files takes seconds of system time: as soon as a file's images
         # are read, a helper creates them while the annotations are read and converted.
         prepared: dict[str, SplitFiles] = {}
@@ -242,13 +284,16 @@ def convert_coco(
                 outcome = write_split_labels(coco.annotations, coco.images, rules, split_files,
                                              None if progress is None else lambda n, done=done: progress(done + n, total))
                 written_mask = outcome.written
-                report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist())
+                refused = split_files.refused
+                report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist() if i not in refused)
+                report.images_refused.extend({"image_id": images[i].id, "file_name": images[i].file_name, "why": why}
+                                             for i, why in sorted(refused.items()))
+                report.lossy_joins.extend(outcome.lossy_joins)
                 done += len(images)
                 if progress is not None:
                     progress(done, total)
                 image_ids = {names_on_disk[i]: images[i].id for i in np.flatnonzero(written_mask).tolist()}
                 report.skipped.extend(outcome.skips)
-                report.not_in_output.update(outcome.not_in_output)
                 for cls, count in enumerate(outcome.rows_per_class.tolist()):
                     if count:
                         report.rows_per_class[names[cls]] += count
@@ -262,13 +307,19 @@ def convert_coco(
             for split_files in prepared.values():
                 split_files.close()
 
-        if strict and (report.invalid or report.images_not_found):
+        if strict and (report.invalid or report.images_not_found or report.images_refused):
             first = report.invalid[0] if report.invalid else None
-            what = f"annotation {first.annotation_id}: {first.message}" if first else f"image {report.images_not_found[0]} not found"
+            if first:
+                what = f"annotation {first.annotation_id}: {first.message}"
+            elif report.images_refused:
+                what = f"image {report.images_refused[0]['image_id']}: {report.images_refused[0]['why']}"
+            else:
+                what = f"image {report.images_not_found[0]!r} not found"
             raise MtdataError(
-                f"--strict: {len(report.invalid)} invalid annotations, {len(report.images_not_found)} images not found "
-                f"(first: {what}); nothing written"
+                f"--strict: {len(report.invalid)} invalid annotations, {len(report.images_not_found)} images not found, "
+                f"{len(report.images_refused)} refused (first: {what}); nothing written"
             )
+        _note_what_fits(report, task, bool(kpt_categories))
         split_keys: dict[str, list[str]] = defaultdict(list)
         for split_label in splits:
             key = split_key(split_label) or split_label

@@ -10,7 +10,6 @@ back what the report needs (skips, rows per class).
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -44,32 +43,41 @@ class SplitOutcome:
 
     Attributes:
         written: (images,) bool: the image was found and its label file written.
-        skips: annotations left out (crowd, invalid, unknown image), in file order; those of
-            images not written are left out (they were neither converted nor reported).
+        skips: annotations left out (crowd, invalid, unknown image, and those the task's rows
+            cannot hold: no_mask, no_keypoints), in file order; those of images not written are
+            left out (they were neither converted nor reported).
         skip_rows: the table row of each skip (their order).
         rows_per_class: (num_classes,) rows written.
-        not_in_output: reason -> objects a task's rules leave out (no mask, no keypoints).
         crowd: image position -> (1-based lines of its crowd rows, blake2b-128 hex of its label
             text), for the written images with crowd rows (``--crowd include``): what export needs
             to write them back with ``iscrowd: 1``.
+        lossy_joins: {annotation_id, image_id, iou} of objects whose overlapping parts were joined
+            into an outline that loses more than 5% of their mask, in file order.
     """
 
     written: np.ndarray
     skips: list = field(default_factory=list)
     skip_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     rows_per_class: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    not_in_output: Counter = field(default_factory=Counter)
     crowd: dict = field(default_factory=dict)
+    lossy_joins: list = field(default_factory=list)
+    lossy_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # the table row of each
 
 
-def rows_for_task(objects: ObjectColumns, rules: ObjectRules) -> tuple[np.ndarray, Counter]:
-    """((M,) bool: the objects a task can write, reason -> count of the others)."""
+_LEFT_OUT = {
+    "no_mask": "has no segmentation: {task} rows need a mask",
+    "no_keypoints": "has no labeled keypoint: pose rows need one",
+}
+
+
+def rows_for_task(objects: ObjectColumns, rules: ObjectRules) -> tuple[np.ndarray, str]:
+    """((M,) bool: the objects a task can write, the reason the others are left out)."""
     has_polygon = np.diff(objects.polygon_offsets) >= 3
     if rules.task in ("multitask", "segment"):
-        return has_polygon, Counter({"no_mask": int((~has_polygon).sum())})
+        return has_polygon, "no_mask"
     is_kpt_class = np.isin(objects.class_id, np.array(sorted(rules.keypoint_classes), dtype=np.int64))
     labeled = (objects.keypoints[..., 2] > 0).any(axis=1) if objects.keypoints.shape[1] else np.zeros(len(is_kpt_class), bool)
-    return is_kpt_class & labeled, Counter({"no_keypoints": int((is_kpt_class & ~labeled).sum())})
+    return is_kpt_class & labeled, "no_keypoints"
 
 
 class _Part:
@@ -81,9 +89,10 @@ class _Part:
     def __init__(self, table: AnnotationTable, rows: np.ndarray, image_position: np.ndarray, images: dict,
                  rules: ObjectRules, first: int, last: int):
         self.first, self.last, self.rules, self.rows = first, last, rules, rows
+        self.ids = table.ids[rows]
         self.objects = table_objects(table.take(rows), images, rules.class_of_category, rules.keypoints_of_category,
                                      rules.num_keypoints, rules.include_crowd)
-        self.keep, self.not_in_output = rows_for_task(self.objects, rules)
+        self.keep, self.left_out_reason = rows_for_task(self.objects, rules)
         self.image_index = image_position[rows][self.objects.rows]  # each object's image, in the split's order
         wh = np.array([(im.width, im.height) for im in images.values()], dtype=np.float64).reshape(-1, 2)
         self.texts = LabelTexts(rules.yolo_task, self.objects, self.keep, self.image_index, wh, rules.keypoint_classes)
@@ -98,19 +107,33 @@ class _Part:
 
     def write(self, split_files: SplitFiles, written: np.ndarray, written_ids: set[int], progress) -> SplitOutcome:
         """Write the part's label files (of the images found) and count what was written."""
+        from mtdata.formats.coco import Skip
+
         indices = (np.flatnonzero(written[self.first:self.last]) + self.first).tolist()
         write_labels(split_files, self.texts, indices, progress)
         crowd = {i: (lines, hashlib.blake2b(self.texts.of_image(i), digest_size=16).hexdigest())
                  for i, lines in sorted(self.crowd_lines.items()) if written[i]}
-        counted = self.keep & written[self.image_index]
+        o = self.objects
+        on_written = written[self.image_index]
+        counted = self.keep & on_written
         # annotations of images that were not found are neither converted nor reported
-        reported = [s.reason == "unknown_image" or s.image_id in written_ids for s in self.objects.skips]
+        reported = np.array([s.reason == "unknown_image" or s.image_id in written_ids for s in o.skips], dtype=bool)
+        left = np.flatnonzero(~self.keep & on_written)
+        why = _LEFT_OUT[self.left_out_reason].format(task=self.rules.task)
+        left_skips = [Skip(int(self.ids[row]), int(image_id), self.left_out_reason, why)
+                      for row, image_id in zip(o.rows[left].tolist(), o.image_ids[left].tolist())]
+        skips = [s for s, r in zip(o.skips, reported) if r] + left_skips
+        skip_rows = np.concatenate([o.skip_rows[reported], o.rows[left]]).astype(np.int64)
+        order = np.argsort(skip_rows, kind="stable")
+        lossy = o.lossy[on_written[o.lossy]]
         return SplitOutcome(
             written=written,
-            skips=[s for s, r in zip(self.objects.skips, reported) if r],
-            skip_rows=self.rows[self.objects.skip_rows[np.array(reported, dtype=bool)]] if reported else np.zeros(0, np.int64),
-            rows_per_class=np.bincount(self.objects.class_id[counted], minlength=self.rules.num_classes),
-            not_in_output=self.not_in_output,
+            skips=[skips[i] for i in order.tolist()],
+            skip_rows=self.rows[skip_rows[order]],
+            rows_per_class=np.bincount(o.class_id[counted], minlength=self.rules.num_classes),
+            lossy_joins=[{"annotation_id": int(self.ids[o.rows[j]]), "image_id": int(o.image_ids[j]), "iou": round(float(iou), 4)}
+                         for j, iou in zip(lossy.tolist(), o.lossy_iou[on_written[o.lossy]].tolist())],
+            lossy_rows=self.rows[o.rows[lossy]],
             crowd=crowd,
         )
 
@@ -155,11 +178,13 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
     skip_rows = np.concatenate([mine.skip_rows, theirs.skip_rows])
     order = np.argsort(skip_rows, kind="stable")
     skips = mine.skips + theirs.skips
+    lossy, lossy_rows = mine.lossy_joins + theirs.lossy_joins, np.concatenate([mine.lossy_rows, theirs.lossy_rows])
     return SplitOutcome(
         written=written,
         skips=[skips[i] for i in order.tolist()],
         skip_rows=skip_rows[order],
         rows_per_class=mine.rows_per_class + theirs.rows_per_class,
-        not_in_output=mine.not_in_output + theirs.not_in_output,
+        lossy_joins=[lossy[i] for i in np.argsort(lossy_rows, kind="stable").tolist()],
+        lossy_rows=np.sort(lossy_rows, kind="stable"),
         crowd={**mine.crowd, **theirs.crowd},
     )

@@ -158,3 +158,110 @@ def polygon_iou(a_xy: np.ndarray, b_xy: np.ndarray, height: int, width: int) -> 
     a = mask_utils.frPyObjects([a_xy.reshape(-1).tolist()], height, width)
     b = mask_utils.frPyObjects([b_xy.reshape(-1).tolist()], height, width)
     return float(mask_utils.iou([mask_utils.merge(a)], [mask_utils.merge(b)], [0])[0, 0])
+
+
+# --- parts of one object that overlap --------------------------------------------------------
+
+JOIN_LOSS_IOU = 0.95  # a joined outline under this mask IoU with its parts loses more than 5% of the mask
+
+
+def boxes_overlap(low_a: np.ndarray, high_a: np.ndarray, low_b: np.ndarray, high_b: np.ndarray) -> np.ndarray:
+    """(N,) bool: the boxes (N, 2) low and high corners of a and b share some area (touching is not sharing)."""
+    return ((np.minimum(high_a, high_b) - np.maximum(low_a, low_b)) > 0).all(axis=-1)
+
+
+def rings_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(C,) bool: ring ``a[c]`` and ring ``b[c]`` share some area.
+
+    True when an edge of one crosses an edge of the other, or the first point of one lies
+    inside the other (one holds the other whole). Edges that touch or run along each other
+    do not count. Every edge of one against every edge of the other: O(C x NA x NB).
+
+    Args:
+        a: (C, NA, 2), b: (C, NB, 2) rings of x, y points (the closing edge implied).
+    """
+
+    def straddles(ring: np.ndarray, other: np.ndarray) -> np.ndarray:
+        """(C, N, M): edge j of ``other`` has its ends on strictly opposite sides of the line of edge i of ``ring``."""
+        edge = np.roll(ring, -1, axis=1) - ring
+        ends = np.concatenate([other, other[:, :1]], axis=1)
+        side = (edge[..., 0, None] * ends[:, None, :, 1] - edge[..., 1, None] * ends[:, None, :, 0]
+                - (edge[..., 0] * ring[..., 1] - edge[..., 1] * ring[..., 0])[..., None])
+        return side[..., :-1] * side[..., 1:] < 0
+
+    overlap = np.zeros(len(a), dtype=bool)
+    near = np.flatnonzero(~_apart(a, b))  # O(N) per pair: most parts of one object lie apart
+    if not len(near):
+        return overlap
+    a, b = a[near], b[near]
+    crossing = np.zeros(len(a), dtype=bool)
+    first = straddles(a, b)
+    maybe = np.flatnonzero(first.any(axis=(1, 2)))  # none straddle: no crossing (parts apart on a convex outline, usually)
+    if len(maybe):
+        crossing[maybe] = (first[maybe] & straddles(b[maybe], a[maybe]).transpose(0, 2, 1)).any(axis=(1, 2))
+    overlap[near] = crossing | _inside(a[:, 0], b) | _inside(b[:, 0], a)
+    return overlap
+
+
+def _apart(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(C,) bool: a line along the longest edge of ring a[c] (or of b[c]) has the two rings on its two sides.
+
+    A separating line proves the rings share no area; the longest edge is where an object cut
+    in two by an occluder usually has its cut.
+    """
+    apart = np.zeros(len(a), dtype=bool)
+    rows = np.arange(len(a))
+    xy = {id(r): (np.ascontiguousarray(r[..., 0]), np.ascontiguousarray(r[..., 1])) for r in (a, b)}
+    for ring, other in ((a, b), (b, a)):
+        (x, y), (ox, oy) = xy[id(ring)], xy[id(other)]
+        ex, ey = np.roll(x, -1, axis=1) - x, np.roll(y, -1, axis=1) - y
+        longest = np.argmax(ex * ex + ey * ey, axis=1)
+        nx, ny = -ey[rows, longest][:, None], ex[rows, longest][:, None]  # the normal of that edge
+        mine, theirs = x * nx + y * ny, ox * nx + oy * ny
+        apart |= (mine.max(axis=1) < theirs.min(axis=1)) | (theirs.max(axis=1) < mine.min(axis=1))
+    return apart
+
+
+def _inside(points: np.ndarray, rings: np.ndarray) -> np.ndarray:
+    """(C,) bool: point (C, 2) ``points[c]`` lies inside ring (C, N, 2) ``rings[c]`` (even-odd rule)."""
+    start, end = rings, np.roll(rings, -1, axis=1)
+    px, py = points[:, None, 0], points[:, None, 1]
+    spans = (start[..., 1] > py) != (end[..., 1] > py)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        x_at = start[..., 0] + (py - start[..., 1]) * (end[..., 0] - start[..., 0]) / (end[..., 1] - start[..., 1])
+    return (spans & (px < x_at)).sum(axis=1) % 2 == 1
+
+
+def parts_overlap(parts: list[np.ndarray]) -> bool:
+    """Whether two of an object's (P, 2) parts share some area (:func:`rings_overlap` of each pair whose boxes do)."""
+    parts = [p for p in parts if len(p) >= 3]
+    low = [p.min(axis=0) for p in parts]
+    high = [p.max(axis=0) for p in parts]
+    for i in range(len(parts)):
+        for j in range(i + 1, len(parts)):
+            if boxes_overlap(low[i], high[i], low[j], high[j]) and rings_overlap(parts[i][None], parts[j][None])[0]:
+                return True
+    return False
+
+
+def joined_mask_iou(parts: list[np.ndarray], joined: np.ndarray) -> float:
+    """Mask IoU of an object's parts (their union, as COCO rasterizes them) and their joined (P, 2) outline.
+
+    Rasterized by pycocotools on the box around the parts: where parts overlap, the joined
+    outline goes round that area twice and its rasterization leaves it out.
+    """
+    points = np.concatenate(parts)
+    low = np.floor(points.min(axis=0))
+    w, h = (np.ceil(points.max(axis=0) - low) + 1).astype(int).tolist()
+    source = mask_utils.merge(mask_utils.frPyObjects([(p - low).reshape(-1).tolist() for p in parts], h, w))
+    outline = mask_utils.frPyObjects([(joined - low).reshape(-1).tolist()], h, w)[0]
+    return float(mask_utils.iou([outline], [source], [0])[0, 0])
+
+
+def join_loss_iou(parts: list[np.ndarray], joined: np.ndarray) -> float | None:
+    """The mask IoU of a joined outline when its parts overlap and it falls under JOIN_LOSS_IOU; else None."""
+    parts = [p for p in parts if len(p) >= 3]
+    if len(parts) < 2 or not parts_overlap(parts):
+        return None
+    iou = joined_mask_iou(parts, joined)
+    return iou if iou < JOIN_LOSS_IOU else None

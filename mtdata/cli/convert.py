@@ -6,9 +6,14 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from mtdata.cli.app import app, check_report, console, progress_bar, user_errors, write_report
+
+# Bounds on what synth allocates: an image is size x size x 3 bytes drawn in memory, one at a time.
+SYNTH_MAX_IMAGES = 100_000
+SYNTH_MAX_SIZE = 4096
 
 
 @app.command()
@@ -23,6 +28,9 @@ def convert(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
     crowd: Annotated[str, typer.Option(help="skip | include crowd annotations.")] = "skip",
     strict: Annotated[bool, typer.Option("--strict", help="Fail (exit 2, nothing written) on any invalid annotation.")] = False,
+    follow_links: Annotated[bool, typer.Option(
+        "--follow-links", help="Take images that are symlinks to files outside --images (refused by default: only for folders you trust).",
+    )] = False,
     report: Annotated[Optional[Path], typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
 ) -> None:
     """Convert COCO JSON to YOLO multitask, segment or pose labels."""
@@ -33,7 +41,7 @@ def convert(
         result = convert_coco(
             annotations, out, images_dir=images, task=task, split=split,
             classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
-            copy=copy, overwrite=overwrite, crowd=crowd, strict=strict, progress=progress,
+            copy=copy, overwrite=overwrite, crowd=crowd, strict=strict, follow_links=follow_links, progress=progress,
         )
     render_convert(result)
     write_report(report, result.to_dict())
@@ -65,21 +73,31 @@ def render_convert(result) -> None:
             skipped.add_row(reason, str(count), ", ".join(ids))
         console.print(skipped)
     for skip in result.invalid[:10]:
-        console.print(f"[yellow]skipped[/] annotation {skip.annotation_id} (image {skip.image_id}): {skip.message}", highlight=False)
+        console.print(f"[yellow]skipped[/] annotation {skip.annotation_id} (image {skip.image_id}): {escape(skip.message)}", highlight=False)
     if len(result.invalid) > 10:
         console.print(f"[yellow]... and {len(result.invalid) - 10} more invalid annotations (see --report)")
     if result.images_not_found:
-        console.print(f"[yellow]{len(result.images_not_found)} images not found[/], e.g. {result.images_not_found[0]}")
+        console.print(f"[yellow]{len(result.images_not_found)} images not found[/], e.g. {result.images_not_found[0]!r}", highlight=False)
+    for refused in result.images_refused[:5]:
+        console.print(f"[yellow]refused[/] image {refused['image_id']}: {escape(refused['why'])}", highlight=False)
+    if len(result.images_refused) > 5:
+        console.print(f"[yellow]... and {len(result.images_refused) - 5} more images refused (see --report)")
+    if result.lossy_joins:
+        first = result.lossy_joins[0]
+        console.print(
+            f"[yellow]{len(result.lossy_joins)} objects have overlapping parts[/]: joined into one outline they lose more than "
+            f"5% of their mask (annotation {first['annotation_id']}: mask IoU {first['iou']:.2f}; all in --report)", highlight=False,
+        )
     for note in result.notes:
-        console.print(f"[cyan]note:[/] {note}", highlight=False)
+        console.print(f"[cyan]note:[/] {escape(note)}", highlight=False)
 
 
 @app.command()
 def synth(
     out: Annotated[Path, typer.Argument(readable=False, help="Folder for annotations/ and images/ (must be empty or absent).")],
-    images: Annotated[int, typer.Option("--images", min=1, help="Training images (val gets a quarter, at least 4).")] = 64,
-    size: Annotated[int, typer.Option("--size", min=32, help="Image width and height in pixels.")] = 160,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    images: Annotated[int, typer.Option("--images", min=1, max=SYNTH_MAX_IMAGES, help="Training images (val gets a quarter, at least 4).")] = 64,
+    size: Annotated[int, typer.Option("--size", min=32, max=SYNTH_MAX_SIZE, help="Image width and height in pixels.")] = 160,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
 ) -> None:
     """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without)."""

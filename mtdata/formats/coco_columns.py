@@ -17,19 +17,24 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from itertools import compress
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 import numpy as np
 
+from mtdata.formats.coco_checks import MAX_ID
 from mtdata.number_text import parse_numbers
+
+# What COCO says an id is (mtdata.formats.coco_checks.is_id): anything else sends the file to
+# json, whose reader names the entry and what it holds.
+_Id = Annotated[int, msgspec.Meta(ge=0, le=MAX_ID)]
 
 
 class _Annotation(msgspec.Struct):
-    image_id: int
-    category_id: int
-    id: int = -1
-    iscrowd: int | bool = 0
+    id: _Id
+    image_id: _Id
+    category_id: _Id
+    iscrowd: Literal[0, 1] | bool = 0
     bbox: list[float] | None = None
     segmentation: msgspec.Raw = msgspec.Raw(b"null")
     keypoints: msgspec.Raw = msgspec.Raw(b"null")
@@ -140,9 +145,9 @@ class AnnotationTable(Sequence):
         has_bbox = np.array([a.bbox_xywh is not None for a in annotations], dtype=bool)
         for i in np.flatnonzero(has_bbox):
             boxes[i] = annotations[i].bbox_xywh
-        return cls(
+        return cls(  # ids checked by the reader: integers from 0 to MAX_ID
             ids=np.array([a.id for a in annotations], dtype=np.int64),
-            image_ids=np.array([a.image_id if isinstance(a.image_id, int) else -1 for a in annotations], dtype=np.int64),
+            image_ids=np.array([a.image_id for a in annotations], dtype=np.int64),
             category_ids=np.array([a.category_id for a in annotations], dtype=np.int64),
             iscrowd=np.array([a.iscrowd for a in annotations], dtype=bool),
             bbox_xywh=boxes, has_bbox=has_bbox,
@@ -311,6 +316,7 @@ def _table_from_columns(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, 
     seg_ok, part_counts, part_sizes, polygon_values = _list_texts(seg_blob, seg_starts, seg_ends, 2)
     kpt_ok, _, kpt_sizes, keypoint_values = _list_texts(kpt_blob, kpt_starts, kpt_ends, 1)
     fast = (seg_ok | seg_null) & (kpt_ok | kpt_null)
+    fast[list(bbox_lists)] = False  # a bbox of other than 4 numbers: named by the per-annotation checks
     if not fast.all():  # drop the parsed numbers of rows that go slow whole (their other text was odd)
         part_fast = np.repeat(fast[seg_ok], part_counts[seg_ok])
         polygon_values = polygon_values[np.repeat(part_fast, part_sizes)]

@@ -464,15 +464,6 @@ def test_interrupted_overwrite_keeps_the_old_dataset(synth_dir, tmp_path, monkey
     assert tree_digest(out) == before and leftovers(out) == []
 
 
-def test_repeated_image_ids_keep_the_last_entry_and_leave_no_stray_files(tmp_path):
-    """An id listed twice: the last entry counts (as a dict of images keeps it), and only its label is made."""
-    images = [coco_image(1, file_name="a.jpg"), coco_image(1, file_name="b.jpg"), coco_image(2, file_name="c.jpg")]
-    ann = write_json(tmp_path / "in" / "instances_val.json", coco_dict(images=images, annotations=[coco_annotation(1)]))
-    result = convert(ann, tmp_path / "out")
-    assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "out" / "labels" / "val").iterdir()) == ["b.txt", "c.txt"]
-
-
 # --- a split converted by two processes ----------------------------------------------------
 
 
@@ -512,7 +503,7 @@ def test_two_processes_write_and_report_what_one_writes(tmp_path, monkeypatch, t
         runs[name] = (report, files)
     assert runs["two"] == runs["one"]
     report, files = runs["one"]
-    assert [s["annotation_id"] for s in report["skipped_annotations"]] == [20, 21, 22, 23]  # file order, both halves
+    assert [s["annotation_id"] for s in report["skipped_annotations"]] == [20, 21, 22, 23, 25]  # file order, both halves (25: no_mask)
     assert report["images_not_found"] == ["img8.jpg"] and len([f for f in files if f.startswith("labels/")]) == 7
 
 

@@ -6,6 +6,7 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 from typer.testing import CliRunner
 
 from mtdata.cli import app
@@ -111,3 +112,12 @@ def test_synth_cli(tmp_path):
     result = runner.invoke(app, ["synth", str(out), "--images", "4"])
     assert result.exit_code == 2 and "not empty" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("args", [["--seed", "-1"], ["--size", "100000"], ["--images", "10000000"], ["--size", "8"]])
+def test_synth_options_are_bounded_before_anything_is_drawn(tmp_path, args):
+    """A negative seed was a numpy traceback; a huge size allocated size x size x 3 bytes per image."""
+    result = CliRunner().invoke(app, ["synth", str(tmp_path / "out"), *args])
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert not (tmp_path / "out").exists()

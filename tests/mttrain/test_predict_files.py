@@ -7,7 +7,6 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from mtdata.formats.data_yaml import read_data_yaml

@@ -64,12 +64,13 @@ def test_reads_images_categories_and_annotations(tmp_path):
         pytest.param(json.dumps({"images": {}, "annotations": [], "categories": []}), "'images' must be a list", id="images-not-a-list"),
         pytest.param(json.dumps(coco_dict(annotations=[coco_annotation(5, 1, 42)])), "category_id 42", id="undeclared-category"),
         pytest.param(json.dumps(coco_dict(categories=[{"name": "x"}])), "categories[0]", id="category-without-id"),
-        pytest.param(json.dumps(coco_dict(categories=[plain_category(1), plain_category(1, "y")])), "repeat", id="category-ids-repeat"),
+        pytest.param(json.dumps(coco_dict(categories=[plain_category(1), plain_category(1, "y")])), "categories[0] and categories[1] share id 1",
+                     id="category-ids-repeat"),
         pytest.param(json.dumps(coco_dict(images=[{"id": 1, "file_name": "a.jpg"}])), "width and height", id="image-without-size"),
         pytest.param(json.dumps(coco_dict(images=[{"id": "1", "file_name": "a.jpg", "width": 1, "height": 1}])), "images[0]",
                      id="image-id-a-string"),
-        pytest.param(json.dumps(coco_dict(annotations=[{"id": 3, "image_id": 1, "category_id": 1, "bbox": ["a", 1, 1, 1]}])),
-                     "annotations[0] is malformed", id="annotation-bbox-not-numbers"),
+        pytest.param(json.dumps(coco_dict(annotations=[{"image_id": 1, "category_id": 1, "bbox": [1, 1, 1, 1]}])),
+                     "annotations[0] has no 'id'", id="annotation-without-id"),
     ],
 )
 def test_file_level_problems(tmp_path, content, message):

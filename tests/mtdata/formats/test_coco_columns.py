@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from mtdata.formats.coco import CocoAnnotation, _compact_annotation, image_labels, read_coco
+from mtdata.formats.coco import CocoAnnotation, _compact_annotation, annotation_join_loss, image_labels, read_coco
 from mtdata.formats.coco_objects import _join_pairs, _rings, table_objects
 from mtdata.geometry import join_polygons
 from mtdata.synth import SynthSpec, make_coco
@@ -50,13 +50,24 @@ def mixed_annotations() -> list[dict]:
         coco_annotation(22, polygon=[INF, 10, 30, 10, 30, 30]),  # 1e999 in the file: valid JSON, inf once parsed
         coco_annotation(24, category_id=5, segmentation=[[30, 10, 30, 30, 10, 10, 10, 10]]),  # clockwise, repeated
         coco_annotation(25, category_id=5, segmentation=[[10, 10, 30, 10, 30, 30, 10, 10]]),  # closed
+        coco_annotation(26, polygon=[10, 10, 1e300, 10, 30, 30]),  # far outside the image: refused before any arithmetic
+        coco_annotation(27, polygon=[10, 10, 350, 10, 30, 30], bbox=[10, 10, 20, 20]),  # more than a width right of it
+        coco_annotation(28, bbox=[150, 10, 20, 20]),  # a box wholly right of the image
+        coco_annotation(29, bbox=[10, 10, 20, 1e-6]),  # thinner than a row holds
+        coco_annotation(30, category_id=5, segmentation=[[10, 10, 20, 20, 30, 30]], bbox=[5, 5, 10, 10]),  # collinear
+        coco_annotation(31, bbox=[10, 10, 20, 20], keypoints=person_keypoints(x0=-300.0)),  # keypoints far left
+        coco_annotation(32, category_id=5, polygon=[10, 10, 30, 10, 30, 30], bbox=[1, 2, 3]),  # 3-number bbox
+        coco_annotation(33, category_id=5, segmentation=[["10", 10, 30, 10, 30, 30]], bbox=[5, 5, 10, 10]),  # a string
+        coco_annotation(34, category_id=5, segmentation=[[10, 10, 40, 10, 40, 40, 10, 40], [20, 20, 50, 20, 50, 50, 20, 50]]),
+        coco_annotation(35, category_id=5, segmentation=[[10, 10, 40, 10, 40, 40], [30, 10, 60, 10, 60, 40], [70, 5, 80, 5, 80, 9]]),
+        coco_annotation(36, polygon=[1, 1, 30, 1, 30, 30], bbox=[1, 1, 29, 29], keypoints=person_keypoints(x0=250.0)),
     ]
     for ann in anns:
         if ann["id"] in (21,):
             continue
         if ann["id"] == 7:
             ann["bbox"] = [5, 5, 10, 10]
-    del anns[-5]["bbox"]  # annotation 21: no bbox at all, boxed by its polygon
+    del anns[next(i for i, a in enumerate(anns) if a["id"] == 21)]["bbox"]  # annotation 21: no bbox at all, boxed by its polygon
     return anns
 
 
@@ -87,7 +98,7 @@ def same_annotation(a: CocoAnnotation, b: CocoAnnotation) -> None:
         assert repr(a.keypoints) == repr(b.keypoints)
 
 
-@pytest.mark.parametrize(("indent", "rotate"), [(None, 0), (2, 0), (None, 3), (None, 8), (None, 4 - 24)],
+@pytest.mark.parametrize(("indent", "rotate"), [(None, 0), (2, 0), (None, 3), (None, 8), (None, 4 - 35)],
                          ids=["compact", "pretty-printed", "rle-first", "text-list-first", "rle-last"])
 def test_fast_reader_reads_what_json_reads(tmp_path, indent, rotate):
     path = write_mixed(tmp_path, indent, rotate)
@@ -146,6 +157,22 @@ def test_bulk_objects_equal_image_labels(tmp_path, include_crowd, num_keypoints)
         np.testing.assert_array_equal(bulk.keypoints[mine], labels.keypoints)
         for j, polygon in zip(mine, labels.polygons):
             np.testing.assert_array_equal(bulk.polygon_xy[bulk.polygon_offsets[j] : bulk.polygon_offsets[j + 1]], polygon)
+
+
+@pytest.mark.parametrize("rotate", [0, 7, 20])
+def test_bulk_objects_report_the_joins_one_annotation_reports(tmp_path, rotate):
+    """Overlapping parts: the same objects and the same mask IoU from both paths."""
+    coco = read_coco(write_mixed(tmp_path, rotate=rotate))
+    bulk, by_image = objects_by_image(coco, False, 5)
+    reported = {int(coco.annotations.ids[bulk.rows[j]]): iou for j, iou in zip(bulk.lossy.tolist(), bulk.lossy_iou.tolist())}
+    expected = {}
+    for labels, _ in by_image.values():
+        for ann_id, polygon in zip(labels.source_ids.tolist(), labels.polygons):
+            ann = next(a for a in coco.annotations if a.id == ann_id)
+            iou = annotation_join_loss(ann, polygon)
+            if iou is not None:
+                expected[ann_id] = iou
+    assert reported == expected and set(reported) == {34, 35}
 
 
 def test_bulk_objects_equal_image_labels_on_synthetic_data(tmp_path):
