@@ -4,15 +4,18 @@
     ``--repeats`` runs after warm-up. Targets: multitask <= 0.70x (seg + pose) and <= 1.15x seg.
 (b) Training step time (forward, loss, backward, optimizer step) on the same real batch from
     ``mtdata synth`` data at ``--train-imgsz``. Target: <= 1.15x yolov8n-seg.
-(c) Learning at equal budget (``--learn``): the same synthetic images trained as multitask,
-    segment and pose datasets with the same epochs/imgsz/seed. Targets: multitask mask
-    mAP50-95 >= 0.95x yolov8n-seg's, pose mAP50-95 >= 0.95x yolov8n-pose's.
+(c) Learning at equal budget (``--learn``, ``benchmarks/learning.py``): on each synthetic set
+    (``mtdata synth``; ``benchmarks/synth_other.py``, built unlike it) the same images trained as
+    multitask, segment (all classes) and pose (keypoint class only) datasets, same settings, per
+    seed; all three scored by one referee (COCOeval against the source COCO file). One table per
+    set: mAP50-95 per model and seed, mean, spread, ratio. Targets: multitask mask mAP50-95 >=
+    0.97x yolov8n-seg's and pose >= 0.97x yolov8n-pose's, means over the seeds.
 
 Usage::
 
     .venv/bin/python benchmarks/model.py                 # (a) and (b)
-    .venv/bin/python benchmarks/model.py --learn         # also (c): ~20 min on 2 CPU cores
-    .venv/bin/python benchmarks/model.py --learn --learn-images 64 --learn-epochs 10   # a quick (c)
+    .venv/bin/python benchmarks/model.py --learn         # also (c): 2 sets x 2 seeds x 3 models, ~2 h on 2 CPU cores
+    .venv/bin/python benchmarks/model.py --learn --learn-images 64 --learn-epochs 10 --learn-seeds 0   # a quick (c)
 """
 
 from __future__ import annotations
@@ -114,38 +117,18 @@ def train_step_time(data_yaml: Path, imgsz: int, batch: int, steps: int) -> dict
     return out
 
 
-def learn(work: Path, images: int, size: int, epochs: int, batch: int) -> dict[str, dict]:
-    """Train multitask, yolov8n-seg and yolov8n-pose on the same synthetic images; return their val metrics."""
-    from ultralytics import YOLO
+def learn(work: Path, images: int, size: int, epochs: int, batch: int, seeds: list[int], sets: list[str]) -> str:
+    """Train multitask, yolov8n-seg and yolov8n-pose on each set and seed; return the tables."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    import learning
 
-    from mtdata.convert import convert_coco
-    from mtdata.synth import write_synth
-    from mttrain.model import MultiTaskYOLO
-
-    coco = work / "coco"
-    write_synth(coco, images=images, size=size, seed=1)
-    files = [coco / "annotations" / "instances_train.json", coco / "annotations" / "instances_val.json"]
-    for task in ("multitask", "segment", "pose"):
-        convert_coco(files, work / task, images_dir=coco / "images", task=task)
-    common = dict(epochs=epochs, imgsz=size, batch=batch, workers=0, device="cpu", seed=0, deterministic=True,
-                  plots=False, project=str(work / "runs"), exist_ok=True, warmup_epochs=1, close_mosaic=5, verbose=False)
-    results = {}
-    t = time.perf_counter()
-    m = MultiTaskYOLO("yolov8n-multitask.yaml")
-    m.train(data=str(work / "multitask" / "data.yaml"), name="multitask", **common)
-    metrics = m.val(data=str(work / "multitask" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="mt-val", exist_ok=True)
-    results["multitask"] = {"mask": metrics.seg.map, "pose": metrics.pose.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
-    t = time.perf_counter()
-    seg = YOLO("yolov8n-seg.yaml", task="segment")
-    seg.train(data=str(work / "segment" / "data.yaml"), name="seg", **common)
-    metrics = seg.val(data=str(work / "segment" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="seg-val", exist_ok=True)
-    results["seg"] = {"mask": metrics.seg.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
-    t = time.perf_counter()
-    pose = YOLO("yolov8n-pose.yaml", task="pose")
-    pose.train(data=str(work / "pose" / "data.yaml"), name="pose", **common)
-    metrics = pose.val(data=str(work / "pose" / "data.yaml"), imgsz=size, plots=False, project=str(work / "runs"), name="pose-val", exist_ok=True)
-    results["pose"] = {"pose": metrics.pose.map, "box": metrics.box.map, "seconds": time.perf_counter() - t}
-    return results
+    runs = []
+    for set_name in sets:
+        learning.prepare(work, set_name, train=images, val=max(4, images // 5), size=size)
+        for seed in seeds:
+            for kind in learning.MODELS:
+                runs.append(learning.run(work, set_name, kind, seed, epochs, size, batch))
+    return learning.tables(runs)
 
 
 def main() -> None:
@@ -161,6 +144,8 @@ def main() -> None:
     parser.add_argument("--learn-size", type=int, default=160)
     parser.add_argument("--learn-epochs", type=int, default=30)
     parser.add_argument("--learn-batch", type=int, default=16)
+    parser.add_argument("--learn-seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--learn-sets", nargs="+", default=["synth", "planes"])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -184,14 +169,10 @@ def main() -> None:
         print(f"    multitask / seg = {ratio:.2f}x (target <= 1.15x)  {'PASS' if ratio <= 1.15 else 'MISS'}")
 
         if args.learn:
-            print(f"\n(c) learning at equal budget: {args.learn_images} images, {args.learn_size} px, {args.learn_epochs} epochs")
-            res = learn(work / "learn", args.learn_images, args.learn_size, args.learn_epochs, args.learn_batch)
-            for name, metrics in res.items():
-                print(f"    {name:<10} " + "  ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-            mask_ratio = res["multitask"]["mask"] / max(res["seg"]["mask"], 1e-9)
-            pose_ratio = res["multitask"]["pose"] / max(res["pose"]["pose"], 1e-9)
-            print(f"    mask mAP50-95 multitask / seg  = {mask_ratio:.2f}x (target >= 0.95x)  {'PASS' if mask_ratio >= 0.95 else 'MISS'}")
-            print(f"    pose mAP50-95 multitask / pose = {pose_ratio:.2f}x (target >= 0.95x)  {'PASS' if pose_ratio >= 0.95 else 'MISS'}")
+            print(f"\n(c) learning at equal budget: {args.learn_images} images, {args.learn_size} px, {args.learn_epochs} epochs, "
+                  f"batch {args.learn_batch}, seeds {args.learn_seeds}")
+            print(learn(work / "learn", args.learn_images, args.learn_size, args.learn_epochs, args.learn_batch,
+                        args.learn_seeds, args.learn_sets))
 
 
 if __name__ == "__main__":

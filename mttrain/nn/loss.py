@@ -41,9 +41,10 @@ class MultiTaskLoss(v8SegmentationLoss):
 
     def get_assigned_targets_and_loss(self, preds, batch, **assign_kwargs):
         """Remember the assignment, so the keypoint terms use the very same one as box and mask."""
-        result = super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)
-        self._assigned = result[0]
-        return result
+        (fg_mask, target_gt_idx, *rest), *losses = super().get_assigned_targets_and_loss(preds, batch, **assign_kwargs)
+        # A batch without objects (background images only) gets a float index from the assigner.
+        self._assigned = (fg_mask, target_gt_idx.long(), *rest)
+        return (self._assigned, *losses)
 
     def loss(self, preds, batch):
         seg_total, _ = super().loss(preds, batch)  # box, seg, cls, dfl, semantic (unused) times batch size

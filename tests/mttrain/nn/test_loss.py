@@ -9,6 +9,18 @@ from mttrain._ultralytics import DEFAULT_CFG
 from mttrain.nn.loss import LOSS_NAMES
 
 
+def background_batch() -> dict:
+    """Two 64-px images without objects (empty or missing label files), as the collate function gives them."""
+    return {
+        "img": torch.rand(2, 3, 64, 64),
+        "cls": torch.zeros(0, 1),
+        "bboxes": torch.zeros(0, 4),
+        "batch_idx": torch.zeros(0),
+        "masks": torch.zeros(2, 16, 16),  # overlap_mask: one index map per image, 0 = background
+        "keypoints": torch.zeros(0, 5, 3),
+    }
+
+
 def make_batch(classes: list[int], with_points: bool = True) -> dict:
     """Two 64-px images, one square object each, class ids as given; keypoints at the square's corners."""
     n = len(classes)
@@ -81,3 +93,23 @@ def test_keypoint_gradient_reaches_only_with_labels(model):
     loss.sum().backward()
     head = model.model[-1]
     assert all(p.grad is None or float(p.grad.abs().sum()) == 0 for p in head.cv5.parameters())
+
+
+def test_a_batch_of_background_images_only_teaches_background(model):
+    loss, items = model.loss(background_batch())
+    assert torch.isfinite(loss).all()
+    for name in ("box_loss", "seg_loss", "dfl_loss", "pose_loss", "kobj_loss"):
+        assert float(items[name]) == 0, name
+    assert float(items["cls_loss"]) > 0  # every anchor is pushed towards "no object"
+    loss.sum().backward()
+    head = model.model[-1]
+    assert any(p.grad is not None and float(p.grad.abs().sum()) > 0 for p in head.cv3.parameters())
+
+
+def test_a_background_image_beside_one_with_objects(model):
+    batch = make_batch([0, 1])
+    batch["batch_idx"] = torch.zeros(2)  # both objects in image 0; image 1 is background
+    batch["masks"] = torch.stack([batch["masks"][0] + 2 * batch["masks"][1], torch.zeros(16, 16)]).clamp(max=2)
+    loss, items = model.loss(batch)
+    assert torch.isfinite(loss).all()
+    assert float(items["pose_loss"]) > 0 and float(items["seg_loss"]) > 0
