@@ -20,11 +20,8 @@ from PIL import Image, UnidentifiedImageError
 
 from mtdata.errors import InputError
 from mtdata.input_files import MAX_IMAGE_BYTES, open_input_file
+from mtdata.limits import MAX_IMAGE_PIXELS
 
-# Pillow's own default decompression-bomb limit (Image.MAX_IMAGE_PIXELS = 1024 * 1024 * 1024 // 4 // 3),
-# fixed here so that a library that lifts Pillow's (ultralytics' compress_one_image sets it to None)
-# changes nothing. Training resizes to 640 pixels: an image this large is a mistake or an attack.
-MAX_IMAGE_PIXELS = 89_478_485
 _EXIF_ORIENTATION = 0x0112  # 274; values 2..8 flip or rotate, 5..8 swap width and height
 
 

@@ -15,8 +15,9 @@ from __future__ import annotations
 import numpy as np
 import shapely
 
+from mtdata.limits import ZERO_AREA
+
 SELF_INTERSECTION_AREA = 0.01  # relative area change that counts as a real crossing
-ZERO_AREA = 1e-12  # normalized units: exact zero up to float noise
 # has_crossing compares every pair of edges: (P, P) arrays. Above this many points the area
 # test alone decides (make_valid is O(P log P)); a bridge or a touching vertex adds no area either way.
 MAX_PAIRWISE_POINTS = 512

@@ -21,7 +21,6 @@ from mtdata.formats.coco_checks import (
     MAX_ID,
     MAX_IMAGE_SIDE,
     OUTSIDE_CAP,
-    ZERO_AREA,
     annotation_problem,
     category_problem,
     crowd_flag_ok,
@@ -34,6 +33,7 @@ from mtdata.formats.coco_checks import (
     rle_problem,
 )
 from mtdata.geometry import decode_rle, join_loss_iou, join_polygons, mask_to_polygon, ring_twice_areas
+from mtdata.limits import ZERO_AREA
 from mtdata.records import ImageLabels
 
 # Annotation-level problems: such annotations are skipped and named in reports.

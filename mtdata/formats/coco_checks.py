@@ -15,12 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from mtdata.limits import MAX_IMAGE_PIXELS, MAX_KEYPOINTS
+
 MAX_ID = 2**63 - 1  # ids live in int64 columns
 MAX_IMAGE_SIDE = 1 << 20  # pixels of an image's width or height
-# The largest mask decoded from an RLE: PIL's DecompressionBombError threshold (2 x Image.MAX_IMAGE_PIXELS),
-# the same bound pillow puts on the image itself (~179 MB as uint8).
-MAX_MASK_PIXELS = 2 * 89_478_485
-MAX_KEYPOINTS = 1000  # per category; rows of every object get K of them (COCO-WholeBody has 133)
+MAX_MASK_PIXELS = MAX_IMAGE_PIXELS  # an RLE mask covers its image: one image-size policy (mtdata.limits)
 NAME_MAX_BYTES = 255  # a file name (one path part) on Linux, macOS and Windows file systems
 # A polygon point, box corner or labeled keypoint farther than this many image sides outside
 # the image is not an annotation of it (1e308, a coordinate in another unit): refused, not clipped.
@@ -130,7 +129,6 @@ def far_message(what: str, value: float, width: int, height: int) -> str:
 
 # A row holds 6 decimals of the image's size: an extent under this (clipped to the image) is written as none.
 MIN_EXTENT = 2e-6
-ZERO_AREA = 1e-12  # of the image's area: a polygon under it encloses nothing (collinear or repeated points)
 
 
 def extent_problem(what: str, low_xy, high_xy, width: int, height: int) -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtdata.errors import AnnotationError
-from mtdata.formats.coco_checks import OUTSIDE_CAP, OUTSIDE_SIDES, ZERO_AREA, extent_suspects, far_message
+from mtdata.formats.coco_checks import OUTSIDE_CAP, OUTSIDE_SIDES, extent_suspects, far_message
 from mtdata.formats.coco_columns import AnnotationTable
 from mtdata.geometry import (
     JOIN_LOSS_IOU,
@@ -25,6 +25,7 @@ from mtdata.geometry import (
     ring_twice_areas,
     rings_overlap,
 )
+from mtdata.limits import ZERO_AREA
 
 
 @dataclass

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from mtdata.errors import DatasetConfigError, why_missing
+from mtdata.limits import MAX_KEYPOINTS
 from mtdata.formats.yolo import TASKS, LabelLayout
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -32,7 +33,6 @@ MAX_DATA_YAML_BYTES = 1 << 20  # LVIS's 1,203 class names take 30 KB; 1 MiB pars
 MAX_YAML_NODES = 100_000  # values and containers once aliases are expanded
 # libyaml's parser when PyYAML has it: 8x faster than the pure-Python one on a large file
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-MAX_KEYPOINTS = 1024  # COCO-WholeBody has 133, a MediaPipe face mesh 478
 _KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
 
 

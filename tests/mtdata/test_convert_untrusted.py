@@ -297,7 +297,7 @@ CATEGORY_PROBLEMS = [
     ({"name": ""}, "'name' string"), ({"name": None}, "'name' string"), ({"name": "a\nb"}, "control character"),
     ({"id": True}, "'id'"), ({"id": 2**64}, "'id'"), ({"id": "1"}, "'id'"),
     ({"keypoints": "nose"}, "list of names"), ({"keypoints": ["a", 1]}, "list of names"), ({"keypoints": [["a"]]}, "list of names"),
-    ({"keypoints": [f"k{i}" for i in range(1001)]}, "1001 keypoints"),
+    ({"keypoints": [f"k{i}" for i in range(1025)]}, "1025 keypoints"),
     ({"skeleton": [[1.5, 2]]}, "skeleton[0]"), ({"skeleton": [[1, 2], [2.0, 3]]}, "skeleton[1]"), ({"skeleton": [["1", "2"]]}, "skeleton[0]"),
     ({"skeleton": [[1, 2, 3]]}, "skeleton[0]"), ({"skeleton": [[True, 2]]}, "skeleton[0]"), ({"skeleton": [1, 2]}, "skeleton[0]"),
     ({"skeleton": "1-2"}, "'skeleton' must be a list"),
