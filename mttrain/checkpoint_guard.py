@@ -26,6 +26,8 @@ import os
 import threading
 from pathlib import Path
 
+from mtdata.limits import MAX_KEYPOINTS
+
 _TRUSTED: set[str] = set()  # resolved paths the user vouched for (process-wide: resume reloads the same file)
 _LOAD_LOCK = threading.Lock()
 
@@ -448,10 +450,9 @@ def load_checkpoint_file(path, trust_weights: bool = False) -> dict:
 def _checked_checkpoint(ckpt, path: Path, trusted: bool = False) -> dict:
     """``ckpt`` if it is what ultralytics and mttrain expect; WeightsError naming what is not."""
     from torch import nn
+    from ultralytics.nn.tasks import BaseModel
 
     from mttrain.errors import WeightsError
-
-    from ultralytics.nn.tasks import BaseModel
 
     if isinstance(ckpt, BaseModel):
         ckpt = {"model": ckpt}  # torch.save(model) instead of a checkpoint dict; ultralytics accepts it too
@@ -466,6 +467,9 @@ def _checked_checkpoint(ckpt, path: Path, trusted: bool = False) -> dict:
         raise WeightsError("'train_args' is not a dict", file=path)
     if trusted:
         return ckpt
+    problem = _module_tree_problem(model)
+    if problem:
+        raise WeightsError(problem, file=path)
     for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
         # A view may claim more elements than the file stores (stride 0): .float() would then allocate them all.
         if tensor.numel() * tensor.element_size() > tensor.untyped_storage().nbytes():
@@ -480,8 +484,8 @@ def _checked_checkpoint(ckpt, path: Path, trusted: bool = False) -> dict:
     if kpt_shape is not None:
         shape = list(kpt_shape) if isinstance(kpt_shape, (list, tuple)) else None
         if not shape or len(shape) != 2 or not all(type(v) is int for v in shape) or not (
-                1 <= shape[0] <= MAX_CHECKPOINT_KEYPOINTS and shape[1] in (2, 3)):
-            raise WeightsError(f"kpt_shape {str(kpt_shape)[:60]} is not [K <= {MAX_CHECKPOINT_KEYPOINTS}, 2 or 3]",
+                1 <= shape[0] <= MAX_KEYPOINTS and shape[1] in (2, 3)):
+            raise WeightsError(f"kpt_shape {str(kpt_shape)[:60]} is not [K <= {MAX_KEYPOINTS}, 2 or 3]",
                                file=path)
     names = getattr(model, "names", None)
     if names is not None and not (isinstance(names, (dict, list)) and len(names) <= MAX_CHECKPOINT_CLASSES):
@@ -489,5 +493,36 @@ def _checked_checkpoint(ckpt, path: Path, trusted: bool = False) -> dict:
     return ckpt
 
 
-MAX_CHECKPOINT_KEYPOINTS = 1000
 MAX_CHECKPOINT_CLASSES = 100_000
+MAX_CHECKPOINT_MODULES = 100_000  # yolov8x-seg holds ~450; each is a dict the unpickler built from the file
+
+
+def _module_tree_problem(model) -> str | None:
+    """What makes ``model``'s module tree unlike one torch built, or None.
+
+    The unpickler fills each module's ``_modules``, ``_parameters`` and ``_buffers`` straight from the file, so
+    a name may be any allowed object and a child any value; torch's own walks (``named_buffers``, ``.to()``)
+    then fail deep inside with a TypeError. Walked iteratively with a visited set: a file may hold a cycle.
+    """
+    import torch
+    from torch import nn
+
+    expected = {"_modules": nn.Module, "_parameters": nn.Parameter, "_buffers": torch.Tensor}
+    seen, stack = {id(model)}, [("model", model)]
+    while stack:
+        where, module = stack.pop()
+        for slot, kind in expected.items():
+            members = module.__dict__.get(slot)
+            if not isinstance(members, dict):
+                return f"{where}.{slot} is a {type(members).__name__}, not a dict"
+            for name, value in members.items():
+                if type(name) is not str:
+                    return f"{where}.{slot} has a name that is a {type(name).__name__}, not a string"
+                if value is not None and not isinstance(value, kind):
+                    return f"{where}.{name} is a {type(value).__name__}, not a {kind.__name__}"
+                if slot == "_modules" and value is not None and id(value) not in seen:
+                    if len(seen) >= MAX_CHECKPOINT_MODULES:
+                        return f"the model holds more than {MAX_CHECKPOINT_MODULES} modules"
+                    seen.add(id(value))
+                    stack.append((f"{where}.{name}", value))
+    return None

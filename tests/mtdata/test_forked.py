@@ -92,7 +92,23 @@ elif kind == "check pool":
     import mtdata.check as check
     check._check_chunk = lambda args: time.sleep(60)  # check's own pool, kept busy
     threading.Thread(target=check._run, args=([None] * 512, None, {}, 2, None), daemon=True).start()
-time.sleep(1.0)  # the children start and finish their set-up
+# the children start and finish their set-up: wait for them rather than a fixed time, which a loaded
+# machine outruns (a pool spawns its workers only once work is submitted, after the module's imports)
+deadline = time.monotonic() + 30
+def children():
+    mine = str(os.getpid()).encode()
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[1] == mine:
+                    found.append(p)
+        except (OSError, IndexError):
+            pass
+    return found
+while len(children()) < (2 if kind.endswith("pool") else 1) and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)  # past their set-up (a worker's initializer sets its death signal)
 print("ready", flush=True)
 time.sleep(0.5)  # the test lists them
 os.kill(os.getpid(), signal.SIGKILL)

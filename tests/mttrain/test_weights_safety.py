@@ -214,6 +214,23 @@ def test_fuzzed_weights_files_are_one_clear_error_or_a_model(tmp_path):
     assert sum(v for (k, o), v in outcomes.items() if o == "refused") >= cases // 2, outcomes
 
 
+@pytest.mark.parametrize("corrupt, expected", [
+    (lambda layer: layer._buffers.__setitem__(type(layer), None), "has a name that is a type, not a string"),
+    (lambda layer: layer._buffers.__setitem__("b", 1.5), "is a float, not a Tensor"),
+    (lambda layer: layer._modules.__setitem__("m", "text"), "is a str, not a Module"),
+    (lambda layer: setattr(layer, "_parameters", [1]), "_parameters is a list, not a dict"),
+], ids=["buffer-name-not-text", "buffer-not-tensor", "child-not-module", "parameters-not-dict"])
+def test_a_module_tree_unlike_torchs_is_one_error(corrupt, expected, tmp_path):
+    """The unpickler fills a module's member dicts from the file; torch's walks then raise a TypeError deep inside
+    (found by the fuzzer in CI: a buffer named by a type)."""
+    ckpt = torch.load(small_checkpoint(tmp_path / "real.pt"), weights_only=False)
+    corrupt(ckpt["model"].model[0])
+    torch.save(ckpt, tmp_path / "odd.pt")
+    with pytest.raises(WeightsError) as raised:
+        load_checkpoint_file(tmp_path / "odd.pt")
+    assert expected in str(raised.value) and "\n" not in str(raised.value), str(raised.value)
+
+
 def test_fuzzed_weights_files_through_the_command_line(tmp_path, tiny_data):
     from mttrain.cli import app
 
