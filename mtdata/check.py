@@ -23,9 +23,9 @@ import cv2
 from mtdata.check_objects import FileRows, object_findings_batch
 from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
+from mtdata.forked import become_worker, parent_pid
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for, read_split_list
 from mtdata.formats.yolo import LabelLayout, read_label_text
-from mtdata.forked import become_worker, parent_pid
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.rules import RULES, finding
 from mtdata.verify import verify_image, verify_label_texts

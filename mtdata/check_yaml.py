@@ -18,8 +18,16 @@ import yaml
 
 from mtdata.errors import DatasetConfigError, Finding
 from mtdata.formats.data_yaml import (
-    SPLIT_KEYS, YAML_LOADER, DatasetConfig, dataset_root, is_folder_name, kpt_shape_problem, load_yaml_mapping, parse_data_dict,
-    shown_value, sigmas_ok,
+    SPLIT_KEYS,
+    YAML_LOADER,
+    DatasetConfig,
+    dataset_root,
+    is_folder_name,
+    kpt_shape_problem,
+    load_yaml_mapping,
+    parse_data_dict,
+    shown_value,
+    sigmas_ok,
 )
 from mtdata.formats.yolo import TASKS
 from mtdata.rules import finding, has_errors

@@ -30,10 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
 from mtdata.errors import DatasetConfigError, InputError, OutputError, raise_os_error
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml, read_split_list, shown_value
+from mtdata.formats.data_yaml import (
+    IMAGE_SUFFIXES,
+    DatasetConfig,
+    label_dir_for,
+    read_data_yaml,
+    read_split_list,
+    shown_value,
+)
 from mtdata.formats.yolo import rows_to_labels
 from mtdata.image_header import read_image_header
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from mtdata.errors import DatasetConfigError, InputError, MtdataError, why_missing
-from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
 from mtdata.forked import parent_pid
+from mtdata.formats.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
 from mtdata.merge_chunk import MergeContext, merge_chunk, prepare_worker
 from mtdata.merge_plan import ImageJob, JobBatch, MergePlan, build_jobs, count_seg_labels
 from mtdata.output import atomic_output_dir, check_output_dir

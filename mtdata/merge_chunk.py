@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtdata.formats.yolo import LabelLayout
 from mtdata.forked import become_worker
+from mtdata.formats.yolo import LabelLayout
 from mtdata.geometry import paired_iou
 from mtdata.input_files import MAX_LABEL_BYTES
 from mtdata.match import match_boxes

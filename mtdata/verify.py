@@ -34,7 +34,13 @@ from PIL import Image, UnidentifiedImageError
 from mtdata.errors import Finding, InputError, Severity
 from mtdata.formats.yolo import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text, read_label_text
 from mtdata.image_header import (
-    MAX_IMAGE_PIXELS, ImageHeader, ImageTooLarge, check_pixels, header_of, quick_stored_wh, too_large_reason,
+    MAX_IMAGE_PIXELS,
+    ImageHeader,
+    ImageTooLarge,
+    check_pixels,
+    header_of,
+    quick_stored_wh,
+    too_large_reason,
 )
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.polygon_checks import polygon_defects

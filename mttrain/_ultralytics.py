@@ -39,7 +39,7 @@ from ultralytics.nn.modules.head import Pose, Segment  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, ops  # noqa: E402,F401
 from ultralytics.utils.loss import KeypointLoss, v8PoseLoss, v8SegmentationLoss  # noqa: E402
-from ultralytics.utils.metrics import OKS_SIGMA, SegmentMetrics, Metric, ap_per_class, kpt_iou  # noqa: E402,F401
+from ultralytics.utils.metrics import OKS_SIGMA, Metric, SegmentMetrics, ap_per_class, kpt_iou  # noqa: E402,F401
 
 SUPPORTED = ((8, 4), (8, 5))  # [low, high): 8.4.x
 __all__ = [
@@ -250,7 +250,9 @@ _install_skeleton_annotator()
 # the trainer, and a model YAML may come from a stranger too.
 
 from mttrain.checkpoint_guard import (  # noqa: E402
-    _data_globals, load_checkpoint_file, trust_weights_file,
+    _data_globals,
+    load_checkpoint_file,
+    trust_weights_file,
 )
 
 ultralytics_torch_safe_load = _tasks.torch_safe_load  # ultralytics' own (full unpickling), for trusted files

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.table import Table
 
 from mtdata.cli.app import fail
 from mtdata.cli.app import user_errors as _user_errors
-from rich.table import Table
 
 app = typer.Typer(
     name="mttrain",

@@ -13,7 +13,14 @@ import torch
 
 from mtdata.keypoints import default_sigmas
 from mttrain._ultralytics import (
-    LOGGER, RANK, SegmentationValidator, kpt_iou, no_requirement_installs, ops, register_skeleton, use_dataset_dict,
+    LOGGER,
+    RANK,
+    SegmentationValidator,
+    kpt_iou,
+    no_requirement_installs,
+    ops,
+    register_skeleton,
+    use_dataset_dict,
 )
 from mttrain.data import build_multitask_dataset, load_multitask_data
 from mttrain.metrics import MultiTaskMetrics

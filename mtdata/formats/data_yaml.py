@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 
 from mtdata.errors import DatasetConfigError, why_missing
-from mtdata.limits import MAX_KEYPOINTS
 from mtdata.formats.yolo import TASKS, LabelLayout
+from mtdata.limits import MAX_KEYPOINTS
 
 SPLIT_KEYS = ("train", "val", "test")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".heic", ".pfm")

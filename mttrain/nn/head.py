@@ -17,9 +17,9 @@ import copy
 
 import torch
 from torch import nn
+from ultralytics.nn.modules.conv import Conv
 
 from mttrain._ultralytics import Pose, Segment
-from ultralytics.nn.modules.conv import Conv
 
 
 class MultiTask(Segment):

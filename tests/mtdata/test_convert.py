@@ -14,8 +14,8 @@ import pytest
 from typer.testing import CliRunner
 
 from mtdata.cli import app
-from mtdata.formats.data_yaml import read_data_yaml
 from mtdata.forked import can_fork
+from mtdata.formats.data_yaml import read_data_yaml
 from mtdata.formats.yolo import read_label_file
 from mtdata.geometry import polygon_iou, polygon_signed_area
 from tests.mtdata.factories import (

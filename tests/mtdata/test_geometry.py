@@ -8,10 +8,10 @@ from pycocotools import mask as mask_utils
 
 from mtdata.geometry import (
     boxes_iou,
-    paired_iou,
     decode_rle,
     join_polygons,
     mask_to_polygon,
+    paired_iou,
     polygon_iou,
     polygon_signed_area,
     polygon_to_mask,

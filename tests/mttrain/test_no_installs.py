@@ -82,9 +82,10 @@ def test_an_undecodable_image_is_reported_not_a_reason_to_install(pip_calls, tmp
 def test_every_ultralytics_requirement_check_refuses_to_install(pip_calls):
     import sys
 
+    from ultralytics.utils import checks
+
     import mttrain._ultralytics as mu
     from mttrain.errors import MissingDependencyError
-    from ultralytics.utils import checks
 
     with pytest.raises(MissingDependencyError, match="not-a-real-package-xyz, which is not installed"):
         checks.check_requirements("not-a-real-package-xyz")

@@ -17,10 +17,18 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from tests.mttrain.hostile_weights import FORBIDDEN_CALLS, HOSTILE, Payload, fuzz_cases, harmed, prepare_victims, \
-    save_global_call, small_checkpoint
 from mttrain._ultralytics import load_checkpoint_file
 from mttrain.errors import WeightsError
+from tests.mttrain.hostile_weights import (
+    FORBIDDEN_CALLS,
+    HOSTILE,
+    Payload,
+    fuzz_cases,
+    harmed,
+    prepare_victims,
+    save_global_call,
+    small_checkpoint,
+)
 
 runner = CliRunner()
 
