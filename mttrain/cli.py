@@ -310,7 +310,9 @@ def _check_weights_path(model: Path) -> None:
 
 
 def main() -> None:
-    app()
+    from mtdata.cli.usage import run_app
+
+    run_app(app)
 
 
 if __name__ == "__main__":

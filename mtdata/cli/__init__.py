@@ -5,13 +5,14 @@ import gc
 from mtdata import interrupts
 from mtdata.cli import check, convert, export, merge, view  # noqa: F401  (importing registers the commands)
 from mtdata.cli.app import app, report_interrupt_outside_commands
+from mtdata.cli.usage import run_app
 
 
 def main() -> None:
     """Console-script entry point: SIGTERM and SIGHUP stop a command as Ctrl-C does (clean-up, one line)."""
     try:
         interrupts.install()
-        app()
+        run_app(app)
     except (KeyboardInterrupt, RuntimeError) as error:  # before typer's own handling began (while it builds the commands)
         stopped = interrupts.interrupt_behind(error)
         if stopped is None:
