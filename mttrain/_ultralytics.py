@@ -353,6 +353,26 @@ def _image_open_without_install(fp, *args, **kwargs):
         return _patches._image_open(fp, *args, **kwargs)
 
 
+def _check_font_offline(font="Arial.ttf"):
+    """ultralytics' ``check_font`` without its download: the font from ultralytics' config folder or matplotlib's
+    font list, else matplotlib's own DejaVu Sans (Latin, Greek, Cyrillic; other scripts draw as boxes).
+
+    ultralytics' version fetches ``Arial.Unicode.ttf`` (23 MB) from GitHub for any plot of a non-ASCII class name,
+    after a 3 s reachability check, on every plot while the download fails (offline: every batch image).
+    """
+    from matplotlib import font_manager
+    from ultralytics.utils import USER_CONFIG_DIR
+
+    name = Path(font).name
+    if (USER_CONFIG_DIR / name).exists():
+        return USER_CONFIG_DIR / name
+    matches = [f.fname for f in font_manager.fontManager.ttflist if name in f.fname and Path(f.fname).exists()]
+    return matches[0] if matches else font_manager.findfont("DejaVu Sans")
+
+
+_original_check_font = None
+
+
 def block_installs() -> None:
     """Make every ultralytics install path check only (idempotent; runs when this module is imported)."""
     import sys
@@ -361,8 +381,10 @@ def block_installs() -> None:
     from ultralytics import utils as _utils
     from ultralytics.utils import checks as _checks
 
-    global _original_check_requirements, _original_check_apt_requirements
+    global _original_check_requirements, _original_check_apt_requirements, _original_check_font
     _utils.AUTOINSTALL = _checks.AUTOINSTALL = False
+    if _checks.check_font is not _check_font_offline:
+        _original_check_font = _checks.check_font
     if _checks.check_requirements is not _check_requirements_without_install:
         _original_check_requirements = _checks.check_requirements
     if _checks.check_apt_requirements is not _check_apt_requirements_without_install:
@@ -374,6 +396,8 @@ def block_installs() -> None:
             module.check_requirements = _check_requirements_without_install
         if getattr(module, "check_apt_requirements", None) is _original_check_apt_requirements:
             module.check_apt_requirements = _check_apt_requirements_without_install
+        if getattr(module, "check_font", None) is _original_check_font:  # plotting, data.utils
+            module.check_font = _check_font_offline
     Image.open = _image_open_without_install
 
 
@@ -507,6 +531,10 @@ def _check_install_internals() -> list[str]:
     problems = []
     if _checks.check_requirements is not _check_requirements_without_install:
         problems.append("utils.checks.check_requirements is not the non-installing one")
+    from ultralytics.utils import plotting as _plotting
+
+    if _plotting.check_font is not _check_font_offline:
+        problems.append("utils.plotting.check_font is not the offline one (plots would download fonts)")
     if not hasattr(_patches, "_image_open"):
         problems.append("utils.patches._image_open (PIL's own Image.open) is gone")
     return problems

@@ -95,3 +95,27 @@ def test_every_ultralytics_requirement_check_refuses_to_install(pip_calls):
         if name.startswith("ultralytics.") and hasattr(module, "check_requirements"):
             assert module.check_requirements is mu._check_requirements_without_install, name
     assert pip_calls == []
+
+
+def test_plots_of_non_ascii_class_names_download_no_font(monkeypatch, tmp_path):
+    """ultralytics fetches Arial.Unicode.ttf from GitHub for every plot of a non-ASCII label (after a 3 s check
+    online, on every plot while it fails); ours draws with a font on disk and asks the network nothing."""
+    import requests
+    from ultralytics.utils import plotting
+
+    import mttrain._ultralytics  # noqa: F401  (blocks installs and downloads)
+
+    requests_made = []
+
+    def no_network(*args, **kwargs):  # ultralytics catches what this raises: record it too
+        requests_made.append(args)
+        raise AssertionError(f"network request: {args}")
+
+    monkeypatch.setattr(requests, "head", no_network)
+    monkeypatch.setattr(requests, "get", no_network)
+    monkeypatch.setattr("ultralytics.utils.USER_CONFIG_DIR", tmp_path)  # no font fetched by an earlier run
+    annotator = plotting.Annotator(np.zeros((64, 64, 3), np.uint8), example="人")
+    annotator.box_label([1, 1, 40, 40], "人 0.9")
+    assert requests_made == []
+    assert annotator.font.path.endswith(".ttf") and not annotator.font.path.startswith(str(tmp_path))
+    assert annotator.result().any()  # the label was drawn
