@@ -85,8 +85,8 @@ def render_convert(result) -> None:
     if result.lossy_joins:
         first = result.lossy_joins[0]
         console.print(
-            f"[yellow]{len(result.lossy_joins)} objects have overlapping parts[/]: joined into one outline they lose more than "
-            f"5% of their mask (annotation {first['annotation_id']}: mask IoU {first['iou']:.2f}; all in --report)", highlight=False,
+            f"[yellow]{len(result.lossy_joins)} objects lose more than 5% of their mask as one outline[/] (overlapping parts "
+            f"joined, or holes of an RLE mask filled): annotation {first['annotation_id']}: mask IoU {first['iou']:.2f}; all in --report", highlight=False,
         )
     for note in result.notes:
         console.print(f"[cyan]note:[/] {escape(note)}", highlight=False)

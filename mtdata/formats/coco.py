@@ -32,7 +32,8 @@ from mtdata.formats.coco_checks import (
     keypoints_problem,
     rle_problem,
 )
-from mtdata.geometry import decode_rle, join_loss_iou, join_polygons, mask_to_polygon, ring_twice_areas
+from mtdata.geometry import JOIN_LOSS_IOU, decode_rle, join_loss_iou, join_polygons, mask_to_polygon, ring_twice_areas, \
+    traced_mask_iou
 from mtdata.limits import ZERO_AREA
 from mtdata.records import ImageLabels
 
@@ -365,7 +366,13 @@ def parts_area(parts: list[np.ndarray]) -> float:
 
 
 def annotation_join_loss(ann: CocoAnnotation, polygon: np.ndarray) -> float | None:
-    """The mask IoU of an annotation's joined ``polygon`` when its polygon parts overlap and it loses > 5%; else None."""
+    """The mask IoU of an annotation's one-outline ``polygon`` when it loses > 5% of the mask, else None: polygon
+    parts that overlap, or an RLE mask whose holes the outline fills (a row holds no holes)."""
+    seg = ann.segmentation
+    if isinstance(seg, dict):  # validated and decoded once already: an RLE of its image's size
+        height, width = (int(v) for v in seg["size"])
+        iou = traced_mask_iou(decode_rle(seg, height, width))
+        return iou if iou < JOIN_LOSS_IOU else None
     if not isinstance(ann.segmentation, list) or len(ann.segmentation) < 2:
         return None
     return join_loss_iou([part.reshape(-1, 2) for part in ann.segmentation], polygon)

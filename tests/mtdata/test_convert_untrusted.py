@@ -554,3 +554,26 @@ def test_keypoints_that_are_not_a_list_of_numbers_are_skipped(tmp_path, keypoint
                      coco_dict(annotations=[coco_annotation(1), {**coco_annotation(2), "keypoints": keypoints}]))
     _, report = report_of(tmp_path, ann, tmp_path / "out")
     assert [(s["annotation_id"], s["reason"]) for s in report["skipped_annotations"]] == [(2, "bad_keypoints")]
+
+
+@pytest.mark.parametrize("hole", [0, 6, 14], ids=["solid", "small-hole", "large-hole"])
+def test_rle_holes_a_row_cannot_hold_are_reported(tmp_path, hole):
+    """A ring (an RLE mask with a hole) becomes one outline round it: the hole is filled, so the row covers more
+    than the mask. Losing more than 5% of the mask is reported with its IoU, as overlapping polygon parts are."""
+    from pycocotools import mask as mask_utils
+
+    yy, xx = np.mgrid[:80, :100]
+    distance = np.hypot(xx - 50, yy - 40)
+    mask = (distance <= 25) & (distance >= hole) if hole else distance <= 25
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    seg = {"size": [80, 100], "counts": rle["counts"].decode()}
+    ann = write_json(tmp_path / "in" / "instances_val.json",
+                     coco_dict(annotations=[coco_annotation(7, category_id=5, segmentation=seg, bbox=[25, 15, 50, 50])]))
+    result, report = report_of(tmp_path, ann, tmp_path / "out")
+    assert report["rows"] == 1
+    lost = {j["annotation_id"]: j["iou"] for j in report["lossy_joins"]}
+    share_kept = mask.sum() / (distance <= 25).sum()
+    if share_kept > 0.95:
+        assert lost == {} and "lose more than 5%" not in result.stdout
+    else:
+        assert lost[7] == pytest.approx(share_kept, abs=0.01) and "holes of an RLE mask filled" in result.stdout
