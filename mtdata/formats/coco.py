@@ -32,8 +32,15 @@ from mtdata.formats.coco_checks import (
     keypoints_problem,
     rle_problem,
 )
-from mtdata.geometry import JOIN_LOSS_IOU, decode_rle, join_loss_iou, join_polygons, mask_to_polygon, ring_twice_areas, \
-    traced_mask_iou
+from mtdata.geometry import (
+    JOIN_LOSS_IOU,
+    decode_rle,
+    join_loss_iou,
+    join_polygons,
+    mask_to_polygon,
+    ring_twice_areas,
+    traced_mask_iou,
+)
 from mtdata.limits import ZERO_AREA
 from mtdata.records import ImageLabels
 
