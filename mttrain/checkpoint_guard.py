@@ -37,13 +37,23 @@ MAX_PICKLE_BYTES = 256 * 2**20  # data.pkl of a yolov8x checkpoint: ~0.3 MB; sto
 MAX_NESTING = 1000
 
 
+TRUSTED_ENV = "MTTRAIN_TRUSTED_WEIGHTS"  # os.pathsep-joined resolved paths: how the trust reaches child processes
+
+
 def trust_weights_file(path) -> None:
-    """Load ``path`` as ultralytics does (full unpickling: it may run code) for the rest of this process."""
-    _TRUSTED.add(os.path.realpath(os.fspath(path)))
+    """Load ``path`` as ultralytics does (full unpickling: it may run code) for the rest of this process and the
+    processes it starts: ultralytics' DDP launcher runs each GPU's trainer in a new Python, which reloads the
+    weights (and, on resume, the run's last.pt); it inherits the trust through the environment."""
+    resolved = os.path.realpath(os.fspath(path))
+    _TRUSTED.add(resolved)
+    inherited = [p for p in os.environ.get(TRUSTED_ENV, "").split(os.pathsep) if p]
+    if resolved not in inherited:
+        os.environ[TRUSTED_ENV] = os.pathsep.join([*inherited, resolved])
 
 
 def _is_trusted(path) -> bool:
-    return os.path.realpath(os.fspath(path)) in _TRUSTED
+    resolved = os.path.realpath(os.fspath(path))
+    return resolved in _TRUSTED or resolved in os.environ.get(TRUSTED_ENV, "").split(os.pathsep)
 
 
 def _restricted_getattr(obj, name: str):

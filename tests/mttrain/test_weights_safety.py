@@ -185,6 +185,33 @@ def test_trust_weights_restores_full_unpickling(victims, trained_run, tiny_data)
 
 
 @pytest.mark.slow
+def test_trust_reaches_child_processes_and_no_other_file(tmp_path, monkeypatch):
+    """ultralytics' DDP launcher runs each GPU's trainer in a new Python that reloads the weights: the trust the
+    user gave goes with it (through the environment), for that file only."""
+    import subprocess
+    import sys
+
+    from mttrain.checkpoint_guard import TRUSTED_ENV, trust_weights_file
+
+    monkeypatch.delenv(TRUSTED_ENV, raising=False)
+    extra, other = tmp_path / "extra.pt", tmp_path / "other.pt"
+    for path in (extra, other):
+        ckpt = torch.load(small_checkpoint(tmp_path / "real.pt"), weights_only=False)
+        ckpt["made_on"] = datetime.date(2026, 1, 1)  # harmless, but off the allow-list
+        torch.save(ckpt, path)
+    trust_weights_file(tmp_path / "." / "extra.pt")  # any spelling of the path
+    trust_weights_file(extra)  # twice: listed once
+    assert os.environ[TRUSTED_ENV].split(os.pathsep).count(os.path.realpath(extra)) == 1
+    child = ("import sys; from mttrain.checkpoint_guard import load_checkpoint_file; from mttrain.errors import WeightsError\n"
+             "for path in sys.argv[1:]:\n"
+             "    try: print(path, type(load_checkpoint_file(path)['made_on']).__name__)\n"
+             "    except WeightsError as e: print(path, 'refused', 'datetime.date' in str(e))\n")
+    done = subprocess.run([sys.executable, "-c", child, str(extra), str(other)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [f"{extra} date", f"{other} refused True"]
+
+
 def test_a_resumed_run_loads_and_continues(trained_run, tiny_data, tmp_path):
     """An interrupted run's last.pt (optimizer, epoch) resumes through the safe loader."""
     from mttrain.cli import app
