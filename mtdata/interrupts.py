@@ -15,6 +15,7 @@ This module imports nothing heavy: ``python -m mtdata`` installs it before loadi
 from __future__ import annotations
 
 import signal
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -60,12 +61,28 @@ def deferred() -> Iterator[None]:
             raise Interrupted(signum)
 
 
+def _unraisable(args) -> None:
+    """``sys.unraisablehook``: an :class:`Interrupted` raised where Python cannot pass it on (a weakref callback of
+    importlib's module locks, a ``__del__``) is not printed as "Exception ignored in ..." with a traceback: the
+    stop is recorded, and :func:`stop_if_asked` raises it again before anything is put in place."""
+    if isinstance(args.exc_value, Interrupted):
+        return
+    _previous_unraisable(args)
+
+
+_previous_unraisable = sys.unraisablehook
+
+
 def install() -> None:
     """Raise :class:`Interrupted` on SIGINT, SIGTERM and SIGHUP in this process (main thread only).
 
     A signal that is ignored already stays ignored: ``nohup`` ignores SIGHUP, and a shell's
     background jobs ignore SIGINT.
     """
+    global _previous_unraisable
+    if sys.unraisablehook is not _unraisable:
+        _previous_unraisable = sys.unraisablehook
+        sys.unraisablehook = _unraisable
     for name in STOPPING:
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) not in (signal.SIG_IGN, _on_signal):

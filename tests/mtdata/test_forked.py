@@ -90,7 +90,9 @@ elif kind == "merge pool":
     pool.executor.submit(time.sleep, 60)
 elif kind == "check pool":
     import mtdata.check as check
-    check._check_chunk = lambda args: time.sleep(60)  # check's own pool, kept busy
+    def busy(args):  # in __main__: the pool pickles it by name, and its forked workers have it
+        time.sleep(60)
+    check._check_chunk = busy  # check's own pool, kept busy (a lambda would not pickle: the pool would end)
     threading.Thread(target=check._run, args=([None] * 512, None, {}, 2, None), daemon=True).start()
 # the children start and finish their set-up: wait for them rather than a fixed time, which a loaded
 # machine outruns (a pool spawns its workers only once work is submitted, after the module's imports)

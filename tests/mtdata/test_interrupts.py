@@ -155,3 +155,30 @@ except KeyboardInterrupt as e:
 """)
     assert done.stdout.splitlines() == ["went on", "stopped: SIGTERM"], done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_signal_python_cannot_pass_on_prints_no_traceback(tmp_path):
+    """A signal whose handler runs inside a weakref callback (as importlib's module locks have, found by the
+    interruption test: 7 lines of "Exception ignored in ..." on stderr) is not reported as an unraisable
+    exception; the stop still holds: OUT is not put in place. Any other unraisable exception is still reported."""
+    done = _python(f"""
+import gc, os, signal, weakref
+from pathlib import Path
+from mtdata import interrupts
+from mtdata.output import atomic_output_dir
+class Thing: pass
+def stop(ref): os.kill(os.getpid(), signal.SIGTERM)  # the handler raises in here: Python cannot pass it on
+def fail(ref): raise ValueError("an ordinary bug")
+interrupts.install()
+other = Thing(); other_ref = weakref.ref(other, fail); del other; gc.collect()
+try:
+    with atomic_output_dir(Path({str(tmp_path / "out")!r})) as work:
+        (work / "a.txt").write_text("a")
+        thing = Thing(); ref = weakref.ref(thing, stop); del thing; gc.collect()
+        print("went on", flush=True)
+except KeyboardInterrupt as e:
+    print("stopped:", e)
+""")
+    assert done.stdout.splitlines() == ["went on", "stopped: SIGTERM"], done.stderr
+    assert "Interrupted" not in done.stderr and "ValueError: an ordinary bug" in done.stderr
+    assert os.listdir(tmp_path) == []
