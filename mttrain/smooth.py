@@ -28,9 +28,9 @@ class OneEuro:
         d_cutoff: cutoff of the speed estimate.
     """
 
-    min_cutoff: float = 0.05
-    beta: float = 0.05
-    d_cutoff: float = 0.3
+    min_cutoff: float = 0.02
+    beta: float = 0.02
+    d_cutoff: float = 0.1
     _x: np.ndarray | None = field(default=None, repr=False)
     _dx: np.ndarray | None = field(default=None, repr=False)
     _t: float | None = field(default=None, repr=False)
@@ -57,9 +57,9 @@ class KeypointSmoother:
     untracked results are left alone). Tracks not seen for ``forget_after`` frames are dropped.
     """
 
-    min_cutoff: float = 0.05
-    beta: float = 0.05
-    d_cutoff: float = 0.3
+    min_cutoff: float = 0.02
+    beta: float = 0.02
+    d_cutoff: float = 0.1
     forget_after: int = 300
     _filters: dict = field(default_factory=dict, repr=False)
 
