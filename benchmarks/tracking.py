@@ -137,7 +137,7 @@ def make_clip(out: Path, frames: int, size: int, objects: int, seed: int) -> dic
     return {**files, "data": out / "dataset" / "data.yaml"}
 
 
-TRAIN_ARGS = dict(batch=4, workers=0, device="cpu", plots=False, verbose=False, exist_ok=True, mosaic=0.0,
+TRAIN_ARGS = dict(batch=8, workers=0, device="cpu", plots=False, verbose=False, exist_ok=True, mosaic=0.0,
                   warmup_epochs=0, seed=0)
 
 

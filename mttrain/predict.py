@@ -89,22 +89,22 @@ class MultiTaskPredictor(DetectionPredictor):
                     smoother.apply(r)
 
     def stream_inference(self, source=None, model=None, *args, **kwargs):
-        """ultralytics' loop; when it fails, the annotated video being written is removed, not left half-written
-        (videos it finished stay)."""
+        """ultralytics' loop; when it fails, an annotated video it had not finished is removed, not left
+        half-written (videos it finished stay)."""
+        self._video_progress = {}  # save path -> (last frame written, frames in the source video)
         try:
             yield from super().stream_inference(source, model, *args, **kwargs)
         except Exception:
-            self._remove_unfinished_video()
+            for save_path, (written, frames) in self._video_progress.items():
+                if written is None or frames <= 0 or written < frames:
+                    for suffix in (".avi", ".mp4"):  # ultralytics picks the container by platform
+                        Path(save_path).with_suffix(suffix).unlink(missing_ok=True)
             raise
 
-    def _remove_unfinished_video(self) -> None:
-        current = Path(self.batch[0][0]) if self.batch and self.batch[0] else None
-        for save_path in list(getattr(self, "vid_writer", {})):
-            base = getattr(self, "_sources", {}).get(current)
-            if current is None or base is None or Path(save_path).stem != base:
-                continue
-            for suffix in (".avi", ".mp4"):  # ultralytics picks the container by platform
-                Path(save_path).with_suffix(suffix).unlink(missing_ok=True)
+    def save_predicted_images(self, save_path: Path, frame: int | None = 0):
+        super().save_predicted_images(save_path, frame)
+        if self.dataset.mode == "video":
+            self._video_progress[save_path] = (frame, int(getattr(self.dataset, "frames", 0)))
 
     def construct_result(self, pred, img, orig_img, img_path, proto):
         """pred: (N, 6 + nm + K*3) rows of xyxy, conf, cls, mask coefficients, keypoints (input pixels)."""
