@@ -25,6 +25,9 @@ import numpy as np
 from mtdata.errors import OutputError
 from mtdata.synth import _TIP_DEGREES, DISC_ID, FIGURE_ID, FIGURE_KEYPOINTS, FIGURE_SKELETON
 
+# The head tip reaches further than the hands and feet: a turning star stays asymmetric, so which tip is which
+# keypoint can be seen in every frame (a regular star turned by 72 degrees looks the same, its labels shifted).
+HEAD_REACH = np.array([1.35, 1.0, 1.0, 1.0, 1.0])
 # Containers OpenCV's bundled FFmpeg writes everywhere (opencv-python-headless wheels): MJPG in AVI, MPEG-4 in MP4.
 FOURCC = {".avi": "MJPG", ".mp4": "mp4v"}
 
@@ -54,6 +57,7 @@ class _Mover:
     figure: bool
     color: tuple[int, int, int]
     r: float
+    extent: float  # how far the outline reaches from the centre
     x: float
     vx: float
     lane_y: float
@@ -67,7 +71,8 @@ class _Mover:
         """Polygon (P, 2) and, for a figure, its 5 tips (5, 2) in FIGURE_KEYPOINTS order, in pixels."""
         if self.figure:
             angles = self.shape + self.angle
-            tips = np.stack([self.x + self.r * np.cos(angles), y + self.r * np.sin(angles)], axis=1)
+            reach = self.r * HEAD_REACH
+            tips = np.stack([self.x + reach * np.cos(angles), y + reach * np.sin(angles)], axis=1)
             order = np.argsort(np.mod(angles, 2 * np.pi))  # walk around the centre so the outline never crosses
             around = np.mod(angles, 2 * np.pi)[order]
             inner_angles = around + np.diff(np.append(around, around[0] + 2 * np.pi)) / 2
@@ -87,15 +92,16 @@ def _movers(spec: VideoSpec, rng: np.random.Generator) -> list[_Mover]:
     lane = spec.size / spec.objects
     movers = []
     for i in range(spec.objects):
-        r = min(rng.uniform(0.3, 0.4) * lane, 0.22 * spec.size)
         figure = i % 2 == 0
+        r = min(rng.uniform(0.3, 0.4) * lane, 0.22 * spec.size) / (HEAD_REACH.max() if figure else 1.0)
+        extent = r * (HEAD_REACH.max() if figure else 1.0)
         shape = (np.deg2rad(_TIP_DEGREES + rng.uniform(-8, 8, size=5)) if figure
                  else np.array([r, r * rng.uniform(0.55, 0.85)]))
         speed = rng.uniform(0.008, 0.02) * spec.size  # pixels per frame
         movers.append(_Mover(
-            track_id=i + 1, figure=figure, color=_vivid(rng), r=r,
-            x=rng.uniform(r, spec.size - r), vx=speed * rng.choice([-1.0, 1.0]), lane_y=(i + 0.5) * lane,
-            bob=min(0.45 * lane - r, 0.15 * lane) if lane > 2 * r else 0.0, phase=rng.uniform(0, 2 * np.pi),
+            track_id=i + 1, figure=figure, color=_vivid(rng), r=r, extent=extent,
+            x=rng.uniform(extent, spec.size - extent), vx=speed * rng.choice([-1.0, 1.0]), lane_y=(i + 0.5) * lane,
+            bob=min(0.45 * lane - extent, 0.15 * lane) if lane > 2 * extent else 0.0, phase=rng.uniform(0, 2 * np.pi),
             spin=rng.uniform(-0.03, 0.03), angle=rng.uniform(0, 2 * np.pi), shape=shape,
         ))
     return movers
@@ -109,9 +115,9 @@ def _vivid(rng: np.random.Generator) -> tuple[int, int, int]:
 
 def _step(m: _Mover, size: int) -> None:
     m.x += m.vx
-    if m.x < m.r or m.x > size - m.r:  # bounce at the frame's edges: the whole object stays in view
+    if m.x < m.extent or m.x > size - m.extent:  # bounce at the frame's edges: the whole object stays in view
         m.vx = -m.vx
-        m.x = float(np.clip(m.x, m.r, size - m.r))
+        m.x = float(np.clip(m.x, m.extent, size - m.extent))
     m.angle += m.spin
 
 
