@@ -293,6 +293,7 @@ def track(
     with user_errors():
         overrides = parse_overrides(ctx.args, command="track")
         refuse_twins(ctx, overrides)
+        tracker = str(overrides.pop("tracker", tracker))  # tracker=botsort.yaml, as ultralytics spells it
         _check_source(source)
         _check_weights_path(model)
         from mttrain.video import TracksJSON, check_sources, resolve_tracker

@@ -230,9 +230,10 @@ def test_bad_videos_are_one_line_exit_2_and_nothing_written(weights, tmp_path, c
     assert not list((tmp_path / "runs").rglob("*.*")) if (tmp_path / "runs").exists() else True
 
 
-def test_unknown_tracker_is_one_line_exit_2(weights, tmp_path):
+@pytest.mark.parametrize("given", [["--tracker", "sort.yaml"], ["tracker=sort.yaml"]], ids=["option", "key-value"])
+def test_unknown_tracker_is_one_line_exit_2(weights, tmp_path, given):
     video = write_video(tmp_path / "v.avi")
-    result = runner.invoke(app, ["track", str(weights), str(video), "--tracker", "sort.yaml", "--project", str(tmp_path / "runs")])
+    result = runner.invoke(app, ["track", str(weights), str(video), *given, "--project", str(tmp_path / "runs")])
     assert result.exit_code == 2 and "--tracker sort.yaml: no such tracker file" in result.output, result.output
     assert not (tmp_path / "runs").exists()
 
