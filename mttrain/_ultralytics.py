@@ -541,6 +541,13 @@ def video_suffixes() -> frozenset[str]:
     return frozenset(f".{s}" for s in VID_FORMATS)
 
 
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes ultralytics' loader reads as images (lower case, with the dot)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(f".{s}" for s in IMG_FORMATS)
+
+
 def tracker_types() -> frozenset[str]:
     """The ``tracker_type`` values ultralytics' ``trackers.track.on_predict_start`` accepts."""
     from ultralytics.trackers.track import TRACKER_MAP

@@ -87,7 +87,7 @@ def check_video(file: str | Path) -> int:
 def check_sources(source, vid_stride: int = 1) -> SourceInfo:
     """Check a prediction source before a run: a path, folder or glob must exist, and each of its videos must
     open and decode (see :func:`check_video`). Streams (URLs, webcams) and in-memory images are not checked."""
-    from mttrain._ultralytics import video_suffixes
+    from mttrain._ultralytics import image_suffixes, video_suffixes
 
     if isinstance(source, (list, tuple)):
         infos = [check_sources(s, vid_stride) for s in source if isinstance(s, (str, Path))]
@@ -104,11 +104,12 @@ def check_sources(source, vid_stride: int = 1) -> SourceInfo:
     if text.endswith((".txt", ".csv")) and os.path.isfile(text):  # a list of sources, one a line: ultralytics reads it
         return SourceInfo(stream=True)
     info = SourceInfo()
-    suffixes = video_suffixes()
+    videos, images = video_suffixes(), image_suffixes()
     for file in _files(text):
-        if Path(file).suffix.lower() in suffixes:
+        suffix = Path(file).suffix.lower()
+        if suffix in videos:
             info.videos[file] = -(-check_video(file) // max(vid_stride, 1))
-        else:
+        elif suffix in images:
             info.images += 1
     return info
 

@@ -65,6 +65,7 @@ def test_sources_count_frames_of_videos_and_images(tmp_path):
     write_video(tmp_path / "a.avi", frames=6)
     write_video(tmp_path / "b.avi", frames=4)
     cv2.imwrite(str(tmp_path / "c.jpg"), np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "notes.txt").write_text("not an image")  # ultralytics skips it, and so does the count
     info = check_sources(str(tmp_path))
     assert info.images == 1 and sorted(Path(v).name for v in info.videos) == ["a.avi", "b.avi"]
     assert info.frames == 11
