@@ -480,6 +480,7 @@ def check_internals() -> list[str]:
     if not hasattr(BaseBackend, "read_metadata"):
         problems.append("nn.backends.base.BaseBackend.read_metadata is gone (read_export_metadata uses it)")
     problems += _check_loading_internals() + _check_install_internals() + _check_argument_internals()
+    problems += _check_tracking_internals()
     return problems
 
 
@@ -555,4 +556,53 @@ def _check_argument_internals() -> list[str]:
     for name, value in tables.items():
         if getattr(_cfg, name, None) != value:
             problems.append(f"cfg.{name} as read by mttrain._ultralytics_cfg differs from the imported one")
+    return problems
+
+
+# --- Video and tracking ------------------------------------------------------------------------------------------
+
+
+def video_suffixes() -> frozenset[str]:
+    """The file suffixes ultralytics' loader reads as videos (lower case, with the dot)."""
+    from ultralytics.data.utils import VID_FORMATS
+
+    return frozenset(f".{s}" for s in VID_FORMATS)
+
+
+def image_suffixes() -> frozenset[str]:
+    """The file suffixes ultralytics' loader reads as images (lower case, with the dot)."""
+    from ultralytics.data.utils import IMG_FORMATS
+
+    return frozenset(f".{s}" for s in IMG_FORMATS)
+
+
+def tracker_types() -> frozenset[str]:
+    """The ``tracker_type`` values ultralytics' ``trackers.track.on_predict_start`` accepts."""
+    from ultralytics.trackers.track import TRACKER_MAP
+
+    return frozenset(TRACKER_MAP)
+
+
+def shipped_trackers() -> dict[str, Path]:
+    """ultralytics' tracker YAMLs by file name (``bytetrack.yaml``, ``botsort.yaml``, ...)."""
+    return {p.name: p for p in sorted((Path(ultralytics.__file__).parent / "cfg" / "trackers").glob("*.yaml"))}
+
+
+def _check_tracking_internals() -> list[str]:
+    import inspect
+
+    from ultralytics.engine.results import Boxes
+    from ultralytics.trackers import track as _track
+
+    problems = []
+    if not {"bytetrack.yaml", "botsort.yaml"} <= set(shipped_trackers()):
+        problems.append("cfg/trackers/bytetrack.yaml or botsort.yaml is gone")
+    if not {"bytetrack", "botsort"} <= tracker_types():
+        problems.append("trackers.track.TRACKER_MAP lost bytetrack or botsort")
+    source = inspect.getsource(_track.on_predict_postprocess_end)
+    if "result[idx]" not in source:
+        problems.append("trackers.track.on_predict_postprocess_end no longer indexes the Results by the tracked "
+                        "detections (masks and keypoints would not follow their track)")
+    if "is_track" not in inspect.getsource(Boxes.__init__):
+        problems.append("engine.results.Boxes no longer marks tracked boxes with is_track")
     return problems

@@ -235,36 +235,133 @@ def val(
 def predict(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
-    source: Annotated[str, typer.Argument(help="Image, folder, glob or video.")],
+    source: Annotated[str, typer.Argument(help="Image, video, folder, glob or stream URL.")],
     conf: Annotated[float, typer.Option()] = 0.25,
     imgsz: Annotated[Optional[int], typer.Option()] = None,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Write annotated images and videos (masks, keypoints, skeleton).")] = True,
     save_txt: Annotated[bool, typer.Option("--save-txt", help="Also write multitask label rows, one file per image or video frame (labels/STEM.txt, labels/STEM_FRAME.txt).")] = False,
+    save_json: Annotated[bool, typer.Option("--save-json", help="Also write every detection (source, frame, class, score, box, polygon, keypoints) to predictions.json.")] = False,
     device: Annotated[str, typer.Option()] = "cpu",
     project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
     name: Annotated[str, typer.Option()] = "predict",
     trust_weights: TrustWeights = False,
 ) -> None:
-    """Predict boxes, masks and keypoints; annotated images (and rows) go to PROJECT/NAME.
-    Any ultralytics prediction argument also works as KEY=VALUE (iou=0.5 max_det=100)."""
+    """Predict boxes, masks and keypoints; annotated images and videos (and rows) go to PROJECT/NAME.
+    Any ultralytics prediction argument also works as KEY=VALUE (iou=0.5 max_det=100 vid_stride=2)."""
     with user_errors():
         overrides = parse_overrides(ctx.args, command="predict")
         refuse_twins(ctx, overrides)
-        if not any(ch in source for ch in "*?") and not Path(source).exists():
-            fail(f"{source}: no such image or folder")
+        _check_source(source)
         _check_weights_path(model)
         from mttrain.model import MultiTaskYOLO
 
         yolo = MultiTaskYOLO(str(model), trust_weights=trust_weights)
-        args = dict(conf=conf, device=device, save=True, save_txt=save_txt, project=str(project.resolve()), name=name,
+        args = dict(conf=conf, device=device, save=save, save_txt=save_txt, project=str(project.resolve()), name=name,
                     exist_ok=True, verbose=False)
         if imgsz is not None:
             args["imgsz"] = imgsz
         args.update(overrides)
-        count = objects = 0
-        for result in yolo.predict(source, stream=True, **args):
-            count += 1
-            objects += len(result.boxes) if result.boxes is not None else 0
-    console.print(f"{count} images, {objects} objects -> [bold]{Path(args['project']) / args['name']}[/]")
+        run = Path(args["project"]) / args["name"]
+        from mttrain.video import DetectionsJSON, check_sources
+
+        total = check_sources(source, int(args.get("vid_stride") or 1)).frames
+        writer = DetectionsJSON(run / "predictions.json", yolo) if save_json else None
+        summary = _consume(yolo.predict(source, stream=True, **args), total, writer)
+    _print_summary(summary, run, writer)
+
+
+@app.command(context_settings=EXTRA_ARGS)
+def track(
+    ctx: typer.Context,
+    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
+    source: Annotated[str, typer.Argument(help="Video, folder of videos, glob or stream URL.")],
+    tracker: Annotated[str, typer.Option(help="bytetrack.yaml, botsort.yaml (ultralytics') or a tracker YAML file.")] = "bytetrack.yaml",
+    conf: Annotated[Optional[float], typer.Option(help="Detection threshold (default 0.1: trackers take low-score detections).")] = None,
+    iou: Annotated[float, typer.Option(help="NMS IoU threshold.")] = 0.7,
+    imgsz: Annotated[Optional[int], typer.Option()] = None,
+    save: Annotated[bool, typer.Option("--save/--no-save", help="Write the annotated video (track ids, masks, keypoints, skeleton).")] = True,
+    save_txt: Annotated[bool, typer.Option("--save-txt", help="Also write one label file per frame: multitask rows ending with the track id.")] = False,
+    save_json: Annotated[bool, typer.Option("--save-json", help="Also write tracks.json: every track with its class and, per frame, score, box, polygon, keypoints.")] = False,
+    smooth: Annotated[bool, typer.Option("--smooth", help="Smooth each track's keypoints over time (one-euro filter).")] = False,
+    device: Annotated[str, typer.Option()] = "cpu",
+    project: Annotated[Path, typer.Option()] = Path("runs/multitask"),
+    name: Annotated[str, typer.Option()] = "track",
+    trust_weights: TrustWeights = False,
+) -> None:
+    """Track objects through a video: each track id keeps its own mask and keypoints in every frame.
+    Any ultralytics prediction argument also works as KEY=VALUE (vid_stride=2 max_det=50)."""
+    with user_errors():
+        overrides = parse_overrides(ctx.args, command="track")
+        refuse_twins(ctx, overrides)
+        tracker = str(overrides.pop("tracker", tracker))  # tracker=botsort.yaml, as ultralytics spells it
+        _check_source(source)
+        _check_weights_path(model)
+        from mttrain.video import TracksJSON, check_sources, resolve_tracker
+
+        tracker_file = resolve_tracker(tracker)
+        from mttrain.model import MultiTaskYOLO
+
+        yolo = MultiTaskYOLO(str(model), trust_weights=trust_weights)
+        args = dict(conf=conf, iou=iou, device=device, save=save, save_txt=save_txt, project=str(project.resolve()),
+                    name=name, exist_ok=True, verbose=False)
+        if imgsz is not None:
+            args["imgsz"] = imgsz
+        args.update(overrides)
+        run = Path(args["project"]) / args["name"]
+        total = check_sources(source, int(args.get("vid_stride") or 1)).frames
+        writer = TracksJSON(run / "tracks.json", yolo, tracker) if save_json else None
+        results = yolo.track(source, stream=True, tracker=str(tracker_file), smooth=smooth, **args)
+        summary = _consume(results, total, writer)
+    _print_summary(summary, run, writer)
+
+
+def _check_source(source: str) -> None:
+    """A missing path fails here, before torch and ultralytics load (globs and URLs are checked later)."""
+    from mttrain.video import STREAM_PREFIXES
+
+    if source.isnumeric() or source.lower().startswith(STREAM_PREFIXES) or any(ch in source for ch in "*?["):
+        return
+    if not Path(source).exists():
+        fail(f"{source}: no such image, video or folder")
+
+
+def _consume(results, total: int | None, writer) -> dict:
+    """Run a prediction stream to its end with a progress bar (frames done and frames per second), feeding
+    ``writer``; the writer's file is kept only if the whole run succeeds."""
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from mtdata.cli.app import err_console
+
+    frames = objects = 0
+    start = time.perf_counter()
+    columns = [TextColumn("frames"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[fps]:.1f} fps"),
+               TimeElapsedColumn()]
+    try:
+        with Progress(*columns, console=err_console, transient=True, disable=not err_console.is_terminal) as bar:
+            task = bar.add_task("frames", total=total, fps=0.0)
+            for result in results:
+                frames += 1
+                objects += len(result.boxes) if result.boxes is not None else 0
+                if writer is not None:
+                    writer.add(result)
+                bar.update(task, completed=frames, fps=frames / max(time.perf_counter() - start, 1e-9))
+    except BaseException:
+        if writer is not None:
+            writer.discard()
+        raise
+    if writer is not None:
+        writer.close()
+    return {"frames": frames, "objects": objects, "seconds": time.perf_counter() - start}
+
+
+def _print_summary(summary: dict, run: Path, writer) -> None:
+    fps = summary["frames"] / max(summary["seconds"], 1e-9)
+    console.print(f"{summary['frames']} images/frames, {summary['objects']} objects in {summary['seconds']:.1f} s "
+                  f"({fps:.1f} frames/s) -> [bold]{run}[/]", highlight=False, soft_wrap=True)
+    if writer is not None:
+        console.print(f"json: {writer.path}", highlight=False, soft_wrap=True)
 
 
 EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})

@@ -23,6 +23,16 @@ from mttrain.val import MultiTaskValidator
 WEIGHT_SUFFIXES = (".pt", ".onnx", ".torchscript")
 
 
+def _set_up_smoother(predictor, smooth: bool, persist: bool) -> None:
+    """on_predict_start: give a tracking predictor its keypoint smoother (kept across calls with ``persist``)."""
+    if predictor.args.mode != "track" or not smooth:
+        predictor.keypoint_smoother = None
+    elif not persist or getattr(predictor, "keypoint_smoother", None) is None:
+        from mttrain.smooth import KeypointSmoother
+
+        predictor.keypoint_smoother = KeypointSmoother()
+
+
 class MultiTaskYOLO(Model):
     """A multitask YOLO model from a shipped/own YAML, a trained ``.pt`` or an export (``.onnx``, ``.torchscript``).
 
@@ -90,13 +100,36 @@ class MultiTaskYOLO(Model):
         return metrics
 
     def predict(self, source=None, stream: bool = False, predictor=None, **kwargs):
+        """ultralytics' ``predict``; a path, folder or glob source is checked first (it exists, and OpenCV opens and
+        decodes each of its videos: one InputError naming the file otherwise, before anything is written)."""
         from mttrain._ultralytics import check_arguments
+        from mttrain.video import check_sources
 
         self._check_export_args(kwargs)
-        check_arguments(kwargs)
+        check_arguments({k: v for k, v in kwargs.items() if k != "mode"})
+        if source is not None:
+            check_sources(source, vid_stride=int(kwargs.get("vid_stride") or 1))
         if kwargs.get("project") or self.predictor is None:  # a reused predictor keeps its folder, as ultralytics'
             kwargs["project"] = str(self._project(kwargs.get("project")))
         return super().predict(source, stream, predictor, **kwargs)
+
+    def track(self, source=None, stream: bool = False, persist: bool = False, tracker: str = "bytetrack.yaml",
+              smooth: bool = False, **kwargs):
+        """ultralytics' ``track`` (ByteTrack by default, ``tracker="botsort.yaml"`` or a YAML file): every tracked
+        object keeps its own mask and keypoints; ``result.boxes.id`` holds the track ids, and objects the tracker
+        does not (yet) follow are left out. ``persist=True`` keeps the tracks between calls (frame by frame).
+
+        ``smooth``: filter each track's keypoints over time with a one-euro filter (``mttrain.smooth``); off by
+        default. ``tracker`` is checked first (:func:`mttrain.video.resolve_tracker`)."""
+        from functools import partial
+
+        from mttrain.video import resolve_tracker
+
+        kwargs["tracker"] = str(resolve_tracker(tracker))
+        callbacks = self.callbacks["on_predict_start"]  # replaced, not stacked, on every call (as register_tracker)
+        callbacks[:] = [cb for cb in callbacks if getattr(cb, "func", None) is not _set_up_smoother]
+        callbacks.append(partial(_set_up_smoother, smooth=smooth, persist=persist))
+        return super().track(source, stream=stream, persist=persist, **kwargs)
 
     def val(self, validator=None, **kwargs):
         from mttrain._ultralytics import check_arguments

@@ -21,23 +21,26 @@ class MultiTaskResults(Results):
     ``keypoint_classes``: the class ids that have keypoints (their rows carry K x 3 keypoint values first).
     """
 
-    def __init__(self, *args, keypoint_classes=(), **kwargs):
+    def __init__(self, *args, keypoint_classes=(), frame: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
         self.keypoint_classes = sorted(int(c) for c in keypoint_classes)
+        self.frame = frame  # 1-based frame of a video (or count of a stream); None for images
 
     def new(self) -> "MultiTaskResults":
         result = MultiTaskResults(orig_img=self.orig_img, path=self.path, names=self.names, speed=self.speed,
-                                  keypoint_classes=self.keypoint_classes)
+                                  keypoint_classes=self.keypoint_classes, frame=self.frame)
         result.save_dir = self.save_dir
         return result
 
     def save_txt(self, txt_file: str | Path, save_conf: bool = False) -> str:
         """Write this image's objects as multitask rows (what ``mtdata`` reads and ``mttrain fit`` trains on),
         replacing ``txt_file``; an image without objects gets an empty file. ``save_conf`` is not part of
-        the format and is ignored."""
+        the format and is ignored. Tracked objects get their track id appended as the row's last value (as
+        ultralytics appends it; ``mttrain.video.read_track_rows`` reads such rows)."""
         txt_file = Path(txt_file)
         txt_file.parent.mkdir(parents=True, exist_ok=True)
-        _write_atomic(txt_file, "".join(row + "\n" for row in result_rows(self, self.keypoint_classes)))
+        _write_atomic(txt_file, "".join(row + "\n" for row in result_rows(self, self.keypoint_classes,
+                                                                            with_track_ids=True)))
         return str(txt_file)
 
 
@@ -69,7 +72,39 @@ class MultiTaskPredictor(DetectionPredictor):
         return super().postprocess(preds[0], img, orig_imgs, protos=protos)
 
     def construct_results(self, preds, img, orig_imgs, protos):
-        return [self.construct_result(p, img, o, path, proto) for p, o, path, proto in zip(preds, orig_imgs, self.batch[0], protos)]
+        results = [self.construct_result(p, img, o, path, proto) for p, o, path, proto in zip(preds, orig_imgs, self.batch[0], protos)]
+        for result, info in zip(results, self.batch[2]):
+            result.frame = _frame_number(info, self.dataset)
+        return results
+
+    def run_callbacks(self, event: str):
+        super().run_callbacks(event)
+        if event == "on_predict_postprocess_end" and self.args.mode == "track":
+            # ultralytics' tracker leaves a frame's raw detections in place when it outputs no track for it: in
+            # track mode every object has a track id, so those frames have none.
+            self.results = [r if r.boxes is None or r.boxes.is_track or not len(r) else r[:0] for r in self.results]
+            smoother = getattr(self, "keypoint_smoother", None)
+            if smoother is not None:
+                for r in self.results:
+                    smoother.apply(r)
+
+    def stream_inference(self, source=None, model=None, *args, **kwargs):
+        """ultralytics' loop; when it fails, an annotated video it had not finished is removed, not left
+        half-written (videos it finished stay)."""
+        self._video_progress = {}  # save path -> (last frame written, frames in the source video)
+        try:
+            yield from super().stream_inference(source, model, *args, **kwargs)
+        except Exception:
+            for save_path, (written, frames) in self._video_progress.items():
+                if written is None or frames <= 0 or written < frames:
+                    for suffix in (".avi", ".mp4"):  # ultralytics picks the container by platform
+                        Path(save_path).with_suffix(suffix).unlink(missing_ok=True)
+            raise
+
+    def save_predicted_images(self, save_path: Path, frame: int | None = 0):
+        super().save_predicted_images(save_path, frame)
+        if self.dataset.mode == "video":
+            self._video_progress[save_path] = (frame, int(getattr(self.dataset, "frames", 0)))
 
     def construct_result(self, pred, img, orig_img, img_path, proto):
         """pred: (N, 6 + nm + K*3) rows of xyxy, conf, cls, mask coefficients, keypoints (input pixels)."""
@@ -87,6 +122,17 @@ class MultiTaskPredictor(DetectionPredictor):
         kpts[without_keypoints(pred[:, 5], keypoint_classes)] = 0.0  # scaling moved their zeros: zero them again
         return MultiTaskResults(orig_img, path=img_path, names=self.model.names, boxes=boxes, masks=masks,
                                 keypoints=kpts, keypoint_classes=keypoint_classes)
+
+
+def _frame_number(info: str, dataset) -> int | None:
+    """The 1-based frame of a batch item: parsed from the loader's info line for videos (as ultralytics'
+    write_results does), the loader's count for streams, None for images."""
+    import re
+
+    if getattr(dataset, "mode", None) == "stream":
+        return int(getattr(dataset, "count", 0))
+    match = re.search(r"frame (\d+)/", info or "")
+    return int(match[1]) if match else None
 
 
 def _write_atomic(file: Path, text: str) -> None:
@@ -122,11 +168,13 @@ def _keypoint_classes(model) -> list[int]:
     return []
 
 
-def result_rows(result: Results, keypoint_classes: list[int], min_visible: float = 0.5) -> list[str]:
+def result_rows(result: Results, keypoint_classes: list[int], min_visible: float = 0.5,
+                with_track_ids: bool = False) -> list[str]:
     """Multitask label rows (normalized, as ``mtdata.formats.yolo`` writes them) for one Results.
 
     Keypoints with confidence < ``min_visible`` are written ``0 0 0``, visible ones with visibility 2; objects
-    whose mask outline has fewer than 3 points are left out (a row needs a polygon).
+    whose mask outline has fewer than 3 points are left out (a row needs a polygon). With ``with_track_ids``,
+    tracked boxes' rows end with `` TRACK_ID``.
     """
     from mtdata.formats.yolo import YoloRow, format_multitask_row
 
@@ -136,6 +184,7 @@ def result_rows(result: Results, keypoint_classes: list[int], min_visible: float
     polygons = result.masks.xyn
     classes = result.boxes.cls.int().tolist()
     kpts = result.keypoints.data.cpu().numpy() if result.keypoints is not None else None
+    ids = result.boxes.id.int().tolist() if with_track_ids and result.boxes.is_track else None
     h, w = result.orig_shape
     for i, (cls, polygon) in enumerate(zip(classes, polygons)):
         if len(polygon) < 3:
@@ -149,8 +198,9 @@ def result_rows(result: Results, keypoint_classes: list[int], min_visible: float
             keypoints[:, 1] = np.clip(k[:, 1] / h, 0, 1)
             keypoints[:, 2] = 2
             keypoints[~visible] = 0
-        rows.append(format_multitask_row(YoloRow(cls, polygon_xyn=np.clip(np.asarray(polygon, np.float64), 0, 1),
-                                                 keypoints_xyn=keypoints)))
+        row = format_multitask_row(YoloRow(cls, polygon_xyn=np.clip(np.asarray(polygon, np.float64), 0, 1),
+                                           keypoints_xyn=keypoints))
+        rows.append(row if ids is None else f"{row} {ids[i]}")
     return rows
 
 

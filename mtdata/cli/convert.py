@@ -99,9 +99,24 @@ def synth(
     size: Annotated[int, typer.Option("--size", min=32, max=SYNTH_MAX_SIZE, help="Image width and height in pixels.")] = 160,
     seed: Annotated[int, typer.Option("--seed", min=0)] = 0,
     overwrite: Annotated[bool, typer.Option("--overwrite")] = False,
+    video: Annotated[Optional[int], typer.Option("--video", min=1, max=SYNTH_MAX_IMAGES, help="Write a video of this many frames with tracking ground truth instead (video.avi, annotations/video.json).")] = None,
+    objects: Annotated[int, typer.Option("--objects", min=1, max=16, help="--video: moving objects (stars and discs in turn).")] = 3,
+    fps: Annotated[float, typer.Option("--fps", min=1, max=240, help="--video: frame rate.")] = 10.0,
+    suffix: Annotated[str, typer.Option("--suffix", help="--video: .avi (MJPG) or .mp4 (MPEG-4).")] = ".avi",
+    frames: Annotated[bool, typer.Option("--frames", help="--video: also write every frame as images/video/NNNNNN.jpg.")] = False,
 ) -> None:
-    """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without)."""
+    """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without), or with --video a video
+    of moving stars and discs with ground-truth track ids, masks and keypoints per frame."""
     from mtdata.output import atomic_output_dir
+
+    if video is not None:
+        from mtdata.synth_video import VideoSpec, write_synth_video
+
+        with user_errors(), atomic_output_dir(out, overwrite) as work:
+            spec = VideoSpec(frames=video, size=size, objects=objects, fps=fps, suffix=suffix)
+            write_synth_video(work, spec, seed=seed, frames_as_images=frames)
+        console.print(f"wrote {out}/video{suffix} ({video} frames, {objects} objects) and annotations/video.json")
+        return
     from mtdata.synth import write_synth
 
     with user_errors(), atomic_output_dir(out, overwrite) as work:
