@@ -45,8 +45,27 @@ def transferable_state(target: torch.nn.Module, source: torch.nn.Module) -> tupl
     if kind == "pose":
         head = f"model.{len(source.model) - 1}."
         state = {k.replace(f"{head}cv4.", f"{head}cv5.") if k.startswith(f"{head}cv4.") else k: v for k, v in state.items()}
+    _match_keypoint_width(target, source, kind)
     own = target.state_dict()
     return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, kind
+
+
+def _match_keypoint_width(target: torch.nn.Module, source: torch.nn.Module, kind: str) -> None:
+    """Rebuild the target's keypoint branch at the width of the source's, so a trained branch loads: ultralytics'
+    Pose head is narrower than ours (``MultiTask.set_keypoint_width``), as are multitask checkpoints made before
+    the branch was widened. Only when the branches take the same inputs (same family and scale)."""
+    ours, theirs = target.model[-1], source.model[-1]
+    if kind == "pose":
+        branch = theirs.cv4
+    elif kind == "multitask":
+        branch = theirs.cv5
+    else:
+        return
+    width, inputs = branch[0][0].conv.out_channels, [seq[0].conv.in_channels for seq in branch]
+    if width != ours.keypoint_width and inputs == [seq[0].conv.in_channels for seq in ours.cv5]:
+        LOGGER.info(f"keypoint branch rebuilt {width} channels wide (was {ours.keypoint_width}) to take the "
+                    f"{kind} checkpoint's trained one")
+        ours.set_keypoint_width(width)
 
 
 def load_weights(target: torch.nn.Module, weights: torch.nn.Module | str | Path, verbose: bool = True,

@@ -40,10 +40,29 @@ class MultiTask(Segment):
         super().__init__(nc, nm, npr, reg_max, end2end, ch)
         self.kpt_shape = tuple(kpt_shape)
         self.nk = self.kpt_shape[0] * self.kpt_shape[1]
-        c5 = max(ch[0] // 4, self.nk)
-        self.cv5 = nn.ModuleList(nn.Sequential(Conv(x, c5, 3), Conv(c5, c5, 3), nn.Conv2d(c5, self.nk, 1)) for x in ch)
-        if end2end:
+        self.set_keypoint_width(max(ch[0], self.nk), ch)
+
+    def set_keypoint_width(self, width: int, ch: tuple[int, ...] | None = None) -> None:
+        """(Re)build the keypoint branch ``cv5`` (and its one-to-one copy) ``width`` channels wide, untrained.
+
+        Why wider than ultralytics' Pose head (``max(ch[0] // 4, nk)``, 16 channels at scale n): the backbone and
+        neck also serve the masks here, and a branch of the pose model's width learns the keypoints worse than the
+        pose model does. ``benchmarks/learning.py``, planes set, 30 epochs, seeds 0 and 1, COCOeval referee: pose
+        mAP50-95 0.291 (seed 0) at 16 channels, 0.400 / 0.346 at ``ch[0]`` (64 at scale n), against 0.338 / 0.335
+        for yolov8n-pose; +9% parameters. Weight transfer from a pose checkpoint rebuilds it at that head's width
+        (``mttrain.transfer``) so its trained branch loads.
+        """
+        ch = ch or tuple(seq[0].conv.in_channels for seq in self.cv2)
+        like = next(self.cv2.parameters())
+        self.cv5 = nn.ModuleList(
+            nn.Sequential(Conv(x, width, 3), Conv(width, width, 3), nn.Conv2d(width, self.nk, 1)) for x in ch
+        ).to(like.device, like.dtype)
+        if getattr(self, "one2one_cv2", None) is not None:
             self.one2one_cv5 = copy.deepcopy(self.cv5)
+
+    @property
+    def keypoint_width(self) -> int:
+        return self.cv5[0][0].conv.out_channels
 
     @property
     def one2many(self):

@@ -31,9 +31,13 @@ def test_pose_checkpoint_keypoint_branch_lands_in_cv5(tmp_path):
     pose = PoseModel("yolov8n-pose.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
     target = fresh()
     before = target.model[-1].cv4[0][0].conv.weight.clone()
-    load_weights(target, save(pose, tmp_path / "pose.pt"), verbose=False)
+    assert target.model[-1].keypoint_width == 64 > pose.model[-1].cv4[0][0].conv.out_channels == 16  # ours is wider
+    count = load_weights(target, save(pose, tmp_path / "pose.pt"), verbose=False)
     head = target.model[-1]
-    assert torch.equal(head.cv5[0][0].conv.weight, pose.model[-1].cv4[0][0].conv.weight)
+    assert head.keypoint_width == 16  # rebuilt at the pose head's width, so its trained branch loads whole
+    assert count == len(pose.state_dict())
+    for ours, theirs in zip(head.cv5.parameters(), pose.model[-1].cv4.parameters()):
+        assert torch.equal(ours, theirs)
     assert torch.equal(head.cv4[0][0].conv.weight, before)  # mask branch untouched
     assert torch.equal(target.model[0].conv.weight, pose.model[0].conv.weight)
 
@@ -47,3 +51,17 @@ def test_multitask_checkpoint_loads_everything(tmp_path):
 def test_missing_weights_file_fails_at_once_without_network(tmp_path):
     with pytest.raises(FileNotFoundError, match="never downloads"):
         read_checkpoint_model(tmp_path / "yolov8n-seg.pt")
+
+
+def test_a_multitask_checkpoint_with_a_narrower_keypoint_branch_loads_whole(tmp_path):
+    """Checkpoints made before the branch was widened keep their trained keypoint branch."""
+    source = fresh()
+    source.model[-1].set_keypoint_width(16)
+    target = fresh()
+    assert load_weights(target, save(source, tmp_path / "old.pt"), verbose=False) == len(target.state_dict())
+    assert target.model[-1].keypoint_width == 16
+    with torch.no_grad():
+        image = torch.rand(1, 3, 64, 64)
+        (ours, _), _ = target.eval()(image)  # ((detections, protos), raw outputs)
+        (theirs, _), _ = source.eval()(image)
+        assert torch.allclose(ours, theirs)
