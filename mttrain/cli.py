@@ -177,7 +177,7 @@ def fit(
 @app.command(context_settings=EXTRA_ARGS)
 def val(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
+    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript, *_openvino_model/).")],
     data: Annotated[Optional[Path], typer.Option(
         help="data.yaml (default: the one a .pt was trained on; required for exports).")] = None,
     split: Annotated[str, typer.Option()] = "val",
@@ -234,7 +234,7 @@ def val(
 @app.command(context_settings=EXTRA_ARGS)
 def predict(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
+    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript, *_openvino_model/).")],
     source: Annotated[str, typer.Argument(help="Image, folder, glob or video.")],
     conf: Annotated[float, typer.Option()] = 0.25,
     imgsz: Annotated[Optional[int], typer.Option()] = None,
@@ -274,22 +274,22 @@ EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opse
 def export(
     ctx: typer.Context,
     model: Annotated[Path, typer.Argument(help="Trained multitask .pt.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx, torchscript or openvino (a folder).")] = "onnx",
     imgsz: Annotated[Optional[int], typer.Option(min=32, help="Input side in pixels, a multiple of the stride (32); default: the size the model was trained at.")] = None,
-    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX; inputs and outputs stay FP32).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX, OpenVINO; inputs and outputs stay FP32).")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Free batch, height and width.")] = False,
     simplify: Annotated[bool, typer.Option("--simplify", help="Slim the ONNX graph with onnxslim.")] = False,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: ultralytics' choice, 18).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size (static exports take exactly this batch).")] = 1,
     trust_weights: TrustWeights = False,
 ) -> None:
-    """Export to ONNX or TorchScript beside the weights; `mttrain predict` and `val` run the file.
+    """Export to ONNX, TorchScript or OpenVINO beside the weights; `mttrain predict` and `val` run it.
     Its options also work as ultralytics' KEY=VALUE (format=torchscript imgsz=160 dynamic=True)."""
     with user_errors():
         overrides = parse_overrides(ctx.args, allowed=EXPORT_ARGS, command="export")
         refuse_twins(ctx, overrides)
         _check_weights_path(model)
-        from mttrain.export import ExportOptions, export_weights, read_metadata
+        from mttrain.export import ExportOptions, export_size, export_weights, read_metadata
 
         chosen = dict(format=format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch)
         options = ExportOptions(**{**chosen, **overrides})
@@ -297,7 +297,7 @@ def export(
         meta = read_metadata(file)
     size = meta["imgsz"]
     shape = "(batch, 3, height, width)" if meta["args"]["dynamic"] else f"({meta['batch']}, 3, {size[0]}, {size[1]})"
-    console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
+    console.print(f"{file}  ({export_size(file) / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
                   f"outputs {', '.join(meta['outputs'])})", highlight=False, soft_wrap=True)
     console.print(f"classes {meta['names']}; keypoints {meta['kpt_shape']} for classes {sorted(meta['kpt_names'])}",
                   highlight=False, soft_wrap=True)
@@ -307,6 +307,8 @@ def _check_weights_path(model: Path) -> None:
     """A missing weights file fails here, before torch and ultralytics load."""
     if model.suffix in (".pt", ".onnx", ".torchscript") and not model.is_file():
         fail(f"weights file not found: {model} (mttrain never downloads weights)")
+    if model.name.endswith("_openvino_model") and not model.exists():
+        fail(f"exported model not found: {model} (mttrain never downloads weights)")
 
 
 def main() -> None:
