@@ -340,8 +340,9 @@ def mask_iou(m1: torch.Tensor, m2: torch.Tensor) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, dynamic", [("onnx", False), ("torchscript", False), ("onnx", True)],
-                         ids=["onnx", "torchscript", "onnx-dynamic"])
+@pytest.mark.parametrize("fmt, dynamic", [("onnx", False), ("torchscript", False), ("onnx", True), ("openvino", False),
+                                          ("openvino", True)],
+                         ids=["onnx", "torchscript", "onnx-dynamic", "openvino", "openvino-dynamic"])
 def test_same_image_same_detections(fmt, dynamic, trained):
     from mttrain.model import MultiTaskYOLO
 
@@ -366,7 +367,7 @@ def test_same_image_same_detections(fmt, dynamic, trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_val_metrics_equal_the_pt(fmt, trained, tmp_path):
     from mttrain.model import MultiTaskYOLO
 
@@ -410,10 +411,26 @@ def test_dynamic_exports_predict_other_sizes_and_batches_like_the_pt(trained):
     pt, _, images = trained
     args = dict(imgsz=128, batch=3, conf=CONF, verbose=False)  # exported at 96, batch 1
     expected = MultiTaskYOLO(pt).predict(images[:6], **args)
-    for fmt in ("onnx", "torchscript"):
+    for fmt in FORMATS:
         file = export_weights(pt, ExportOptions(fmt, imgsz=96, dynamic=True))
         got = MultiTaskYOLO(file).predict(images[:6], **args)
         assert sum(len(match(a, b)) for a, b in zip(expected, got)) >= 3, fmt
+
+
+@pytest.mark.slow
+def test_predict_and_val_commands_run_an_openvino_folder(trained, tmp_path):
+    pt, data, images = trained
+    result = runner.invoke(app, ["export", str(pt), "--format", "openvino", "--imgsz", "96"])
+    assert result.exit_code == 0, result.output
+    folder = pt.parent / "best_openvino_model"
+    result = runner.invoke(app, ["predict", str(folder), str(images[0].parent), "--save-txt", "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for f in (tmp_path / "predict" / "labels").glob("*.txt") for line in f.read_text().splitlines()]
+    figures = [r for r in rows if r[0] == "0"]
+    assert figures and any(r[3] == "2" for r in figures), "keypoint classes come from metadata.yaml"
+    result = runner.invoke(app, ["val", str(folder), "--data", str(data), "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Pose" in result.output and (tmp_path / "val" / "metrics.json").is_file()
 
 
 def test_export_defaults_to_the_size_the_model_was_trained_at(trained_run, tmp_path):
