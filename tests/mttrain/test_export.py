@@ -609,3 +609,17 @@ def test_missing_openvino_is_named_and_never_installed(tiny_exports, tiny_model,
     result = runner.invoke(app, ["export", str(pt), "-f", "openvino"])
     assert result.exit_code == 2 and "OpenVINO export needs openvino, which is not installed" in result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_an_openvino_folder_tracks(tiny_exports, tmp_path):
+    """Tracking runs on the same backend (ultralytics' trackers over MultiTaskYOLO results)."""
+    pytest.importorskip("lap")  # declared in the train extra; test_no_installs covers its absence
+    from mttrain import MultiTaskYOLO
+
+    model = MultiTaskYOLO(tiny_exports["openvino", False])
+    frame = np.full((64, 64, 3), 127, np.uint8)
+    for _ in range(2):
+        (result,) = model.track(frame, imgsz=64, persist=True, verbose=False, project=str(tmp_path))
+    assert result.boxes is not None and model.predictor.model.format == "openvino"
+    if len(result.boxes):
+        assert result.keypoints.data.shape[1:] == (5, 3)
