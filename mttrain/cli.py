@@ -175,6 +175,7 @@ def fit(
         overrides = parse_overrides(ctx.args, command="fit")
         refuse_twins(ctx, overrides, {"weights": "pretrained"})
         model = from_keys(overrides, "model", model, "MODEL", ctx.info_name)
+        project, name = Path(overrides.pop("project", project)), str(overrides.pop("name", name))  # either form
         if resume:
             last = project / name / "weights" / "last.pt"
             if not last.is_file():

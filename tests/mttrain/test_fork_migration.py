@@ -64,7 +64,8 @@ def test_train_row_runs(tiny_data, tmp_path):
     """yolo multitask train data=... model=... epochs=... imgsz=...  ->  mttrain train data=... model=... ..."""
     output = invoke("train data={data} model=yolov8n-multitask.yaml epochs=1 imgsz=64 batch=8 workers=0 "
                     "plots=False project={out} name=fork", {"data": tiny_data, "out": tmp_path})
-    assert (tmp_path / "fork" / "weights" / "best.pt").is_file() and "Pose" in output
+    assert (tmp_path / "fork" / "weights" / "best.pt").is_file()
+    assert f"run folder: {tmp_path / 'fork'}" in output.replace("\n", "") and "Pose" in output  # keys name the run
 
 
 @pytest.mark.parametrize(
