@@ -168,6 +168,43 @@ def export_ready(model, fmt: str, dynamic: bool):
     return model
 
 
+def _install_openvino_fp32() -> None:
+    """AutoBackend's OpenVINO backend compiles for FP32 unless asked for FP16 (``quantize=16``, 8.4's ``half``).
+
+    OpenVINO's CPU plugin defaults to bf16 on CPUs with AVX512-BF16 or AMX (ultralytics forces FP32 on Windows
+    only), which moves boxes and keypoints by pixels against the ``.pt``. The subclass sets FP32 on the
+    ``ov.Core`` the backend creates, so it compiles once, as ultralytics does.
+    """
+    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.nn.backends.openvino import OpenVINOBackend
+
+    if getattr(AutoBackend._BACKEND_MAP.get("openvino"), "mt_fp32", False):
+        return
+
+    class FP32OpenVINOBackend(OpenVINOBackend):
+        mt_fp32 = True
+
+        def load_model(self, weight):
+            import importlib.util
+
+            if self.fp16 or importlib.util.find_spec("openvino") is None:  # missing: ultralytics' check names it
+                return super().load_model(weight)
+            import openvino as ov
+
+            class Core(ov.Core):
+                def __init__(self, *args, **kwargs):
+                    super().__init__(*args, **kwargs)
+                    self.set_property("CPU", {"INFERENCE_PRECISION_HINT": ov.Type.f32})
+
+            with _replaced(ov, "Core", Core):
+                return super().load_model(weight)
+
+    AutoBackend._BACKEND_MAP["openvino"] = FP32OpenVINOBackend
+
+
+_install_openvino_fp32()
+
+
 def read_export_metadata(file) -> dict:
     """The metadata ultralytics' AutoBackend reads from an export (raw strings for ONNX); {} when none."""
     from ultralytics.nn.backends.base import BaseBackend
@@ -479,6 +516,13 @@ def check_internals() -> list[str]:
 
     if not hasattr(BaseBackend, "read_metadata"):
         problems.append("nn.backends.base.BaseBackend.read_metadata is gone (read_export_metadata uses it)")
+    from ultralytics.nn.autobackend import AutoBackend
+    from ultralytics.nn.backends.openvino import OpenVINOBackend
+
+    if not getattr(AutoBackend._BACKEND_MAP.get("openvino"), "mt_fp32", False):
+        problems.append("AutoBackend._BACKEND_MAP['openvino'] is not the FP32 OpenVINO backend")
+    if "ov.Core()" not in inspect.getsource(OpenVINOBackend.load_model):
+        problems.append("OpenVINOBackend.load_model no longer creates ov.Core() (the FP32 backend patches it)")
     problems += _check_loading_internals() + _check_install_internals() + _check_argument_internals()
     problems += _check_tracking_internals()
     return problems

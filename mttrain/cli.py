@@ -101,6 +101,40 @@ def refuse_twins(ctx: typer.Context, overrides: dict[str, Any], keys: dict[str, 
         raise ArgumentError(f"{key} is given twice ({given} and {key}={overrides[key]}): give it once")
 
 
+def pairs_from_positionals(ctx: typer.Context, **values: Any) -> list[Any]:
+    """typer fills free positional arguments with whatever comes first, KEY=VALUE tokens included
+    (``mttrain predict model=best.pt source=img/`` puts both pairs in MODEL and SOURCE): hand such tokens back
+    to the KEY=VALUE list, in order, and return the arguments' values (None where a pair was taken back)."""
+    import re
+
+    from mttrain import _ultralytics_cfg
+
+    known, moved, out = set(_ultralytics_cfg.defaults()), [], []
+    for name, value in values.items():
+        text = None if value is None else str(value)
+        match = re.match(r"^([A-Za-z_]\w*)=", text or "")
+        if match and match.group(1) in known and not Path(text).exists():
+            moved.append(text)
+            source = ctx.get_parameter_source(name)  # click's ParameterSource (typer vendors click)
+            ctx.set_parameter_source(name, type(source).DEFAULT)  # not given as an argument after all
+            value = None
+        out.append(value)
+    ctx.args[:0] = moved
+    return out
+
+
+def from_keys(overrides: dict[str, Any], key: str, value: Any, what: str, command: str) -> str:
+    """An argument given as the fork's ``KEY=VALUE`` (``model=best.pt``, ``source=images/``) or positionally,
+    moved out of ``overrides``; refuse_twins has refused both. Missing from both: one clear error."""
+    from mttrain.errors import ArgumentError
+
+    if key in overrides:
+        value = overrides.pop(key)
+    if value is None or str(value) == "":
+        raise ArgumentError(f"mttrain {command}: missing {what}: give it as an argument or as {key}=...")
+    return str(value)
+
+
 def _run_dir(project: Path, name: str, exist_ok: bool) -> None:
     run = project / name
     if run.is_dir() and any(run.iterdir()) and not exist_ok:
@@ -121,7 +155,7 @@ def metrics_table(table: dict) -> Table:
 @app.command(context_settings=EXTRA_ARGS)
 def fit(
     ctx: typer.Context,
-    data: Annotated[Path, typer.Argument(help="Multitask data.yaml.")],
+    data: Annotated[Optional[Path], typer.Argument(help="Multitask data.yaml (or data=...).", show_default=False)] = None,
     model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*) or .pt.")] = "yolov8n-multitask.yaml",
     weights: Annotated[Optional[Path], typer.Option(help="Start from a multitask, segment or pose checkpoint.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
@@ -137,8 +171,11 @@ def fit(
 ) -> None:
     """Train a multitask model. Any ultralytics training argument also works as KEY=VALUE (mosaic=0.5 lr0=0.005)."""
     with user_errors():
+        (data,) = pairs_from_positionals(ctx, data=data)
         overrides = parse_overrides(ctx.args, command="fit")
         refuse_twins(ctx, overrides, {"weights": "pretrained"})
+        model = from_keys(overrides, "model", model, "MODEL", ctx.info_name)
+        project, name = Path(overrides.pop("project", project)), str(overrides.pop("name", name))  # either form
         if resume:
             last = project / name / "weights" / "last.pt"
             if not last.is_file():
@@ -149,6 +186,7 @@ def fit(
 
             MultiTaskYOLO(str(last), trust_weights=trust_weights).train(resume=True)
             return
+        data = Path(from_keys(overrides, "data", data, "DATA (a data.yaml)", ctx.info_name))
         _run_dir(project, name, exist_ok or bool(overrides.get("exist_ok")))
         if weights is not None and not weights.is_file():
             fail(f"--weights: {weights} not found (mttrain never downloads weights)")
@@ -174,10 +212,16 @@ def fit(
         console.print(metrics_table(json.loads(metrics.read_text())))
 
 
+# The fork's (and ultralytics') mode name: `mttrain train data=D.yaml model=M.yaml epochs=E imgsz=S`.
+app.command("train", context_settings=EXTRA_ARGS, help="Alias of fit, in the fork's grammar: mttrain train "
+            "data=D.yaml model=M.yaml epochs=E imgsz=S (every argument also works as KEY=VALUE).")(fit)
+
+
 @app.command(context_settings=EXTRA_ARGS)
 def val(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
+    model: Annotated[Optional[Path], typer.Argument(
+        help="Trained .pt, or an export (.onnx, .torchscript, *_openvino_model/); or model=...", show_default=False)] = None,
     data: Annotated[Optional[Path], typer.Option(
         help="data.yaml (default: the one a .pt was trained on; required for exports).")] = None,
     split: Annotated[str, typer.Option()] = "val",
@@ -192,8 +236,12 @@ def val(
     """Box, Mask and Pose P, R, mAP50, mAP50-95; writes metrics.json in the run folder.
     Any ultralytics validation argument also works as KEY=VALUE (rect=False conf=0.01)."""
     with user_errors():
+        (model,) = pairs_from_positionals(ctx, model=model)
         overrides = parse_overrides(ctx.args, command="val")
         refuse_twins(ctx, overrides)
+        model = Path(from_keys(overrides, "model", model, "MODEL (weights or an export)", "val"))
+        if "data" in overrides:
+            data = Path(from_keys(overrides, "data", data, "DATA", "val"))
         _check_weights_path(model)
         if data is not None:
             from mttrain.data_config import read_multitask_config
@@ -234,8 +282,10 @@ def val(
 @app.command(context_settings=EXTRA_ARGS)
 def predict(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="Trained .pt, or an export (.onnx, .torchscript).")],
-    source: Annotated[str, typer.Argument(help="Image, video, folder, glob or stream URL.")],
+    model: Annotated[Optional[Path], typer.Argument(
+        help="Trained .pt, or an export (.onnx, .torchscript, *_openvino_model/); or model=...", show_default=False)] = None,
+    source: Annotated[Optional[str], typer.Argument(help="Image, video, folder, glob or stream URL; or source=...",
+                                                    show_default=False)] = None,
     conf: Annotated[float, typer.Option()] = 0.25,
     imgsz: Annotated[Optional[int], typer.Option()] = None,
     save: Annotated[bool, typer.Option("--save/--no-save", help="Write annotated images and videos (masks, keypoints, skeleton).")] = True,
@@ -249,8 +299,12 @@ def predict(
     """Predict boxes, masks and keypoints; annotated images and videos (and rows) go to PROJECT/NAME.
     Any ultralytics prediction argument also works as KEY=VALUE (iou=0.5 max_det=100 vid_stride=2)."""
     with user_errors():
+        model, source = pairs_from_positionals(ctx, model=model, source=source)
         overrides = parse_overrides(ctx.args, command="predict")
         refuse_twins(ctx, overrides)
+        model = Path(from_keys(overrides, "model", model, "MODEL (weights or an export)", "predict"))
+        source = from_keys(overrides, "source", source, "SOURCE (images, a video, a folder, a glob or a stream)",
+                           "predict")
         _check_source(source)
         _check_weights_path(model)
         from mttrain.model import MultiTaskYOLO
@@ -364,29 +418,31 @@ def _print_summary(summary: dict, run: Path, writer) -> None:
         console.print(f"json: {writer.path}", highlight=False, soft_wrap=True)
 
 
-EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})
+EXPORT_ARGS = frozenset({"model", "format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})
 
 
 @app.command(context_settings=EXTRA_ARGS)
 def export(
     ctx: typer.Context,
-    model: Annotated[Path, typer.Argument(help="Trained multitask .pt.")],
-    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    model: Annotated[Optional[Path], typer.Argument(help="Trained multitask .pt (or model=...).", show_default=False)] = None,
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx, torchscript or openvino (a folder).")] = "onnx",
     imgsz: Annotated[Optional[int], typer.Option(min=32, help="Input side in pixels, a multiple of the stride (32); default: the size the model was trained at.")] = None,
-    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX; inputs and outputs stay FP32).")] = False,
+    half: Annotated[bool, typer.Option("--half", help="FP16 weights (ONNX, OpenVINO; inputs and outputs stay FP32).")] = False,
     dynamic: Annotated[bool, typer.Option("--dynamic", help="Free batch, height and width.")] = False,
     simplify: Annotated[bool, typer.Option("--simplify", help="Slim the ONNX graph with onnxslim.")] = False,
     opset: Annotated[Optional[int], typer.Option(help="ONNX opset (default: ultralytics' choice, 18).")] = None,
     batch: Annotated[int, typer.Option(min=1, help="Batch size (static exports take exactly this batch).")] = 1,
     trust_weights: TrustWeights = False,
 ) -> None:
-    """Export to ONNX or TorchScript beside the weights; `mttrain predict` and `val` run the file.
+    """Export to ONNX, TorchScript or OpenVINO beside the weights; `mttrain predict` and `val` run it.
     Its options also work as ultralytics' KEY=VALUE (format=torchscript imgsz=160 dynamic=True)."""
     with user_errors():
+        (model,) = pairs_from_positionals(ctx, model=model)
         overrides = parse_overrides(ctx.args, allowed=EXPORT_ARGS, command="export")
         refuse_twins(ctx, overrides)
+        model = Path(from_keys(overrides, "model", model, "MODEL (a trained .pt)", "export"))
         _check_weights_path(model)
-        from mttrain.export import ExportOptions, export_weights, read_metadata
+        from mttrain.export import ExportOptions, export_size, export_weights, read_metadata
 
         chosen = dict(format=format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch)
         options = ExportOptions(**{**chosen, **overrides})
@@ -394,7 +450,7 @@ def export(
         meta = read_metadata(file)
     size = meta["imgsz"]
     shape = "(batch, 3, height, width)" if meta["args"]["dynamic"] else f"({meta['batch']}, 3, {size[0]}, {size[1]})"
-    console.print(f"{file}  ({file.stat().st_size / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
+    console.print(f"{file}  ({export_size(file) / 1e6:.1f} MB, {meta['args']['format']}, input images {shape}, "
                   f"outputs {', '.join(meta['outputs'])})", highlight=False, soft_wrap=True)
     console.print(f"classes {meta['names']}; keypoints {meta['kpt_shape']} for classes {sorted(meta['kpt_names'])}",
                   highlight=False, soft_wrap=True)
@@ -404,6 +460,8 @@ def _check_weights_path(model: Path) -> None:
     """A missing weights file fails here, before torch and ultralytics load."""
     if model.suffix in (".pt", ".onnx", ".torchscript") and not model.is_file():
         fail(f"weights file not found: {model} (mttrain never downloads weights)")
+    if model.name.endswith("_openvino_model") and not model.exists():
+        fail(f"exported model not found: {model} (mttrain never downloads weights)")
 
 
 def main() -> None:

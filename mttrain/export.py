@@ -1,9 +1,9 @@
-"""Export a trained multitask model to ONNX or TorchScript, and check an export before running it.
+"""Export a trained multitask model to ONNX, TorchScript or OpenVINO, and check an export before running it.
 
 >>> export_weights("runs/multitask/train/weights/best.pt", ExportOptions("onnx", imgsz=640))  # doctest: +SKIP
 PosixPath('runs/multitask/train/weights/best.onnx')
 
-Both formats take one input and return two outputs, in this order:
+Every format takes one input and returns two outputs, in this order:
 
 - ``images`` (B, 3, H, W) float32: RGB in [0, 1], letterboxed to H x W (as ultralytics feeds a model).
 - ``detections`` (B, 4 + nc + nm + K*3, A) float32, for each of the A anchors: the box as center x,
@@ -13,11 +13,16 @@ Both formats take one input and return two outputs, in this order:
   ``sigmoid(coefficients @ protos)`` cropped to its box (ultralytics' ``process_mask``).
 
 One class-aware NMS over ``detections`` keeps each detection's own coefficients and keypoints:
-``mttrain predict`` and ``mttrain val`` run exactly that postprocess on either format, through
-ultralytics' AutoBackend (onnxruntime or ``torch.jit``).
+``mttrain predict`` and ``mttrain val`` run exactly that postprocess on every format, through
+ultralytics' AutoBackend (onnxruntime, ``torch.jit`` or OpenVINO).
 
-Metadata travels in the file where AutoBackend reads it (ONNX ``metadata_props`` as Python literals,
-TorchScript ``extra/config.txt`` as JSON): ultralytics' keys (``task``, ``names``, ``stride``, ``imgsz``,
+An OpenVINO export is a folder ``STEM_openvino_model/`` holding ``STEM.xml`` (the graph), ``STEM.bin`` (the
+weights) and ``metadata.yaml``, as ultralytics lays it out. It runs in FP32 (OpenVINO's CPU plugin would
+otherwise pick bf16 on CPUs that have it, which moves boxes by pixels); ``quantize=16`` at predict or val time
+(ultralytics 8.4's ``half``) lets OpenVINO choose its reduced precision.
+
+Metadata travels where AutoBackend reads it (ONNX ``metadata_props`` as Python literals, TorchScript
+``extra/config.txt`` as JSON, OpenVINO ``metadata.yaml``): ultralytics' keys (``task``, ``names``, ``stride``, ``imgsz``,
 ``batch``, ``args``...) plus ``kpt_shape``, ``kpt_names``, ``flip_idx``, ``skeleton``, ``kpt_sigmas``,
 ``nm``, ``outputs`` (the layout above) and ``mt_version``.
 
@@ -44,8 +49,8 @@ from typing import Any
 
 from mtdata.errors import MtdataError
 
-FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript"}
-EXPORT_SUFFIXES = tuple(FORMATS.values())
+FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": "_openvino_model"}  # suffix or name ending
+EXPORT_SUFFIXES = (".onnx", ".torchscript")  # single-file exports; OpenVINO's is a folder named *_openvino_model
 INPUT_NAME = "images"
 OUTPUT_NAMES = ("detections", "protos")
 OUTPUT_DOCS = {
@@ -55,7 +60,7 @@ OUTPUT_DOCS = {
     "mask = sigmoid(coefficients @ protos), cropped to the box",
 }
 MIN_OPSET = 11  # the oldest opset tested here (ultralytics' own floor is 9, for nearest Resize)
-INSTALL_HINT = "pip install 'mt[export]'"
+INSTALL_HINT = "pip install 'mt[export]'"  # onnx, onnxruntime, onnxslim, openvino
 # Metadata values that are Python literals in ONNX metadata_props (ultralytics writes str(value)).
 LITERAL_KEYS = ("stride", "batch", "channels", "imgsz", "names", "args", "end2end", "kpt_shape", "kpt_names",
                 "flip_idx", "skeleton", "kpt_sigmas", "nm", "outputs")
@@ -70,7 +75,7 @@ class ExportOptions:
     """What to export: ``imgsz`` is one side or (height, width) in pixels, a multiple of the model stride.
 
     ``dynamic`` exports batch, height and width as free axes (``batch`` then only sizes the trace);
-    ``half`` stores FP16 weights with FP32 inputs and outputs (ONNX only: FP16 TorchScript needs a GPU);
+    ``half`` stores FP16 weights with FP32 inputs and outputs (ONNX and OpenVINO: FP16 TorchScript needs a GPU);
     ``simplify`` runs onnxslim; ``opset`` defaults to ultralytics' choice for the installed torch.
     """
 
@@ -101,6 +106,10 @@ class ExportOptions:
             for flag, value in (("simplify", self.simplify), ("opset", self.opset)):
                 if value:
                     raise ExportError(f"--{flag} applies to ONNX exports only, not {fmt}")
+            if fmt == "openvino":
+                if importlib.util.find_spec("openvino") is None:
+                    raise ExportError(f"OpenVINO export needs openvino, which is not installed: {INSTALL_HINT}")
+                return
             if self.half:
                 raise ExportError("--half TorchScript needs a CUDA device (FP16 convolutions on CPU); "
                                   "export ONNX with --half, or TorchScript in FP32")
@@ -127,7 +136,8 @@ def max_opset() -> int:
 
 
 def export_weights(weights: str | Path, options: ExportOptions | None = None, trust_weights: bool = False) -> Path:
-    """Export a trained multitask ``.pt`` to a file beside it (``best.pt`` -> ``best.onnx``); returns that file.
+    """Export a trained multitask ``.pt`` beside it (``best.pt`` -> ``best.onnx``, ``best_openvino_model/``);
+    returns that file or folder.
 
     ``trust_weights``: load the ``.pt`` with full unpickling (it may run code); see ``MultiTaskYOLO``.
     """
@@ -143,7 +153,29 @@ def export_weights(weights: str | Path, options: ExportOptions | None = None, tr
     model = ckpt.get("ema") or ckpt.get("model")
     if options.imgsz is None and isinstance(ckpt.get("train_args"), dict) and ckpt["train_args"].get("imgsz"):
         options = dataclasses.replace(options, imgsz=ckpt["train_args"]["imgsz"])
-    return export_model(model, weights.with_suffix(FORMATS[options.format]), options, source=weights)
+    return export_model(model, export_path(weights, options.format), options, source=weights)
+
+
+def export_path(source: str | Path, fmt: str) -> Path:
+    """Where the ``fmt`` export of ``source`` goes: ``best.pt`` -> ``best.onnx``, ``best_openvino_model/``."""
+    source = Path(source)
+    if fmt == "openvino":
+        return source.with_name(source.stem + FORMATS[fmt])
+    return source.with_suffix(FORMATS[fmt])
+
+
+def export_format(path: str | Path) -> str | None:
+    """The export format a path names (by its suffix or, for OpenVINO, its folder name); None for others."""
+    path = Path(path)
+    if path.name.endswith(FORMATS["openvino"]):
+        return "openvino"
+    return {suffix: fmt for fmt, suffix in FORMATS.items()}.get(path.suffix)
+
+
+def export_size(path: str | Path) -> int:
+    """Bytes of an export (all the files of a folder export)."""
+    path = Path(path)
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
 
 
 def training_imgsz(model) -> int | list[int]:
@@ -154,7 +186,8 @@ def training_imgsz(model) -> int | list[int]:
 
 
 def export_model(model, file: str | Path, options: ExportOptions | None = None, source: str | Path = "") -> Path:
-    """Export a :class:`mttrain.nn.model.MultiTaskModel` to ``file`` (written atomically); returns ``file``."""
+    """Export a :class:`mttrain.nn.model.MultiTaskModel` to ``file`` (a folder for OpenVINO; written atomically,
+    replacing an earlier export); returns ``file``."""
     import torch
 
     from mttrain._ultralytics import export_ready
@@ -176,6 +209,11 @@ def export_model(model, file: str | Path, options: ExportOptions | None = None, 
         outputs = module(im)  # dry run: builds the anchors, and fails here rather than inside the exporter
     metadata = build_metadata(model, options, nm=int(outputs[1].shape[1]), source=source)
     file = Path(file)
+    if options.format == "openvino":
+        with _atomic_folder(file) as tmp:
+            stem = file.name[: -len(FORMATS["openvino"])] or "model"
+            _write_openvino(module, im, tmp / f"{stem}.xml", options, metadata)
+        return file
     with _atomic_file(file) as tmp:
         if options.format == "onnx":
             _write_onnx(module, im, tmp, options, metadata, [tuple(t.shape) for t in outputs])
@@ -247,28 +285,56 @@ def read_metadata(file: str | Path) -> dict[str, Any]:
 def check_export(file: str | Path) -> dict[str, Any]:
     """Refuse, with one clear error, an export that mttrain cannot run here; return its metadata.
 
-    Checks the runtime is installed (onnxruntime for ``.onnx``: ultralytics would otherwise try to
-    pip-install it), the file is what its suffix says, and it is a multitask export.
+    Checks the runtime is installed (onnxruntime for ``.onnx``, openvino for ``*_openvino_model/``: ultralytics
+    would otherwise try to pip-install them), the file is what its name says, and it is a multitask export.
     """
     file = Path(file)
-    if file.suffix not in EXPORT_SUFFIXES:
+    fmt = export_format(file)
+    if fmt is None:
         found = file.suffix or "no suffix"
-        raise ExportError(f"expected an export ({', '.join(EXPORT_SUFFIXES)}); found {found}", file=file)
-    if not file.is_file():
+        raise ExportError(f"expected an export ({', '.join(EXPORT_SUFFIXES)} or a *_openvino_model folder); found "
+                          f"{found}", file=file)
+    if fmt == "openvino":
+        _check_openvino_folder(file)
+    elif not file.is_file():
         raise ExportError("exported model not found", file=file)
-    if file.suffix == ".onnx":
+    if fmt == "onnx":
         missing = [pkg for pkg in ("onnx", "onnxruntime") if importlib.util.find_spec(pkg) is None]
         if missing:
             raise ExportError(f"running an ONNX model needs {', '.join(missing)}, which is not installed: "
                               f"{INSTALL_HINT}", file=file)
     if not _readable(file):
-        raise ExportError(f"not a readable {file.suffix[1:]} file (empty, truncated or another format): export it "
+        kind = "OpenVINO model" if fmt == "openvino" else f"{file.suffix[1:]} file"
+        raise ExportError(f"not a readable {kind} (empty, truncated or another format): export it "
                           "again with `mttrain export`", file=file)
     metadata = read_metadata(file)
     if metadata.get("task") != "multitask" or "kpt_shape" not in metadata:
         found = f"task {metadata['task']!r}" if metadata.get("task") else "no mttrain metadata"
         raise ExportError(f"not a multitask export ({found}): export a multitask .pt with `mttrain export`", file=file)
     return metadata
+
+
+def _check_openvino_folder(folder: Path) -> None:
+    """An OpenVINO export is a folder with one .xml, its .bin and metadata.yaml; openvino must be installed."""
+    again = "export it again with `mttrain export --format openvino`"
+    if not folder.exists():
+        raise ExportError("exported model not found", file=folder)
+    if not folder.is_dir():
+        raise ExportError(f"expected an OpenVINO model folder (NAME.xml, NAME.bin, metadata.yaml); found a file: {again}",
+                          file=folder)
+    if importlib.util.find_spec("openvino") is None:
+        raise ExportError(f"running an OpenVINO model needs openvino, which is not installed: {INSTALL_HINT}",
+                          file=folder)
+    xmls = sorted(p.name for p in folder.glob("*.xml"))
+    if len(xmls) != 1:
+        found = "none" if not xmls else f"{len(xmls)} ({', '.join(xmls)})"
+        raise ExportError(f"expected one .xml model in the OpenVINO folder; found {found}: {again}", file=folder)
+    weights = (folder / xmls[0]).with_suffix(".bin")
+    if not weights.is_file():
+        raise ExportError(f"{weights.name}, the weights of {xmls[0]}, is missing: {again}", file=folder)
+    if not (folder / "metadata.yaml").is_file():
+        raise ExportError("not a multitask export (no metadata.yaml in the folder): export a multitask .pt with "
+                          "`mttrain export --format openvino`", file=folder)
 
 
 def check_input_size(metadata: dict[str, Any], imgsz: int | list[int] | None, file: str | Path) -> None:
@@ -338,7 +404,52 @@ def _write_torchscript(module, im, file: Path, metadata: dict[str, Any]) -> None
     traced.save(str(file), _extra_files={"config.txt": json.dumps(metadata)})  # where AutoBackend looks
 
 
+def _write_openvino(module, im, xml: Path, options: ExportOptions, metadata: dict[str, Any]) -> None:
+    """Trace, convert (as ultralytics' ``torch2openvino`` does) and save ``xml`` + ``.bin`` + ``metadata.yaml``."""
+    import openvino as ov
+    import torch
+    import yaml
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", category=FutureWarning)
+        with torch.no_grad():
+            traced = torch.jit.trace(module, im, strict=False, check_trace=False)
+        with _openvino_without_telemetry():
+            model = ov.convert_model(traced, input=None if options.dynamic else [list(im.shape)], example_input=im)
+    model.inputs[0].get_tensor().set_names({INPUT_NAME})
+    for output, name in zip(model.outputs, OUTPUT_NAMES):
+        output.get_tensor().set_names({name})
+    ov.save_model(model, str(xml), compress_to_fp16=options.half)
+    (xml.parent / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True))
+
+
+@contextlib.contextmanager
+def _openvino_without_telemetry() -> Iterator[None]:
+    """OpenVINO's converter sends usage telemetry unless told not to (openvino_telemetry: consent is assumed when
+    no consent file exists, and waits up to 3 s for the network). It declines in CI (``CI=true``): say so
+    while converting, so an export never phones home nor writes a consent folder."""
+    previous = os.environ.get("CI")
+    os.environ["CI"] = "true"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("CI", None)
+        else:
+            os.environ["CI"] = previous
+
+
 def _readable(file: Path) -> bool:
+    if file.is_dir():  # OpenVINO: the graph and its weights parse
+        import openvino as ov
+
+        xml = next(file.glob("*.xml"))
+        try:
+            ov.Core().read_model(str(xml), str(xml.with_suffix(".bin")))
+        except RuntimeError:
+            return False
+        return True
     if file.suffix == ".torchscript":
         import zipfile
 
@@ -360,6 +471,30 @@ def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return [_plain(v) if isinstance(v, (list, tuple)) else v for v in value]
+
+
+@contextlib.contextmanager
+def _atomic_folder(folder: Path) -> Iterator[Path]:
+    """Fill a temporary folder beside ``folder``, then swap it in: no half-written export is left, and an earlier
+    export of the same name is replaced only once the new one is complete."""
+    import shutil
+
+    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+    old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        if folder.exists():
+            os.replace(folder, old)
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            os.replace(old, folder)  # keep the earlier export
+            raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 @contextlib.contextmanager

@@ -34,7 +34,8 @@ def _set_up_smoother(predictor, smooth: bool, persist: bool) -> None:
 
 
 class MultiTaskYOLO(Model):
-    """A multitask YOLO model from a shipped/own YAML, a trained ``.pt`` or an export (``.onnx``, ``.torchscript``).
+    """A multitask YOLO model from a shipped/own YAML, a trained ``.pt`` or an export (``.onnx``, ``.torchscript``,
+    ``*_openvino_model/``).
 
     Exports run through ultralytics' AutoBackend with the same predictor and validator as ``.pt``;
     their names, keypoint classes and ``kpt_shape`` come from the file's metadata (``export_metadata``).
@@ -46,7 +47,7 @@ class MultiTaskYOLO(Model):
         ``mttrain.checkpoint_guard.load_checkpoint_file``)."""
         from mttrain._ultralytics import trust_weights_file
         from mttrain.errors import WeightsError
-        from mttrain.export import EXPORT_SUFFIXES, check_export
+        from mttrain.export import check_export, export_format
 
         path = Path(str(model))
         if path.suffix in WEIGHT_SUFFIXES and not path.is_file():
@@ -54,7 +55,7 @@ class MultiTaskYOLO(Model):
         if path.suffix == ".pt" and trust_weights:
             trust_weights_file(path)
         # Checked before ultralytics sees the file: a missing onnxruntime would otherwise be pip-installed.
-        self.export_metadata = check_export(path) if path.suffix in EXPORT_SUFFIXES else None
+        self.export_metadata = check_export(path) if export_format(path) else None
         self._run_project: Path | None = None  # PROJECT of the last train(): val() and predict() write there
         try:
             super().__init__(model=str(model), task="multitask", verbose=verbose)
@@ -145,10 +146,10 @@ class MultiTaskYOLO(Model):
         return super().val(validator, **kwargs)
 
     def export(self, **kwargs) -> Path:
-        """Export to ONNX or TorchScript beside the weights; kwargs are :class:`mttrain.export.ExportOptions`.
+        """Export to ONNX, TorchScript or OpenVINO beside the weights; kwargs are :class:`mttrain.export.ExportOptions`.
 
         ``imgsz`` defaults to the size the model was trained at (as ultralytics' export does)."""
-        from mttrain.export import FORMATS, ExportError, ExportOptions, export_model
+        from mttrain.export import ExportError, ExportOptions, export_model, export_path
 
         if not isinstance(self.model, MultiTaskModel):
             raise ExportError("only a PyTorch multitask model (.pt or YAML) can be exported", file=str(self.model))
@@ -156,11 +157,11 @@ class MultiTaskYOLO(Model):
         if unknown:
             from mttrain.errors import ArgumentError
 
-            raise ArgumentError(f"export() does not take {', '.join(unknown)} (it writes ONNX and TorchScript: "
+            raise ArgumentError(f"export() does not take {', '.join(unknown)} (it writes ONNX, TorchScript and OpenVINO: "
                                 f"{', '.join(f.name for f in dataclasses.fields(ExportOptions))})")
         options = ExportOptions(**kwargs)
         source = Path(self.ckpt_path or self.model_name or "multitask.pt")
-        return export_model(self.model, source.with_suffix(FORMATS[options.format]), options, source=source)
+        return export_model(self.model, export_path(source, options.format), options, source=source)
 
     def _project(self, project) -> Path:
         """Where runs go: ``project`` (a relative one under the current folder), else the last train()'s

@@ -1,8 +1,8 @@
-"""ONNX and TorchScript exports: named outputs, metadata, clear errors, and the same answers as the .pt.
+"""ONNX, TorchScript and OpenVINO exports: named outputs, metadata, clear errors, and the same answers as the .pt.
 
 Fast tests export the untrained ``tiny_model`` at 64 px. The slow ones train a small model once
 (64 synthetic images, 96 px, 25 epochs: it then finds ~3 objects and ~9 visible keypoints per
-image at conf 0.25) and compare what .pt, .onnx and .torchscript predict and score.
+image at conf 0.25) and compare what .pt, .onnx, .torchscript and the OpenVINO folder predict and score.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from mttrain.export import (
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.:FutureWarning")  # still the TorchScript format
 runner = CliRunner()
+FORMATS = ("onnx", "torchscript", "openvino")
 CONF = 0.25
 MARGIN = 0.03  # detections this close to CONF may fall on either side between runtimes; they are not compared
 KPT_NAMES = {0: ["head", "left_hand", "right_hand", "left_foot", "right_foot"]}
@@ -52,7 +53,14 @@ def save_pt(model, path: Path) -> Path:
 
 
 def run_export(file: Path, images: torch.Tensor) -> list[np.ndarray]:
-    """The raw (detections, protos) of an export, run by its own runtime."""
+    """The raw (detections, protos) of an export, run by its own runtime (OpenVINO in FP32, as mttrain runs it)."""
+    if file.is_dir():
+        import openvino as ov
+
+        core = ov.Core()
+        compiled = core.compile_model(core.read_model(str(next(file.glob("*.xml")))), "CPU",
+                                      {"INFERENCE_PRECISION_HINT": ov.Type.f32})
+        return list(compiled(images.numpy()).values())
     if file.suffix == ".onnx":
         import onnxruntime
 
@@ -71,11 +79,11 @@ def reference(model, images: torch.Tensor) -> list[np.ndarray]:
 def tiny_exports(tiny_model, tmp_path_factory):
     """{(format, dynamic): file} for the labelled tiny model at 64 px."""
     model, out = labelled(tiny_model), tmp_path_factory.mktemp("tiny-exports")
-    suffix = {"onnx": "onnx", "torchscript": "torchscript"}
+    suffix = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": "_openvino_model"}
     return {
-        (fmt, dynamic): export_model(model, out / f"{'dyn' if dynamic else 'static'}.{suffix[fmt]}",
+        (fmt, dynamic): export_model(model, out / f"{'dyn' if dynamic else 'static'}{suffix[fmt]}",
                                      ExportOptions(fmt, imgsz=64, dynamic=dynamic))
-        for fmt in ("onnx", "torchscript") for dynamic in (False, True)
+        for fmt in FORMATS for dynamic in (False, True)
     }
 
 
@@ -128,7 +136,7 @@ def test_only_multitask_models_are_exported(tmp_path):
 
 # -- the exported files ---------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_metadata_round_trips(fmt, tiny_exports, tiny_model):
     meta = read_metadata(tiny_exports[(fmt, False)])
     model = labelled(tiny_model)
@@ -155,7 +163,7 @@ def test_onnx_inputs_and_outputs_are_named_and_documented(tiny_exports):
     assert dims == {"detections": ["batch", 53, "anchors"], "protos": ["batch", 32, "proto_height", "proto_width"]}
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("shape", [(1, 3, 64, 64), (3, 3, 96, 128)], ids=["export-size", "batch3-96x128"])
 def test_dynamic_export_takes_any_batch_and_size(fmt, shape, tiny_exports, tiny_model):
     images = torch.rand(*shape)
@@ -167,7 +175,7 @@ def test_dynamic_export_takes_any_batch_and_size(fmt, shape, tiny_exports, tiny_
         np.testing.assert_allclose(g, w, atol=2e-3, rtol=1e-4)  # pixel coordinates up to 128: float32 rounding
 
 
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_static_export_refuses_another_input_size(fmt, tiny_exports):
     file = tiny_exports[(fmt, False)]
     meta = read_metadata(file)
@@ -332,8 +340,9 @@ def mask_iou(m1: torch.Tensor, m2: torch.Tensor) -> float:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt, dynamic", [("onnx", False), ("torchscript", False), ("onnx", True)],
-                         ids=["onnx", "torchscript", "onnx-dynamic"])
+@pytest.mark.parametrize("fmt, dynamic", [("onnx", False), ("torchscript", False), ("onnx", True), ("openvino", False),
+                                          ("openvino", True)],
+                         ids=["onnx", "torchscript", "onnx-dynamic", "openvino", "openvino-dynamic"])
 def test_same_image_same_detections(fmt, dynamic, trained):
     from mttrain.model import MultiTaskYOLO
 
@@ -358,7 +367,7 @@ def test_same_image_same_detections(fmt, dynamic, trained):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+@pytest.mark.parametrize("fmt", FORMATS)
 def test_val_metrics_equal_the_pt(fmt, trained, tmp_path):
     from mttrain.model import MultiTaskYOLO
 
@@ -402,10 +411,26 @@ def test_dynamic_exports_predict_other_sizes_and_batches_like_the_pt(trained):
     pt, _, images = trained
     args = dict(imgsz=128, batch=3, conf=CONF, verbose=False)  # exported at 96, batch 1
     expected = MultiTaskYOLO(pt).predict(images[:6], **args)
-    for fmt in ("onnx", "torchscript"):
+    for fmt in FORMATS:
         file = export_weights(pt, ExportOptions(fmt, imgsz=96, dynamic=True))
         got = MultiTaskYOLO(file).predict(images[:6], **args)
         assert sum(len(match(a, b)) for a, b in zip(expected, got)) >= 3, fmt
+
+
+@pytest.mark.slow
+def test_predict_and_val_commands_run_an_openvino_folder(trained, tmp_path):
+    pt, data, images = trained
+    result = runner.invoke(app, ["export", str(pt), "--format", "openvino", "--imgsz", "96"])
+    assert result.exit_code == 0, result.output
+    folder = pt.parent / "best_openvino_model"
+    result = runner.invoke(app, ["predict", str(folder), str(images[0].parent), "--save-txt", "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    rows = [line.split() for f in (tmp_path / "predict" / "labels").glob("*.txt") for line in f.read_text().splitlines()]
+    figures = [r for r in rows if r[0] == "0"]
+    assert figures and any(r[3] == "2" for r in figures), "keypoint classes come from metadata.yaml"
+    result = runner.invoke(app, ["val", str(folder), "--data", str(data), "--project", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "Pose" in result.output and (tmp_path / "val" / "metrics.json").is_file()
 
 
 def test_export_defaults_to_the_size_the_model_was_trained_at(trained_run, tmp_path):
@@ -442,3 +467,159 @@ def test_an_exports_skeleton_is_registered_for_its_plots(tiny_exports, monkeypat
     monkeypatch.setattr(mu, "_SKELETONS", {})
     MultiTaskYOLO(tiny_exports["onnx", False]).predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, verbose=False)
     assert mu._SKELETONS == {5: [[0, 1], [0, 2], [0, 3], [0, 4]]}
+
+
+# -- OpenVINO: a folder of .xml, .bin and metadata.yaml ------------------------------------------------------------
+
+def test_openvino_export_is_a_folder_beside_the_weights_and_replaces_an_earlier_one(tiny_model, tmp_path):
+    import os
+
+    pt = save_pt(labelled(tiny_model), tmp_path / "best.pt")
+    ci = os.environ.get("CI")
+    result = runner.invoke(app, ["export", str(pt), "--format", "openvino", "--imgsz", "64"])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "best_openvino_model"
+    assert "best_openvino_model" in result.output and "openvino, input images (1, 3, 64, 64)" in result.output
+    assert sorted(p.name for p in folder.iterdir()) == ["best.bin", "best.xml", "metadata.yaml"]
+    assert os.environ.get("CI") == ci, "the telemetry switch is put back"
+    first = (folder / "best.xml").stat().st_mtime_ns
+    result = runner.invoke(app, ["export", str(pt), "format=openvino", "imgsz=64", "dynamic=True"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(folder)["args"]["dynamic"] is True and (folder / "best.xml").stat().st_mtime_ns != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt", "best_openvino_model"]  # no temporary folder
+
+
+def test_openvino_graph_names_its_input_and_outputs(tiny_exports):
+    import openvino as ov
+
+    model = ov.Core().read_model(str(tiny_exports["openvino", False] / "static.xml"))
+    assert model.inputs[0].get_names() == {"images"}
+    assert [o.get_names() for o in model.outputs] == [{"detections"}, {"protos"}]
+    assert [list(o.get_partial_shape().to_shape()) for o in model.outputs] == [[1, 53, 84], [1, 32, 16, 16]]
+
+
+def test_half_openvino_stores_fp16_weights_and_keeps_fp32_io(tiny_model, tmp_path):
+    import openvino as ov
+
+    folder = export_model(labelled(tiny_model), tmp_path / "half_openvino_model",
+                          ExportOptions("openvino", imgsz=64, half=True))
+    model = ov.Core().read_model(str(folder / "half.xml"))
+    constants = {op.get_element_type() for op in model.get_ops() if op.get_type_name() == "Constant"
+                 and op.get_output_partial_shape(0).rank.get_length() == 4}
+    assert constants == {ov.Type.f16}
+    assert model.inputs[0].get_element_type() == ov.Type.f32
+    assert {o.get_element_type() for o in model.outputs} == {ov.Type.f32}
+    assert read_metadata(folder)["args"]["half"] is True
+    images = torch.rand(1, 3, 64, 64)
+    np.testing.assert_allclose(run_export(folder, images)[0][:, :4], reference(tiny_model, images)[0][:, :4], atol=0.5)
+
+
+def test_openvino_runs_in_fp32_unless_fp16_is_asked(tiny_exports, tmp_path):
+    """OpenVINO's CPU plugin picks bf16 on CPUs with AVX512-BF16/AMX; mttrain compiles FP32 for parity."""
+    import openvino as ov
+
+    from mttrain import MultiTaskYOLO
+
+    image = np.zeros((64, 64, 3), np.uint8)
+    model = MultiTaskYOLO(tiny_exports["openvino", False])
+    model.predict(image, imgsz=64, verbose=False, project=str(tmp_path))
+    compiled = model.predictor.model.backend.ov_compiled_model
+    assert compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32
+    model = MultiTaskYOLO(tiny_exports["openvino", False])
+    model.predict(image, imgsz=64, quantize=16, verbose=False, project=str(tmp_path))  # ultralytics 8.4's half
+    default = ov.Core().get_property("CPU", "INFERENCE_PRECISION_HINT")  # what this CPU picks by itself
+    assert model.predictor.model.backend.ov_compiled_model.get_property("INFERENCE_PRECISION_HINT") == default
+
+
+def test_python_api_exports_openvino_and_predicts_with_it(tiny_model, tmp_path):
+    from mttrain.model import MultiTaskYOLO
+
+    pt = save_pt(labelled(tiny_model), tmp_path / "best.pt")
+    folder = MultiTaskYOLO(pt).export(format="openvino", imgsz=64)
+    assert folder == tmp_path / "best_openvino_model"
+    exported = MultiTaskYOLO(folder)
+    assert exported.keypoint_classes == [0] and exported.export_metadata["kpt_names"] == KPT_NAMES
+    (result,) = exported.predict(np.full((64, 64, 3), 100, np.uint8), imgsz=64, conf=0.0, verbose=False,
+                                 project=str(tmp_path))
+    assert result.keypoints.data.shape[1:] == (5, 3) and result.masks is not None
+    with pytest.raises(ExportError, match="static export takes 64x64 input only"):
+        exported.predict(np.zeros((64, 64, 3), dtype=np.uint8), imgsz=128)
+
+
+def spoil_openvino(folder: Path, tmp_path: Path, case: str) -> Path:
+    import shutil
+
+    out = tmp_path / "bad_openvino_model"
+    shutil.copytree(folder, out)
+    xml = out / "static.xml"
+    if case == "no-xml":
+        xml.unlink()
+    elif case == "two-xml":
+        shutil.copy(xml, out / "other.xml")
+    elif case == "no-bin":
+        xml.with_suffix(".bin").unlink()
+    elif case == "no-metadata":
+        (out / "metadata.yaml").unlink()
+    elif case == "garbage-xml":
+        xml.write_text("<net><oops")
+    elif case == "truncated-bin":
+        xml.with_suffix(".bin").write_bytes(xml.with_suffix(".bin").read_bytes()[:1000])
+    elif case == "segment-metadata":
+        (out / "metadata.yaml").write_text("task: segment\nnames: {0: a}\n")
+    elif case == "a-file":
+        shutil.rmtree(out)
+        out.write_text("x")
+    elif case == "missing":
+        shutil.rmtree(out)
+    return out
+
+
+@pytest.mark.parametrize(
+    "case, message",
+    [
+        ("no-xml", "expected one .xml model in the OpenVINO folder; found none"),
+        ("two-xml", "found 2 (other.xml, static.xml)"),
+        ("no-bin", "static.bin, the weights of static.xml, is missing"),
+        ("no-metadata", "not a multitask export (no metadata.yaml in the folder)"),
+        ("garbage-xml", "not a readable OpenVINO model"),
+        ("truncated-bin", "not a readable OpenVINO model"),
+        ("segment-metadata", "not a multitask export (task 'segment')"),
+        ("a-file", "expected an OpenVINO model folder"),
+        ("missing", "not found"),
+    ],
+)
+def test_malformed_openvino_folders_are_refused_in_one_line(case, message, tiny_exports, tiny_data, tmp_path):
+    folder = spoil_openvino(tiny_exports["openvino", False], tmp_path, case)
+    (tmp_path / "img.jpg").write_bytes(b"")
+    for command in (["predict", str(folder), str(tmp_path / "img.jpg")], ["val", str(folder), "--data", str(tiny_data)]):
+        result = runner.invoke(app, command)
+        assert result.exit_code == 2, result.output
+        assert message in result.output and "Traceback" not in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_openvino_is_named_and_never_installed(tiny_exports, tiny_model, tmp_path, monkeypatch):
+    from mttrain.model import MultiTaskYOLO
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "openvino" else real(name, *a))
+    with pytest.raises(ExportError, match=r"needs openvino, which is not installed: pip install 'mt\[export\]'"):
+        MultiTaskYOLO(tiny_exports[("openvino", False)])
+    pt = save_pt(labelled(tiny_model), tmp_path / "best.pt")
+    result = runner.invoke(app, ["export", str(pt), "-f", "openvino"])
+    assert result.exit_code == 2 and "OpenVINO export needs openvino, which is not installed" in result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["best.pt"]
+
+
+def test_an_openvino_folder_tracks(tiny_exports, tmp_path):
+    """Tracking runs on the same backend (ultralytics' trackers over MultiTaskYOLO results)."""
+    pytest.importorskip("lap")  # declared in the train extra; test_no_installs covers its absence
+    from mttrain import MultiTaskYOLO
+
+    model = MultiTaskYOLO(tiny_exports["openvino", False])
+    frame = np.full((64, 64, 3), 127, np.uint8)
+    for _ in range(2):
+        (result,) = model.track(frame, imgsz=64, persist=True, verbose=False, project=str(tmp_path))
+    assert result.boxes is not None and model.predictor.model.format == "openvino"
+    if len(result.boxes):
+        assert result.keypoints.data.shape[1:] == (5, 3)
