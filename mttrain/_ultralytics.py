@@ -35,16 +35,26 @@ from ultralytics.engine.results import Results  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionPredictor  # noqa: E402
 from ultralytics.models.yolo.segment import SegmentationTrainer, SegmentationValidator  # noqa: E402
 from ultralytics.nn import tasks as _tasks  # noqa: E402
-from ultralytics.nn.modules.head import Pose, Segment  # noqa: E402
+from ultralytics.nn.modules.block import Proto26, RealNVP  # noqa: E402,F401
+from ultralytics.nn.modules.head import Pose, Pose26, Segment, Segment26  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, ops  # noqa: E402,F401
-from ultralytics.utils.loss import KeypointLoss, v8PoseLoss, v8SegmentationLoss  # noqa: E402
-from ultralytics.utils.metrics import OKS_SIGMA, Metric, SegmentMetrics, ap_per_class, kpt_iou  # noqa: E402,F401
+from ultralytics.utils.loss import (  # noqa: E402
+    E2ELoss,
+    KeypointLoss,
+    PoseLoss26,
+    RLELoss,
+    SegmentLoss26,
+    v8PoseLoss,
+    v8SegmentationLoss,
+)
+from ultralytics.utils.metrics import OKS_SIGMA, RLE_WEIGHT, Metric, SegmentMetrics, ap_per_class, kpt_iou  # noqa: E402,F401
 
 SUPPORTED = ((8, 4), (8, 5))  # [low, high): 8.4.x
 __all__ = [
     "Compose", "DEFAULT_CFG", "DetectionModel", "DetectionPredictor", "Format", "KeypointLoss", "LOGGER", "LetterBox",
-    "Metric", "Model", "OKS_SIGMA", "Pose", "RANK", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer", "block_installs",
+    "E2ELoss", "Metric", "Model", "OKS_SIGMA", "Pose", "Pose26", "Proto26", "RANK", "RLELoss", "RLE_WEIGHT", "RealNVP",
+    "Segment26", "SegmentLoss26", "PoseLoss26", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer", "block_installs",
     "SegmentationValidator", "YOLODataset", "ap_per_class", "best_onnx_opset", "build_with_head", "check_arguments", "check_internals",
     "export_ready", "kpt_iou", "load_checkpoint_file", "no_requirement_installs",
     "ops", "read_export_metadata", "register_skeleton", "torch_safe_load", "trust_weights_file", "use_dataset_dict",
@@ -95,10 +105,11 @@ def _replaced(module, name: str, value) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def build_with_head(head_name: str, head_factory) -> Iterator[None]:
-    """While active, ``parse_model`` builds a ``head_name`` layer as ultralytics' ``Segment``
-    (args ``[nc, nm, npr]`` scaled as ultralytics scales them) and then replaces it with
-    ``head_factory(segment)``; everything else is ultralytics' own code path.
+def build_with_head(head_name: str, head_factory, stand_in: str = "Segment") -> Iterator[None]:
+    """While active, ``parse_model`` builds a ``head_name`` layer as ultralytics' ``stand_in`` (``Segment`` or
+    ``Segment26``, which ``parse_model`` knows by identity: args ``[nc, nm, npr]`` scaled as ultralytics scales
+    them, ``reg_max`` and ``end2end`` from the YAML) and then replaces it with ``head_factory(segment)``;
+    everything else is ultralytics' own code path.
     """
     original = _tasks.parse_model
 
@@ -108,7 +119,7 @@ def build_with_head(head_name: str, head_factory) -> Iterator[None]:
         index = next((i for i, layer in enumerate(head) if layer[2] == head_name), None)
         if index is None:
             return original(d, ch, verbose)
-        head[index][2] = "Segment"
+        head[index][2] = stand_in
         head[index][3] = list(head[index][3][:3])  # nc, nm, npr: what Segment takes before reg_max/end2end/ch
         d["head"] = head
         model, save = original(d, ch, verbose)

@@ -122,7 +122,7 @@ def metrics_table(table: dict) -> Table:
 def fit(
     ctx: typer.Context,
     data: Annotated[Path, typer.Argument(help="Multitask data.yaml.")],
-    model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*) or .pt.")] = "yolov8n-multitask.yaml",
+    model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*, yolo26* (NMS-free with nms=False)) or .pt.")] = "yolov8n-multitask.yaml",
     weights: Annotated[Optional[Path], typer.Option(help="Start from a multitask, segment or pose checkpoint.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     imgsz: Annotated[int, typer.Option(min=32)] = 640,

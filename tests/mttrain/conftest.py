@@ -41,6 +41,16 @@ def tiny_model():
 
 
 @pytest.fixture(scope="session")
+def tiny_model26():
+    """An untrained yolo26n multitask model (end-to-end head) for 2 classes and 5 keypoints (class 0 has them)."""
+    from mttrain.nn.model import MultiTaskModel
+
+    model = MultiTaskModel("yolo26n-multitask.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+    model.kpt_names = {0: ["head", "left_hand", "right_hand", "left_foot", "right_foot"]}
+    return model
+
+
+@pytest.fixture(scope="session")
 def trained_run(tiny_data, tmp_path_factory):
     """A 1-epoch run of our trainer at 64 px: {"best": best.pt, "resumable": a copy of last.pt as saved mid-run
     (optimizer and epoch kept, so it can resume), "project": the runs folder}; read-only."""
