@@ -467,6 +467,64 @@ def check_internals() -> list[str]:
     if not hasattr(BaseBackend, "read_metadata"):
         problems.append("nn.backends.base.BaseBackend.read_metadata is gone (read_export_metadata uses it)")
     problems += _check_loading_internals() + _check_install_internals() + _check_argument_internals()
+    return problems + _check_end2end_internals()
+
+
+def _check_end2end_internals() -> list[str]:
+    """What the YOLO26 multitask head and loss and the nms=False switch rely on."""
+    import inspect
+
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.engine import exporter as _exporter
+    from ultralytics.engine import model as _model
+    from ultralytics.engine import predictor as _predictor
+    from ultralytics.engine import validator as _validator
+    from ultralytics.nn.backends import pytorch as _pytorch_backend
+    from ultralytics.nn.modules.head import Detect
+
+    problems = []
+    if "Segment26" not in inspect.getsource(_tasks.parse_model):
+        problems.append("nn.tasks.parse_model no longer builds Segment26 (build_with_head uses it as the stand-in)")
+    if list(inspect.signature(Segment26.__init__).parameters)[1:7] != ["nc", "nm", "npr", "reg_max", "end2end", "ch"]:
+        problems.append("Segment26.__init__ signature changed from (nc, nm, npr, reg_max, end2end, ch)")
+    segment = Segment26(nc=1, nm=4, npr=8, reg_max=1, end2end=True, ch=(8, 16))
+    if set(segment.one2one) != {"box_head", "cls_head", "mask_head"} or not isinstance(segment.proto, Proto26):
+        problems.append("Segment26's one2one keys or its Proto26 changed")
+    if set(Pose26(nc=1, kpt_shape=(2, 3), reg_max=1, ch=(8,)).one2many) != {
+            "box_head", "cls_head", "pose_head", "kpts_head", "kpts_sigma_head"}:
+        problems.append("Pose26.one2many keys changed (MultiTask26 mirrors them)")
+    if not isinstance(inspect.getattr_static(Detect, "end2end"), property) or \
+            "one2one_cv2" not in inspect.getsource(inspect.getattr_static(Detect, "end2end").fget):
+        problems.append("Detect.end2end is no longer a property keyed on one2one_cv2 (MultiTask26 keeps that name)")
+    if 'startswith("one2one_")' not in inspect.getsource(Detect.fuse):
+        problems.append("Detect.fuse no longer drops branches by the one2one_ prefix (MultiTask26 names rely on it)")
+    if "flow_model = None" not in inspect.getsource(Pose26.fuse) or "semseg = None" not in inspect.getsource(Proto26.fuse):
+        problems.append("Pose26.fuse / Proto26.fuse no longer drop the flow model / semantic head")
+    if "return_semantic" not in inspect.signature(Proto26.forward).parameters:
+        problems.append("Proto26.forward no longer takes return_semantic")
+    for name in ("one2many", "one2one", "update", "decay", "o2m", "o2o"):
+        if name not in inspect.getsource(E2ELoss):
+            problems.append(f"E2ELoss.{name} is gone (MultiTaskLoss26 trains in its scheme)")
+    if list(inspect.signature(E2ELoss.__init__).parameters)[1:3] != ["model", "loss_fn"]:
+        problems.append("E2ELoss.__init__ no longer takes (model, loss_fn)")
+    for name in ("calculate_keypoints_loss", "calculate_rle_loss", "_rle_zero", "kpts_decode"):
+        if not hasattr(PoseLoss26, name):
+            problems.append(f"PoseLoss26.{name} is gone")
+    if "pd_coef=" not in inspect.getsource(SegmentLoss26.get_assigned_targets_and_loss):
+        problems.append("SegmentLoss26.get_assigned_targets_and_loss is no longer the mask-aware assignment")
+    if "rle" not in DEFAULT_CFG_DICT:
+        problems.append("cfg/default.yaml has no rle gain")
+    switches = {
+        (_predictor, "engine.predictor"): "end2end=self.args.nms is False",
+        (_validator, "engine.validator"): "model.end2end = self.args.nms is False",
+        (_exporter, "engine.exporter"): "model.end2end = self.args.nms is False",
+        (_pytorch_backend, "nn.backends.pytorch"): "model.end2end = self.end2end_override",
+    }
+    for (module, where), text in switches.items():
+        if text not in inspect.getsource(module):
+            problems.append(f"{where} no longer switches the end-to-end branch with nms=False ({text!r})")
+    if "nms" not in getattr(_model, "PREDICTOR_SETUP_KEYS", ()):
+        problems.append("engine.model.PREDICTOR_SETUP_KEYS lacks nms (a new nms= would reuse the old branch)")
     return problems
 
 

@@ -65,3 +65,19 @@ def trained_run(tiny_data, tmp_path_factory):
     model.train(data=str(tiny_data), epochs=1, imgsz=64, batch=8, workers=0, device="cpu", project=str(project),
                 name="train", plots=False, verbose=False, exist_ok=True)
     return {"best": project / "train" / "weights" / "best.pt", "resumable": resumable, "project": project}
+
+
+@pytest.fixture(scope="session")
+def trained_run26(tiny_data, tmp_path_factory):
+    """A 1-epoch `mttrain fit --model yolo26n-multitask.yaml` run at 64 px through the command line:
+    {"best": best.pt, "project": the runs folder, "output": the command's output}; read-only."""
+    from typer.testing import CliRunner
+
+    from mttrain.cli import app
+
+    project = tmp_path_factory.mktemp("trained-runs26")
+    result = CliRunner().invoke(app, ["fit", str(tiny_data), "--model", "yolo26n-multitask.yaml", "--epochs", "1",
+                                      "--imgsz", "64", "--batch", "8", "--workers", "0", "--project", str(project),
+                                      "plots=False"])
+    assert result.exit_code == 0, result.output
+    return {"best": project / "train" / "weights" / "best.pt", "project": project, "output": result.output}
