@@ -157,11 +157,13 @@ def no_requirement_installs() -> Iterator[None]:
         yield
 
 
-def export_ready(model, fmt: str, dynamic: bool):
+def export_ready(model, fmt: str, dynamic: bool, end2end: bool = False):
     """A fused, eval, float32 copy of ``model`` prepared as ultralytics' Exporter prepares one: the head
     returns ``(detections, protos)`` (export mode) and rebuilds its anchors from the input shape when
     ``dynamic`` (otherwise they are traced as constants for the export size); C2f uses the split
-    forward, which traces to a cleaner graph."""
+    forward, which traces to a cleaner graph. ``end2end``: keep an end-to-end head's one-to-one branch (its
+    rows are then (B, max_det, 6 + extra), as the Exporter's ``model.end2end = nms is False``), else the
+    one-to-many one."""
     import copy
 
     from ultralytics.nn.modules.block import C2f
@@ -170,6 +172,7 @@ def export_ready(model, fmt: str, dynamic: bool):
     model = copy.deepcopy(model).float().eval()
     for p in model.parameters():
         p.requires_grad = False
+    model.end2end = end2end  # before fuse(), which drops the other branch
     model = model.fuse(verbose=False)
     for m in model.modules():
         if isinstance(m, Detect):

@@ -267,7 +267,7 @@ def predict(
     console.print(f"{count} images, {objects} objects -> [bold]{Path(args['project']) / args['name']}[/]")
 
 
-EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})
+EXPORT_ARGS = frozenset({"format", "imgsz", "half", "dynamic", "simplify", "opset", "batch", "nms"})
 
 
 @app.command(context_settings=EXTRA_ARGS)
@@ -292,6 +292,7 @@ def export(
         from mttrain.export import ExportOptions, export_weights, read_metadata
 
         chosen = dict(format=format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch)
+        # nms=False: an end-to-end (yolo26) model's one-to-one branch, detections (B, max_det, 6 + nm + K*3), no NMS
         options = ExportOptions(**{**chosen, **overrides})
         file = export_weights(model, options, trust_weights=trust_weights)
         meta = read_metadata(file)
