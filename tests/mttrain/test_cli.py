@@ -103,7 +103,8 @@ USER_ERRORS = [
     (["predict", "{pt}", "{data}", "iou=high"], "'iou=high' is of invalid type str"),
     (["export", "nope.pt"], "weights file not found"),
     (["export", "{pt}", "--format", "onnx", "format=torchscript"], "format is given twice (--format"),
-    (["export", "{pt}", "nms=True"], "mttrain export does not take nms="),
+    (["export", "{pt}", "nms=True"], "nms=True (NMS inside the graph) is not supported"),
+    (["export", "{pt}", "max_det=5"], "mttrain export does not take max_det="),
     (["export", "{pt}", "opset=x"], "'opset=x' is of invalid type str"),
 ]
 
