@@ -538,3 +538,50 @@ def test_cli_export_takes_nms_false(tiny_model26, tmp_path):
     result = runner.invoke(app, ["export", str(pt), "--format", "onnx", "--imgsz", "64", "nms=False"])
     assert result.exit_code == 0, result.output
     assert read_metadata(tmp_path / "best.onnx")["end2end"] is True
+
+
+@pytest.fixture(scope="module")
+def trained26(tmp_path_factory):
+    """(best.pt, data.yaml, val images) of a small yolo26 model trained as ``trained`` (it then finds ~2 objects
+    and ~4 visible keypoints per image at conf 0.25 with nms=False)."""
+    from mttrain.model import MultiTaskYOLO
+    from tests.mttrain.conftest import make_multitask_dataset
+
+    out = tmp_path_factory.mktemp("mt-export26")
+    data = make_multitask_dataset(out, images=64, size=96, seed=1)
+    MultiTaskYOLO("yolo26n-multitask.yaml").train(
+        data=str(data), epochs=25, imgsz=96, batch=8, workers=0, seed=0, deterministic=True, optimizer="AdamW",
+        lr0=0.005, warmup_epochs=0, mosaic=0.0, plots=False, verbose=False, project=str(out / "runs"), name="fit",
+    )
+    images = sorted((out / "coco" / "images" / "val").glob("*.jpg"))
+    return out / "runs" / "fit" / "weights" / "best.pt", data, images
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_end2end_exports_detect_what_the_pt_detects_with_nms_false(fmt, trained26, tmp_path):
+    """Boxes within 1 px, mask IoU >= 0.98, visible keypoints within 1 px, .pt (nms=False) against the export."""
+    from mttrain.model import MultiTaskYOLO
+
+    pt, data, images = trained26
+    file = export_weights(pt, ExportOptions(fmt, imgsz=96, nms=False))
+    assert read_metadata(file)["end2end"] is True
+    args = dict(imgsz=96, conf=CONF, verbose=False, nms=False)
+    expected, got = MultiTaskYOLO(pt).predict(images, **args), MultiTaskYOLO(file).predict(images, **args)
+    compared = visible = 0
+    for a, b in zip(expected, got):
+        for i, j in match(a, b):
+            compared += 1
+            assert float((a.boxes.xyxy[i] - b.boxes.xyxy[j]).abs().max()) <= 1.0
+            assert mask_iou(a.masks.data[i], b.masks.data[j]) >= 0.98
+            both = (a.keypoints.conf[i] >= 0.5) & (b.keypoints.conf[j] >= 0.5)
+            visible += int(both.sum())
+            if both.any():
+                assert float((a.keypoints.xy[i][both] - b.keypoints.xy[j][both]).abs().max()) <= 1.0
+    assert compared >= 10 and visible >= 20, (compared, visible)
+    vargs = dict(data=str(data), imgsz=96, batch=4, plots=False, verbose=False, project=str(tmp_path), exist_ok=True)
+    want = MultiTaskYOLO(pt).val(name="pt", rect=False, nms=False, **vargs).table()
+    score = MultiTaskYOLO(file).val(name=fmt, **vargs).table()  # the export has only the one-to-one branch
+    for task in ("box", "mask", "pose"):
+        for key, value in want[task].items():
+            assert score[task][key] == pytest.approx(value, abs=0.005), (task, key)
