@@ -9,6 +9,9 @@ keypoint values; the shared ``Proto`` module predicts mask prototypes. Outputs:
 - otherwise: ``((y, proto), raw dict)``
 
 One NMS over ``y`` keeps each detection's own mask coefficients and keypoints.
+
+:class:`MultiTask26` is the YOLO26 counterpart (Segment26 + Proto26 + Pose26's keypoint branch, end-to-end):
+with ``nms=False`` its one-to-one branch gives ``(B, max_det, 6 + nm + K*3)`` rows that need no NMS.
 """
 
 from __future__ import annotations
