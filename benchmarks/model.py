@@ -65,20 +65,21 @@ def latency(repeats: int, imgsz: int, family: str = "v8", end2end: bool = False)
     one-to-many one (rows for NMS, ultralytics' default); v8 models have only the latter."""
     models = build_models(nc_seg=80, nc_pose=1, family=family)
     x = torch.rand(1, 3, imgsz, imgsz)
-    out = {}
+    fused = {}
+    for name, model in models.items():
+        model.end2end = end2end
+        fused[name] = model.fuse(verbose=False).eval()
+    times = {name: [] for name in fused}
     with torch.inference_mode():
-        for name, model in models.items():
-            model.end2end = end2end
-            model = model.fuse(verbose=False).eval()
+        for model in fused.values():
             for _ in range(3):
                 model(x)
-            times = []
-            for _ in range(repeats):
+        for _ in range(repeats):  # round robin: a busy moment on a shared CPU slows every model alike
+            for name, model in fused.items():
                 start = time.perf_counter()
                 model(x)
-                times.append((time.perf_counter() - start) * 1000)
-            out[name] = statistics.median(times)
-    return out
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def synthetic_multitask(out: Path, images: int, size: int) -> Path:
