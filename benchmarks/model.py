@@ -1,4 +1,5 @@
-"""Benchmark: yolov8n-multitask against ultralytics' yolov8n-seg and yolov8n-pose, same run.
+"""Benchmark: yolov8n-multitask (``--family 26``: yolo26n-multitask) against ultralytics' seg and pose models
+of the same family, same run.
 
 (a) CPU latency at 640 px, batch 1, 2 threads: fused model forward in eval mode, median of
     ``--repeats`` runs after warm-up. Targets: multitask <= 0.70x (seg + pose) and <= 1.15x seg.
@@ -14,6 +15,7 @@
 Usage::
 
     .venv/bin/python benchmarks/model.py                 # (a) and (b)
+    .venv/bin/python benchmarks/model.py --family 26 --latency-only   # (a) for yolo26n, both branches, and vs yolov8n-multitask
     .venv/bin/python benchmarks/model.py --learn         # also (c): 2 sets x 2 seeds x 3 models, ~2 h on 2 CPU cores
     .venv/bin/python benchmarks/model.py --learn --learn-images 64 --learn-epochs 10 --learn-seeds 0   # a quick (c)
 """
@@ -35,36 +37,49 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+FAMILIES = {"v8": "yolov8n", "26": "yolo26n"}
 
-def build_models(nc_seg: int, nc_pose: int, kpt_shape=(17, 3)):
+
+def build_models(nc_seg: int, nc_pose: int, kpt_shape=(17, 3), family: str = "v8"):
+    """multitask, seg and pose models of ``family`` (v8 or 26), built alike; the 26 family also gets our
+    yolov8n-multitask as ``v8-multitask``, the model it would replace."""
     from ultralytics.nn.tasks import PoseModel, SegmentationModel
 
     from mttrain.nn.model import MultiTaskModel
 
-    return {
-        "multitask": MultiTaskModel("yolov8n-multitask.yaml", nc=nc_seg, data_kpt_shape=kpt_shape, verbose=False),
-        "seg": SegmentationModel("yolov8n-seg.yaml", nc=nc_seg, verbose=False),
-        "pose": PoseModel("yolov8n-pose.yaml", nc=nc_pose, data_kpt_shape=kpt_shape, verbose=False),
+    name = FAMILIES[family]
+    models = {
+        "multitask": MultiTaskModel(f"{name}-multitask.yaml", nc=nc_seg, data_kpt_shape=kpt_shape, verbose=False),
+        "seg": SegmentationModel(f"{name}-seg.yaml", nc=nc_seg, verbose=False),
+        "pose": PoseModel(f"{name}-pose.yaml", nc=nc_pose, data_kpt_shape=kpt_shape, verbose=False),
     }
+    if family != "v8":
+        models["v8-multitask"] = MultiTaskModel("yolov8n-multitask.yaml", nc=nc_seg, data_kpt_shape=kpt_shape,
+                                                verbose=False)
+    return models
 
 
-def latency(repeats: int, imgsz: int) -> dict[str, float]:
-    """Median forward latency (ms) of each fused model at ``imgsz``, batch 1."""
-    models = build_models(nc_seg=80, nc_pose=1)
+def latency(repeats: int, imgsz: int, family: str = "v8", end2end: bool = False) -> dict[str, float]:
+    """Median forward latency (ms) of each fused model at ``imgsz``, batch 1. ``end2end``: end-to-end models
+    keep their one-to-one branch (rows after top-k, no NMS needed; ultralytics' nms=False), else the
+    one-to-many one (rows for NMS, ultralytics' default); v8 models have only the latter."""
+    models = build_models(nc_seg=80, nc_pose=1, family=family)
     x = torch.rand(1, 3, imgsz, imgsz)
-    out = {}
+    fused = {}
+    for name, model in models.items():
+        model.end2end = end2end
+        fused[name] = model.fuse(verbose=False).eval()
+    times = {name: [] for name in fused}
     with torch.inference_mode():
-        for name, model in models.items():
-            model = model.fuse().eval()
+        for model in fused.values():
             for _ in range(3):
                 model(x)
-            times = []
-            for _ in range(repeats):
+        for _ in range(repeats):  # round robin: a busy moment on a shared CPU slows every model alike
+            for name, model in fused.items():
                 start = time.perf_counter()
                 model(x)
-                times.append((time.perf_counter() - start) * 1000)
-            out[name] = statistics.median(times)
-    return out
+                times[name].append((time.perf_counter() - start) * 1000)
+    return {name: statistics.median(values) for name, values in times.items()}
 
 
 def synthetic_multitask(out: Path, images: int, size: int) -> Path:
@@ -139,6 +154,9 @@ def main() -> None:
     parser.add_argument("--train-imgsz", type=int, default=320)
     parser.add_argument("--train-batch", type=int, default=8)
     parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--family", choices=sorted(FAMILIES), default="v8",
+                        help="v8: yolov8n models; 26: yolo26n models (both branches) and yolov8n-multitask")
+    parser.add_argument("--latency-only", action="store_true", help="only (a)")
     parser.add_argument("--learn", action="store_true", help="also run (c), the equal-budget learning comparison")
     parser.add_argument("--learn-images", type=int, default=200)
     parser.add_argument("--learn-size", type=int, default=160)
@@ -149,14 +167,22 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    print(f"(a) CPU latency, {args.imgsz} px, batch 1, {args.threads} threads, median of {args.repeats}")
-    ms = latency(args.repeats, args.imgsz)
-    for name, value in ms.items():
-        print(f"    {name:<10} {value:8.1f} ms")
-    vs_both = ms["multitask"] / (ms["seg"] + ms["pose"])
-    vs_seg = ms["multitask"] / ms["seg"]
-    print(f"    multitask / (seg + pose) = {vs_both:.2f}x (target <= 0.70x)  {'PASS' if vs_both <= 0.70 else 'MISS'}")
-    print(f"    multitask / seg          = {vs_seg:.2f}x (target <= 1.15x)  {'PASS' if vs_seg <= 1.15 else 'MISS'}")
+    branches = [False, True] if args.family != "v8" else [False]
+    for end2end in branches:
+        branch = {False: "one-to-many (NMS after)", True: "one-to-one (nms=False, no NMS)"}[end2end]
+        print(f"(a) CPU latency, {FAMILIES[args.family]}, {args.imgsz} px, batch 1, {args.threads} threads, fused, "
+              f"median of {args.repeats}" + (f", {branch}" if args.family != "v8" else ""))
+        ms = latency(args.repeats, args.imgsz, args.family, end2end)
+        for name, value in ms.items():
+            print(f"    {name:<12} {value:8.1f} ms")
+        vs_both = ms["multitask"] / (ms["seg"] + ms["pose"])
+        vs_seg = ms["multitask"] / ms["seg"]
+        print(f"    multitask / (seg + pose) = {vs_both:.2f}x (target <= 0.70x)  {'PASS' if vs_both <= 0.70 else 'MISS'}")
+        print(f"    multitask / seg          = {vs_seg:.2f}x (target <= 1.15x)  {'PASS' if vs_seg <= 1.15 else 'MISS'}")
+        if "v8-multitask" in ms:
+            print(f"    multitask / v8-multitask = {ms['multitask'] / ms['v8-multitask']:.2f}x")
+    if args.latency_only:
+        return
 
     with tempfile.TemporaryDirectory(prefix="mt-bench-model-") as tmp:
         work = Path(tmp)

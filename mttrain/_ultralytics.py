@@ -35,16 +35,26 @@ from ultralytics.engine.results import Results  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionPredictor  # noqa: E402
 from ultralytics.models.yolo.segment import SegmentationTrainer, SegmentationValidator  # noqa: E402
 from ultralytics.nn import tasks as _tasks  # noqa: E402
-from ultralytics.nn.modules.head import Pose, Segment  # noqa: E402
+from ultralytics.nn.modules.block import Proto26, RealNVP  # noqa: E402,F401
+from ultralytics.nn.modules.head import Pose, Pose26, Segment, Segment26  # noqa: E402
 from ultralytics.nn.tasks import DetectionModel  # noqa: E402
 from ultralytics.utils import DEFAULT_CFG, LOGGER, RANK, ops  # noqa: E402,F401
-from ultralytics.utils.loss import KeypointLoss, v8PoseLoss, v8SegmentationLoss  # noqa: E402
-from ultralytics.utils.metrics import OKS_SIGMA, Metric, SegmentMetrics, ap_per_class, kpt_iou  # noqa: E402,F401
+from ultralytics.utils.loss import (  # noqa: E402
+    E2ELoss,
+    KeypointLoss,
+    PoseLoss26,
+    RLELoss,
+    SegmentLoss26,
+    v8PoseLoss,
+    v8SegmentationLoss,
+)
+from ultralytics.utils.metrics import OKS_SIGMA, RLE_WEIGHT, Metric, SegmentMetrics, ap_per_class, kpt_iou  # noqa: E402,F401
 
 SUPPORTED = ((8, 4), (8, 5))  # [low, high): 8.4.x
 __all__ = [
     "Compose", "DEFAULT_CFG", "DetectionModel", "DetectionPredictor", "Format", "KeypointLoss", "LOGGER", "LetterBox",
-    "Metric", "Model", "OKS_SIGMA", "Pose", "RANK", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer", "block_installs",
+    "E2ELoss", "Metric", "Model", "OKS_SIGMA", "Pose", "Pose26", "Proto26", "RANK", "RLELoss", "RLE_WEIGHT", "RealNVP",
+    "Segment26", "SegmentLoss26", "PoseLoss26", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer", "block_installs",
     "SegmentationValidator", "YOLODataset", "ap_per_class", "best_onnx_opset", "build_with_head", "check_arguments", "check_internals",
     "export_ready", "kpt_iou", "load_checkpoint_file", "no_requirement_installs",
     "ops", "read_export_metadata", "register_skeleton", "torch_safe_load", "trust_weights_file", "use_dataset_dict",
@@ -95,10 +105,11 @@ def _replaced(module, name: str, value) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def build_with_head(head_name: str, head_factory) -> Iterator[None]:
-    """While active, ``parse_model`` builds a ``head_name`` layer as ultralytics' ``Segment``
-    (args ``[nc, nm, npr]`` scaled as ultralytics scales them) and then replaces it with
-    ``head_factory(segment)``; everything else is ultralytics' own code path.
+def build_with_head(head_name: str, head_factory, stand_in: str = "Segment") -> Iterator[None]:
+    """While active, ``parse_model`` builds a ``head_name`` layer as ultralytics' ``stand_in`` (``Segment`` or
+    ``Segment26``, which ``parse_model`` knows by identity: args ``[nc, nm, npr]`` scaled as ultralytics scales
+    them, ``reg_max`` and ``end2end`` from the YAML) and then replaces it with ``head_factory(segment)``;
+    everything else is ultralytics' own code path.
     """
     original = _tasks.parse_model
 
@@ -108,7 +119,7 @@ def build_with_head(head_name: str, head_factory) -> Iterator[None]:
         index = next((i for i, layer in enumerate(head) if layer[2] == head_name), None)
         if index is None:
             return original(d, ch, verbose)
-        head[index][2] = "Segment"
+        head[index][2] = stand_in
         head[index][3] = list(head[index][3][:3])  # nc, nm, npr: what Segment takes before reg_max/end2end/ch
         d["head"] = head
         model, save = original(d, ch, verbose)
@@ -146,11 +157,13 @@ def no_requirement_installs() -> Iterator[None]:
         yield
 
 
-def export_ready(model, fmt: str, dynamic: bool):
+def export_ready(model, fmt: str, dynamic: bool, end2end: bool = False):
     """A fused, eval, float32 copy of ``model`` prepared as ultralytics' Exporter prepares one: the head
     returns ``(detections, protos)`` (export mode) and rebuilds its anchors from the input shape when
     ``dynamic`` (otherwise they are traced as constants for the export size); C2f uses the split
-    forward, which traces to a cleaner graph."""
+    forward, which traces to a cleaner graph. ``end2end``: keep an end-to-end head's one-to-one branch (its
+    rows are then (B, max_det, 6 + extra), as the Exporter's ``model.end2end = nms is False``), else the
+    one-to-many one."""
     import copy
 
     from ultralytics.nn.modules.block import C2f
@@ -159,6 +172,7 @@ def export_ready(model, fmt: str, dynamic: bool):
     model = copy.deepcopy(model).float().eval()
     for p in model.parameters():
         p.requires_grad = False
+    model.end2end = end2end  # before fuse(), which drops the other branch
     model = model.fuse(verbose=False)
     for m in model.modules():
         if isinstance(m, Detect):
@@ -525,6 +539,64 @@ def check_internals() -> list[str]:
         problems.append("OpenVINOBackend.load_model no longer creates ov.Core() (the FP32 backend patches it)")
     problems += _check_loading_internals() + _check_install_internals() + _check_argument_internals()
     problems += _check_tracking_internals()
+    return problems + _check_end2end_internals()
+
+
+def _check_end2end_internals() -> list[str]:
+    """What the YOLO26 multitask head and loss and the nms=False switch rely on."""
+    import inspect
+
+    from ultralytics.cfg import DEFAULT_CFG_DICT
+    from ultralytics.engine import exporter as _exporter
+    from ultralytics.engine import model as _model
+    from ultralytics.engine import predictor as _predictor
+    from ultralytics.engine import validator as _validator
+    from ultralytics.nn.backends import pytorch as _pytorch_backend
+    from ultralytics.nn.modules.head import Detect
+
+    problems = []
+    if "Segment26" not in inspect.getsource(_tasks.parse_model):
+        problems.append("nn.tasks.parse_model no longer builds Segment26 (build_with_head uses it as the stand-in)")
+    if list(inspect.signature(Segment26.__init__).parameters)[1:7] != ["nc", "nm", "npr", "reg_max", "end2end", "ch"]:
+        problems.append("Segment26.__init__ signature changed from (nc, nm, npr, reg_max, end2end, ch)")
+    segment = Segment26(nc=1, nm=4, npr=8, reg_max=1, end2end=True, ch=(8, 16))
+    if set(segment.one2one) != {"box_head", "cls_head", "mask_head"} or not isinstance(segment.proto, Proto26):
+        problems.append("Segment26's one2one keys or its Proto26 changed")
+    if set(Pose26(nc=1, kpt_shape=(2, 3), reg_max=1, ch=(8,)).one2many) != {
+            "box_head", "cls_head", "pose_head", "kpts_head", "kpts_sigma_head"}:
+        problems.append("Pose26.one2many keys changed (MultiTask26 mirrors them)")
+    if not isinstance(inspect.getattr_static(Detect, "end2end"), property) or \
+            "one2one_cv2" not in inspect.getsource(inspect.getattr_static(Detect, "end2end").fget):
+        problems.append("Detect.end2end is no longer a property keyed on one2one_cv2 (MultiTask26 keeps that name)")
+    if 'startswith("one2one_")' not in inspect.getsource(Detect.fuse):
+        problems.append("Detect.fuse no longer drops branches by the one2one_ prefix (MultiTask26 names rely on it)")
+    if "flow_model = None" not in inspect.getsource(Pose26.fuse) or "semseg = None" not in inspect.getsource(Proto26.fuse):
+        problems.append("Pose26.fuse / Proto26.fuse no longer drop the flow model / semantic head")
+    if "return_semantic" not in inspect.signature(Proto26.forward).parameters:
+        problems.append("Proto26.forward no longer takes return_semantic")
+    for name in ("one2many", "one2one", "update", "decay", "o2m", "o2o"):
+        if name not in inspect.getsource(E2ELoss):
+            problems.append(f"E2ELoss.{name} is gone (MultiTaskLoss26 trains in its scheme)")
+    if list(inspect.signature(E2ELoss.__init__).parameters)[1:3] != ["model", "loss_fn"]:
+        problems.append("E2ELoss.__init__ no longer takes (model, loss_fn)")
+    for name in ("calculate_keypoints_loss", "calculate_rle_loss", "_rle_zero", "kpts_decode"):
+        if not hasattr(PoseLoss26, name):
+            problems.append(f"PoseLoss26.{name} is gone")
+    if "pd_coef=" not in inspect.getsource(SegmentLoss26.get_assigned_targets_and_loss):
+        problems.append("SegmentLoss26.get_assigned_targets_and_loss is no longer the mask-aware assignment")
+    if "rle" not in DEFAULT_CFG_DICT:
+        problems.append("cfg/default.yaml has no rle gain")
+    switches = {
+        (_predictor, "engine.predictor"): "end2end=self.args.nms is False",
+        (_validator, "engine.validator"): "model.end2end = self.args.nms is False",
+        (_exporter, "engine.exporter"): "model.end2end = self.args.nms is False",
+        (_pytorch_backend, "nn.backends.pytorch"): "model.end2end = self.end2end_override",
+    }
+    for (module, where), text in switches.items():
+        if text not in inspect.getsource(module):
+            problems.append(f"{where} no longer switches the end-to-end branch with nms=False ({text!r})")
+    if "nms" not in getattr(_model, "PREDICTOR_SETUP_KEYS", ()):
+        problems.append("engine.model.PREDICTOR_SETUP_KEYS lacks nms (a new nms= would reuse the old branch)")
     return problems
 
 

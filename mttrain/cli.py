@@ -156,7 +156,7 @@ def metrics_table(table: dict) -> Table:
 def fit(
     ctx: typer.Context,
     data: Annotated[Optional[Path], typer.Argument(help="Multitask data.yaml (or data=...).", show_default=False)] = None,
-    model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*) or .pt.")] = "yolov8n-multitask.yaml",
+    model: Annotated[str, typer.Option(help="Model YAML (shipped: yolov8{n,s,m,l,x}-multitask.yaml, yolo11*, yolo26* (NMS-free with nms=False)) or .pt.")] = "yolov8n-multitask.yaml",
     weights: Annotated[Optional[Path], typer.Option(help="Start from a multitask, segment or pose checkpoint.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 100,
     imgsz: Annotated[int, typer.Option(min=32)] = 640,
@@ -418,7 +418,7 @@ def _print_summary(summary: dict, run: Path, writer) -> None:
         console.print(f"json: {writer.path}", highlight=False, soft_wrap=True)
 
 
-EXPORT_ARGS = frozenset({"model", "format", "imgsz", "half", "dynamic", "simplify", "opset", "batch"})
+EXPORT_ARGS = frozenset({"model", "format", "imgsz", "half", "dynamic", "simplify", "opset", "batch", "nms"})
 
 
 @app.command(context_settings=EXTRA_ARGS)
@@ -445,6 +445,7 @@ def export(
         from mttrain.export import ExportOptions, export_size, export_weights, read_metadata
 
         chosen = dict(format=format, imgsz=imgsz, half=half, dynamic=dynamic, simplify=simplify, opset=opset, batch=batch)
+        # nms=False: an end-to-end (yolo26) model's one-to-one branch, detections (B, max_det, 6 + nm + K*3), no NMS
         options = ExportOptions(**{**chosen, **overrides})
         file = export_weights(model, options, trust_weights=trust_weights)
         meta = read_metadata(file)

@@ -8,7 +8,9 @@ Every format takes one input and returns two outputs, in this order:
 - ``images`` (B, 3, H, W) float32: RGB in [0, 1], letterboxed to H x W (as ultralytics feeds a model).
 - ``detections`` (B, 4 + nc + nm + K*3, A) float32, for each of the A anchors: the box as center x,
   center y, width, height in input pixels; nc class probabilities; nm mask coefficients; K keypoints as
-  x, y in input pixels and a visibility probability.
+  x, y in input pixels and a visibility probability. With ``nms=False`` (an end-to-end yolo26 model, its
+  one-to-one branch): (B, max_det, 6 + nm + K*3), the top max_det rows by score, each x1 y1 x2 y2, score,
+  class, then its mask coefficients and keypoints; no NMS follows (metadata ``end2end: True``).
 - ``protos`` (B, nm, H/4, W/4) float32: mask prototypes. A detection's mask is
   ``sigmoid(coefficients @ protos)`` cropped to its box (ultralytics' ``process_mask``).
 
@@ -59,6 +61,12 @@ OUTPUT_DOCS = {
     "protos": "(batch, nm, height/4, width/4): mask prototypes; "
     "mask = sigmoid(coefficients @ protos), cropped to the box",
 }
+OUTPUT_DOCS_END2END = {
+    "detections": "(batch, max_det, 6 + nm + K*3), no NMS needed (one-to-one branch, top max_det by score): "
+    "x1, y1, x2, y2 (input pixels), score, class; nm mask coefficients; K keypoints x, y (input pixels), "
+    "visibility probability (0 for classes without keypoints only after mttrain's postprocess)",
+    "protos": OUTPUT_DOCS["protos"],
+}
 MIN_OPSET = 11  # the oldest opset tested here (ultralytics' own floor is 9, for nearest Resize)
 INSTALL_HINT = "pip install 'mt[export]'"  # onnx, onnxruntime, onnxslim, openvino
 # Metadata values that are Python literals in ONNX metadata_props (ultralytics writes str(value)).
@@ -76,7 +84,8 @@ class ExportOptions:
 
     ``dynamic`` exports batch, height and width as free axes (``batch`` then only sizes the trace);
     ``half`` stores FP16 weights with FP32 inputs and outputs (ONNX and OpenVINO: FP16 TorchScript needs a GPU);
-    ``simplify`` runs onnxslim; ``opset`` defaults to ultralytics' choice for the installed torch.
+    ``simplify`` runs onnxslim; ``opset`` defaults to ultralytics' choice for the installed torch;
+    ``nms=False`` exports an end-to-end model's one-to-one branch (``detections`` (B, max_det, 6 + nm + K*3), no NMS).
     """
 
     format: str = "onnx"
@@ -86,6 +95,8 @@ class ExportOptions:
     simplify: bool = False
     opset: int | None = None
     batch: int = 1
+    nms: bool | None = None  # ultralytics' argument: False exports the one-to-one branch of an end-to-end model
+
 
     def __post_init__(self) -> None:
         fmt = str(self.format).lower()
@@ -102,6 +113,9 @@ class ExportOptions:
             object.__setattr__(self, "imgsz", sides)
         if self.batch < 1:
             raise ExportError(f"batch must be at least 1; found {self.batch}")
+        if self.nms is True:
+            raise ExportError("nms=True (NMS inside the graph) is not supported: export nms=False (an end-to-end "
+                              "yolo26 model: no NMS needed) or leave nms unset (NMS runs after the graph)")
         if fmt != "onnx":
             for flag, value in (("simplify", self.simplify), ("opset", self.opset)):
                 if value:
@@ -203,7 +217,11 @@ def export_model(model, file: str | Path, options: ExportOptions | None = None, 
     if h % stride or w % stride:
         fix = "x".join(str(max(stride, round(s / stride) * stride)) for s in (h, w))
         raise ExportError(f"imgsz {h}x{w} is not a multiple of the model stride {stride}: use {fix}", file=where)
-    module = export_ready(model, options.format, options.dynamic)
+    end2end = options.nms is False
+    if end2end and getattr(model.model[-1], "one2one_cv2", None) is None:
+        raise ExportError("nms=False needs an end-to-end model (yolo26*-multitask.yaml); this one has no one-to-one "
+                          "branch: leave nms unset", file=where)
+    module = export_ready(model, options.format, options.dynamic, end2end=end2end)
     im = torch.zeros(options.batch, 3, h, w)
     with torch.no_grad():  # not inference_mode: the cached anchors are reused by the trace
         outputs = module(im)  # dry run: builds the anchors, and fails here rather than inside the exporter
@@ -239,16 +257,16 @@ def build_metadata(model, options: ExportOptions, nm: int, source: str | Path = 
         "imgsz": list(options.imgsz),
         "names": {int(k): str(v) for k, v in dict(model.names).items()},
         "channels": 3,
-        "end2end": False,
+        "end2end": options.nms is False,
         "args": {"format": options.format, "batch": options.batch, "imgsz": list(options.imgsz), "half": options.half,
-                 "dynamic": options.dynamic, "simplify": options.simplify, "opset": options.opset, "nms": False},
+                 "dynamic": options.dynamic, "simplify": options.simplify, "opset": options.opset, "nms": options.nms},
         "kpt_shape": [int(x) for x in model.kpt_shape],
         "kpt_names": {int(k): list(v) for k, v in (getattr(model, "kpt_names", None) or {}).items()},
         "flip_idx": _plain(getattr(model, "flip_idx", None)),
         "skeleton": _plain(getattr(model, "skeleton", None)),
         "kpt_sigmas": _plain(getattr(model, "kpt_sigmas", None)),
         "nm": nm,
-        "outputs": dict(OUTPUT_DOCS),
+        "outputs": dict(OUTPUT_DOCS_END2END if options.nms is False else OUTPUT_DOCS),
     }
 
 
@@ -361,7 +379,7 @@ def _write_onnx(module, im, file: Path, options: ExportOptions, metadata: dict[s
     if options.dynamic:
         dynamic_axes = {
             INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-            "detections": {0: "batch", 2: "anchors"},
+            "detections": {0: "batch"} if metadata["end2end"] else {0: "batch", 2: "anchors"},
             "protos": {0: "batch", 2: "proto_height", 3: "proto_width"},
         }
     with warnings.catch_warnings():
@@ -383,7 +401,7 @@ def _write_onnx(module, im, file: Path, options: ExportOptions, metadata: dict[s
         proto = float16.convert_float_to_float16(proto, keep_io_types=True)
     proto.doc_string = metadata["description"]
     for output, shape in zip(proto.graph.output, shapes):
-        output.doc_string = OUTPUT_DOCS.get(output.name, "")
+        output.doc_string = metadata["outputs"].get(output.name, "")
         for axis, dim in enumerate(output.type.tensor_type.shape.dim):
             if axis not in (dynamic_axes or {}).get(output.name, {}):  # channels: the tracer may leave them symbolic
                 dim.dim_value = shape[axis]

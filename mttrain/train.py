@@ -11,7 +11,7 @@ from typing import Any
 
 from mttrain._ultralytics import DEFAULT_CFG, RANK, SegmentationTrainer, register_skeleton
 from mttrain.data import build_multitask_dataset, load_multitask_data
-from mttrain.nn.loss import LOSS_NAMES
+from mttrain.nn.loss import LOSS_NAMES, loss_names_for
 from mttrain.nn.model import MultiTaskModel
 from mttrain.transfer import load_weights
 from mttrain.val import MultiTaskValidator
@@ -54,7 +54,7 @@ class MultiTaskTrainer(SegmentationTrainer):
         self.model.kpt_sigmas = self.data["kpt_sigmas"]
 
     def get_validator(self) -> MultiTaskValidator:
-        self.loss_names = LOSS_NAMES
+        self.loss_names = loss_names_for(getattr(self.model, "module", self.model))  # DDP wraps the model
         return MultiTaskValidator(self.test_loader, save_dir=self.save_dir, args=copy(self.args), _callbacks=self.callbacks)
 
     def plot_training_samples(self, batch: dict[str, Any], ni: int) -> None:

@@ -1,18 +1,20 @@
 """Weight transfer into a multitask model from multitask, segment or pose checkpoints.
 
 Tensors load where name and shape agree. Ultralytics' Pose head keeps its keypoint branch in
-``cv4`` while our head keeps mask coefficients there and keypoints in ``cv5``; a pose
-checkpoint's ``cv4`` is renamed to ``cv5`` first, so its keypoint branch lands where it belongs.
+``cv4`` (Pose26 also ``cv4_kpts``, ``cv4_sigma`` and their ``one2one_`` copies) while our heads keep mask
+coefficients there and keypoints in ``cv5``; a pose checkpoint's ``cv4*`` is renamed to ``cv5*`` first, so its
+keypoint branch lands where it belongs.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import torch
 
 from mttrain._ultralytics import LOGGER, Pose, Segment, load_checkpoint_file
-from mttrain.nn.head import MultiTask
+from mttrain.nn.head import MultiTask, MultiTask26
 
 
 def read_checkpoint_model(path: str | Path, trust_weights: bool = False) -> torch.nn.Module:
@@ -29,7 +31,7 @@ def read_checkpoint_model(path: str | Path, trust_weights: bool = False) -> torc
 
 def _source_kind(model: torch.nn.Module) -> str:
     head = model.model[-1] if hasattr(model, "model") else None
-    if isinstance(head, MultiTask):
+    if isinstance(head, (MultiTask, MultiTask26)):
         return "multitask"
     if isinstance(head, Segment):
         return "segment"
@@ -42,9 +44,9 @@ def transferable_state(target: torch.nn.Module, source: torch.nn.Module) -> tupl
     """The source tensors that fit the target (same name after renaming, same shape), and the source kind."""
     kind = _source_kind(source)
     state = source.state_dict()
-    if kind == "pose":
-        head = f"model.{len(source.model) - 1}."
-        state = {k.replace(f"{head}cv4.", f"{head}cv5.") if k.startswith(f"{head}cv4.") else k: v for k, v in state.items()}
+    if kind == "pose":  # cv4, cv4_kpts, cv4_sigma and their one2one_ copies (Pose26) -> cv5...
+        head = re.escape(f"model.{len(source.model) - 1}.")
+        state = {re.sub(rf"^({head}(?:one2one_)?)cv4((?:_kpts|_sigma)?\.)", r"\1cv5\2", k): v for k, v in state.items()}
     _match_keypoint_width(target, source, kind)
     own = target.state_dict()
     return {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}, kind
@@ -55,6 +57,8 @@ def _match_keypoint_width(target: torch.nn.Module, source: torch.nn.Module, kind
     Pose head is narrower than ours (``MultiTask.set_keypoint_width``), as are multitask checkpoints made before
     the branch was widened. Only when the branches take the same inputs (same family and scale)."""
     ours, theirs = target.model[-1], source.model[-1]
+    if not isinstance(ours, MultiTask) or isinstance(theirs, MultiTask26):  # YOLO26 heads keep Pose26's width
+        return
     if kind == "pose":
         branch = theirs.cv4
     elif kind == "multitask":

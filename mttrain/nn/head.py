@@ -9,6 +9,9 @@ keypoint values; the shared ``Proto`` module predicts mask prototypes. Outputs:
 - otherwise: ``((y, proto), raw dict)``
 
 One NMS over ``y`` keeps each detection's own mask coefficients and keypoints.
+
+:class:`MultiTask26` is the YOLO26 counterpart (Segment26 + Proto26 + Pose26's keypoint branch, end-to-end):
+with ``nms=False`` its one-to-one branch gives ``(B, max_det, 6 + nm + K*3)`` rows that need no NMS.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 from ultralytics.nn.modules.conv import Conv
 
-from mttrain._ultralytics import Pose, Segment
+from mttrain._ultralytics import Pose, Pose26, RealNVP, Segment, Segment26
 
 
 class MultiTask(Segment):
@@ -87,6 +90,88 @@ class MultiTask(Segment):
     @classmethod
     def from_segment(cls, segment: Segment, kpt_shape: tuple[int, int]) -> "MultiTask":
         """A head with the same inputs and sizes as an (untrained) ultralytics Segment head."""
+        ch = tuple(seq[0].conv.in_channels for seq in segment.cv2)
+        end2end = getattr(segment, "one2one_cv2", None) is not None
+        return cls(segment.nc, segment.nm, segment.npr, kpt_shape, segment.reg_max, end2end, ch)
+
+
+class MultiTask26(Segment26):
+    """YOLO26 multitask head: Segment26 (boxes without DFL, classes, mask coefficients, Proto26) plus Pose26's
+    keypoint branch, each with its ``one2one_`` copy when end-to-end.
+
+    Names matter here. Segment26 keeps its mask coefficients in ``cv4`` and Pose26 its keypoint trunk there too,
+    so the keypoint branch is ``cv5`` (trunk), ``cv5_kpts`` (x, y, visibility), ``cv5_sigma`` (RLE's learned
+    sigma, training only) and ``flow_model`` (RLE's RealNVP, training only; the name PoseLoss26 looks up).
+    ultralytics' ``Detect.end2end`` keys on ``one2one_cv2`` and ``cv2 is None`` and ``Detect.fuse`` drops every
+    ``one2one_*`` module or its twin by prefix, so every one-to-one copy is named ``one2one_<name>``.
+    Outputs are Segment26's: a raw dict per branch in training (``{"one2many": ..., "one2one": ...}``), rows
+    ``(B, 4 + nc + nm + K*3, A)`` or, end-to-end, ``(B, max_det, 6 + nm + K*3)`` with the prototypes otherwise.
+    """
+
+    legacy = False  # YOLO26 heads use the depthwise class branch; parse_model sets this on classes it knows only
+    kpts_decode = Pose26.kpts_decode  # YOLO26 decoding: (offset + anchor) * stride, no 2x scaling
+
+    def __init__(
+        self,
+        nc: int = 80,
+        nm: int = 32,
+        npr: int = 256,
+        kpt_shape: tuple[int, int] = (17, 3),
+        reg_max: int = 1,
+        end2end: bool = True,
+        ch: tuple[int, ...] = (),
+    ):
+        super().__init__(nc, nm, npr, reg_max, end2end, ch)
+        self.kpt_shape = tuple(kpt_shape)
+        self.nk = self.kpt_shape[0] * self.kpt_shape[1]
+        self.nk_sigma = self.kpt_shape[0] * 2  # sigma_x, sigma_y per keypoint
+        self.flow_model = RealNVP()
+        c5 = max(ch[0] // 4, self.kpt_shape[0] * (self.kpt_shape[1] + 2))  # Pose26's trunk width
+        self.cv5 = nn.ModuleList(nn.Sequential(Conv(x, c5, 3), Conv(c5, c5, 3)) for x in ch)
+        self.cv5_kpts = nn.ModuleList(nn.Conv2d(c5, self.nk, 1) for _ in ch)
+        self.cv5_sigma = nn.ModuleList(nn.Conv2d(c5, self.nk_sigma, 1) for _ in ch)
+        if end2end:
+            self.one2one_cv5 = copy.deepcopy(self.cv5)
+            self.one2one_cv5_kpts = copy.deepcopy(self.cv5_kpts)
+            self.one2one_cv5_sigma = copy.deepcopy(self.cv5_sigma)
+
+    @property
+    def one2many(self):
+        return {**super().one2many, "pose_head": self.cv5, "kpts_head": self.cv5_kpts, "kpts_sigma_head": self.cv5_sigma}
+
+    @property
+    def one2one(self):
+        return {**super().one2one, "pose_head": getattr(self, "one2one_cv5", None),
+                "kpts_head": getattr(self, "one2one_cv5_kpts", None),
+                "kpts_sigma_head": getattr(self, "one2one_cv5_sigma", None)}
+
+    def forward_head(self, x, box_head=None, cls_head=None, mask_head=None, pose_head=None, kpts_head=None,
+                     kpts_sigma_head=None) -> dict[str, torch.Tensor]:
+        preds = super().forward_head(x, box_head, cls_head, mask_head)
+        if pose_head is not None:
+            bs = x[0].shape[0]
+            features = [pose_head[i](x[i]) for i in range(self.nl)]
+            preds["kpts"] = torch.cat([kpts_head[i](features[i]).view(bs, self.nk, -1) for i in range(self.nl)], 2)
+            if self.training and kpts_sigma_head is not None:
+                preds["kpts_sigma"] = torch.cat(
+                    [kpts_sigma_head[i](features[i]).view(bs, self.nk_sigma, -1) for i in range(self.nl)], 2)
+        return preds
+
+    def _inference(self, x: dict[str, torch.Tensor]) -> torch.Tensor:
+        """(B, 4 + nc + nm + K*3, A): boxes, class probabilities, mask coefficients, decoded keypoints."""
+        preds = super()._inference(x)
+        return torch.cat([preds, self.kpts_decode(x["kpts"])], dim=1)
+
+    def fuse(self) -> None:
+        """Drop the unused branch (Detect.fuse), Proto26's semantic head (Segment26.fuse), and what only RLE
+        training needs: the flow model and the kept branch's sigma head (as Pose26.fuse)."""
+        super().fuse()
+        self.flow_model = None
+        setattr(self, "one2one_cv5_sigma" if self.end2end else "cv5_sigma", None)
+
+    @classmethod
+    def from_segment(cls, segment: Segment26, kpt_shape: tuple[int, int]) -> "MultiTask26":
+        """A head with the same inputs and sizes as an (untrained) ultralytics Segment26 head."""
         ch = tuple(seq[0].conv.in_channels for seq in segment.cv2)
         end2end = getattr(segment, "one2one_cv2", None) is not None
         return cls(segment.nc, segment.nm, segment.npr, kpt_shape, segment.reg_max, end2end, ch)

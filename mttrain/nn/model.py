@@ -8,9 +8,10 @@ from typing import Any
 import yaml
 
 from mttrain._ultralytics import DetectionModel, build_with_head
-from mttrain.nn.head import MultiTask
+from mttrain.nn.head import MultiTask, MultiTask26
 
 CFG_DIR = Path(__file__).resolve().parents[1] / "cfg"
+HEADS = {"MultiTask": (MultiTask, "Segment"), "MultiTask26": (MultiTask26, "Segment26")}  # YAML name -> (head, stand-in)
 
 
 def resolve_model_yaml(name: str | Path) -> tuple[Path, str]:
@@ -21,7 +22,7 @@ def resolve_model_yaml(name: str | Path) -> tuple[Path, str]:
     import re
 
     path = Path(name)
-    match = re.fullmatch(r"(yolov8|yolo11)([nslmx])?(-multitask\.ya?ml)", path.name)
+    match = re.fullmatch(r"(yolov8|yolo11|yolo26)([nslmx])?(-multitask\.ya?ml)", path.name)
     if path.is_file():
         return path, (match.group(2) or "") if match else ""
     if match:
@@ -55,7 +56,9 @@ class MultiTaskModel(DetectionModel):
         if data_kpt_shape and list(data_kpt_shape) != list(cfg.get("kpt_shape", [])):
             cfg["kpt_shape"] = list(data_kpt_shape)
         kpt_shape = tuple(cfg["kpt_shape"])
-        with build_with_head("MultiTask", lambda segment: MultiTask.from_segment(segment, kpt_shape)):
+        head_name = cfg["head"][-1][2]
+        head, stand_in = HEADS.get(head_name, (MultiTask, "Segment"))
+        with build_with_head(head_name, lambda segment: head.from_segment(segment, kpt_shape), stand_in):
             super().__init__(cfg=cfg, ch=ch, nc=nc, verbose=verbose)
         self.task = "multitask"  # saved with the model: ultralytics would guess "segment" from the head class
         self.kpt_shape = kpt_shape
@@ -69,6 +72,6 @@ class MultiTaskModel(DetectionModel):
         return sorted(int(k) for k in self.kpt_names)
 
     def init_criterion(self):
-        from mttrain.nn.loss import MultiTaskLoss
+        from mttrain.nn.loss import criterion_for
 
-        return MultiTaskLoss(self)
+        return criterion_for(self)

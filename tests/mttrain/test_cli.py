@@ -103,7 +103,8 @@ USER_ERRORS = [
     (["predict", "{pt}", "{data}", "iou=high"], "'iou=high' is of invalid type str"),
     (["export", "nope.pt"], "weights file not found"),
     (["export", "{pt}", "--format", "onnx", "format=torchscript"], "format is given twice (--format"),
-    (["export", "{pt}", "nms=True"], "mttrain export does not take nms="),
+    (["export", "{pt}", "nms=True"], "nms=True (NMS inside the graph) is not supported"),
+    (["export", "{pt}", "max_det=5"], "mttrain export does not take max_det="),
     (["export", "{pt}", "opset=x"], "'opset=x' is of invalid type str"),
 ]
 
@@ -171,3 +172,36 @@ def test_python_api_argument_errors_are_one_line(trained_run):
                             (dict(conf=3.0), "'conf=3.0' is an invalid value")):
         with pytest.raises(ArgumentError, match=message):
             model.val(**kwargs)
+
+
+@pytest.mark.slow
+def test_fit_trains_a_yolo26_multitask_model(trained_run26):
+    import torch
+
+    from mttrain.nn.head import MultiTask26
+
+    assert "rle_loss" in trained_run26["output"] or (trained_run26["project"] / "train" / "results.csv").is_file()
+    header = (trained_run26["project"] / "train" / "results.csv").read_text().splitlines()[0]
+    for name in ("l1_loss", "pose_loss", "rle_loss", "sem_loss", "metrics/mAP50-95(M)", "metrics/mAP50-95(P)"):
+        assert name in header, name
+    ckpt = torch.load(trained_run26["best"], weights_only=False)
+    head = ckpt["model"].model[-1]
+    assert isinstance(head, MultiTask26) and ckpt["model"].kpt_names == {0: ["head", "left_hand", "right_hand",
+                                                                             "left_foot", "right_foot"]}
+    assert head.one2one_cv5 is not None  # both branches kept in the checkpoint: nms=False can choose
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("nms", ["nms=False", None], ids=["one2one-no-nms", "one2many-nms"])
+def test_yolo26_val_and_predict_commands_choose_the_branch_with_nms(nms, trained_run26, tiny_data, tmp_path):
+    best = str(trained_run26["best"])
+    extra = [nms] if nms else []
+    val = runner.invoke(app, ["val", best, "--data", str(tiny_data), "--imgsz", "64", "--project", str(tmp_path),
+                              "conf=0.001", *extra])
+    assert val.exit_code == 0, val.output
+    assert (tmp_path / "val" / "metrics.json").is_file()
+    images = str(tiny_data.parent / "images" / "val")
+    predict = runner.invoke(app, ["predict", best, images, "--imgsz", "64", "--project", str(tmp_path), "--save-txt",
+                                  "--conf", "0.0001", "save=False", *extra])
+    assert predict.exit_code == 0, predict.output
+    assert list((tmp_path / "predict" / "labels").iterdir())

@@ -623,3 +623,146 @@ def test_an_openvino_folder_tracks(tiny_exports, tmp_path):
     assert result.boxes is not None and model.predictor.model.format == "openvino"
     if len(result.boxes):
         assert result.keypoints.data.shape[1:] == (5, 3)
+
+
+# -- end-to-end (yolo26, nms=False): the one-to-one branch, no NMS ------------------------------------------------
+
+def distinct_scores(model):
+    """An untrained head scores every anchor alike (its class bias), so any top-k order is right; random class
+    weights (seeded) give each anchor its own score, and the comparison of branches and runtimes a meaning."""
+    model = copy.deepcopy(model)
+    generator = torch.Generator().manual_seed(0)
+    head = model.model[-1]
+    for branch in (head.cv3, head.one2one_cv3):
+        for p in branch.parameters():
+            p.data = torch.randn(p.shape, generator=generator) * 0.5
+    return model
+
+
+def assert_same_rows(got: np.ndarray, want: np.ndarray, atol: float) -> None:
+    """(k, C) rows equal as a set, within ``atol``: rows whose scores tie may come in either order, and rows tied
+    with the k-th score may be either of the tied ones (they are left out)."""
+    unused = list(range(len(want)))
+    score = got[:, 4]
+    clear = score > score.min() + 1e-4
+    compared = got[clear]
+    assert len(compared) >= len(got) // 2, "most rows compared"
+    for row in compared:
+        distance = np.abs(want[unused] - row).max(1)
+        best = int(distance.argmin())
+        assert distance[best] <= atol, (row[:6], distance[best])
+        unused.pop(best)
+
+
+def fused_rows(model, images: torch.Tensor, end2end: bool) -> list[np.ndarray]:
+    """What the .pt's fused model answers with the branch ``end2end`` selects."""
+    fused = copy.deepcopy(model).float().eval()
+    fused.end2end = end2end
+    fused = fused.fuse(verbose=False)
+    with torch.no_grad():
+        (y, protos), _ = fused(images)
+    return [y.numpy(), protos.numpy()]
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_end2end_export_writes_one2one_rows_and_says_so(fmt, tiny_model26, tmp_path):
+    model = distinct_scores(labelled(tiny_model26))
+    file = export_model(model, tmp_path / f"e2e.{fmt}", ExportOptions(fmt, imgsz=64, nms=False))
+    images = torch.rand(1, 3, 64, 64)
+    detections, protos = run_export(file, images)
+    assert detections.shape == (1, 84, 6 + 32 + 15) and protos.shape == (1, 32, 16, 16)  # k = min(300, 84 anchors)
+    want = fused_rows(model, images, end2end=True)
+    np.testing.assert_allclose(detections[..., 4], want[0][..., 4], atol=1e-4)  # the same top-k scores, in order
+    assert_same_rows(detections[0], want[0][0], atol=1e-2)
+    np.testing.assert_allclose(protos, want[1], atol=1e-3)
+    meta = read_metadata(file)
+    assert meta["end2end"] is True and meta["args"]["nms"] is False
+    assert "max_det" in meta["outputs"]["detections"]
+
+
+def test_end2end_onnx_names_its_outputs_and_predicts_through_the_api(tiny_model26, tmp_path):
+    import onnx
+
+    from mttrain.model import MultiTaskYOLO
+
+    file = export_model(labelled(tiny_model26), tmp_path / "e2e.onnx", ExportOptions("onnx", imgsz=64, nms=False))
+    graph = onnx.load(str(file)).graph
+    assert [o.name for o in graph.output] == list(OUTPUT_NAMES)
+    assert "x1, y1, x2, y2" in graph.output[0].doc_string
+    yolo = MultiTaskYOLO(file)
+    result = yolo.predict(np.zeros((64, 64, 3), np.uint8), imgsz=64, conf=0.0, save=False, verbose=False)[0]
+    assert yolo.predictor.model.end2end  # AutoBackend read end2end from the metadata: no NMS after the graph
+    assert result.keypoints.data.shape[1:] == (5, 3)
+
+
+def test_yolo26_export_without_nms_false_keeps_the_one2many_rows(tiny_model26, tmp_path):
+    model = distinct_scores(labelled(tiny_model26))
+    file = export_model(model, tmp_path / "o2m.onnx", ExportOptions("onnx", imgsz=64))
+    images = torch.rand(1, 3, 64, 64)
+    detections, _ = run_export(file, images)
+    assert detections.shape == (1, 4 + 2 + 32 + 15, 84) and read_metadata(file)["end2end"] is False
+    np.testing.assert_allclose(detections, fused_rows(model, images, end2end=False)[0], atol=1e-2)
+
+
+@pytest.mark.parametrize("model_fixture, kwargs, message", [
+    ("tiny_model", dict(nms=False), "nms=False needs an end-to-end model"),
+    ("tiny_model26", dict(nms=True), "nms=True (NMS inside the graph) is not supported"),
+], ids=["v8-has-no-one2one", "nms-true"])
+def test_end2end_export_errors(model_fixture, kwargs, message, request, tmp_path):
+    model = labelled(request.getfixturevalue(model_fixture))
+    with pytest.raises(ExportError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        export_model(model, tmp_path / "x.onnx", ExportOptions("onnx", imgsz=64, **kwargs))
+
+
+def test_cli_export_takes_nms_false(tiny_model26, tmp_path):
+    pt = save_pt(labelled(tiny_model26), tmp_path / "best.pt")
+    result = runner.invoke(app, ["export", str(pt), "--format", "onnx", "--imgsz", "64", "nms=False"])
+    assert result.exit_code == 0, result.output
+    assert read_metadata(tmp_path / "best.onnx")["end2end"] is True
+
+
+@pytest.fixture(scope="module")
+def trained26(tmp_path_factory):
+    """(best.pt, data.yaml, val images) of a small yolo26 model trained as ``trained`` (it then finds ~2 objects
+    and ~4 visible keypoints per image at conf 0.25 with nms=False)."""
+    from mttrain.model import MultiTaskYOLO
+    from tests.mttrain.conftest import make_multitask_dataset
+
+    out = tmp_path_factory.mktemp("mt-export26")
+    data = make_multitask_dataset(out, images=64, size=96, seed=1)
+    MultiTaskYOLO("yolo26n-multitask.yaml").train(
+        data=str(data), epochs=25, imgsz=96, batch=8, workers=0, seed=0, deterministic=True, optimizer="AdamW",
+        lr0=0.005, warmup_epochs=0, mosaic=0.0, plots=False, verbose=False, project=str(out / "runs"), name="fit",
+    )
+    images = sorted((out / "coco" / "images" / "val").glob("*.jpg"))
+    return out / "runs" / "fit" / "weights" / "best.pt", data, images
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fmt", ["onnx", "torchscript"])
+def test_end2end_exports_detect_what_the_pt_detects_with_nms_false(fmt, trained26, tmp_path):
+    """Boxes within 1 px, mask IoU >= 0.98, visible keypoints within 1 px, .pt (nms=False) against the export."""
+    from mttrain.model import MultiTaskYOLO
+
+    pt, data, images = trained26
+    file = export_weights(pt, ExportOptions(fmt, imgsz=96, nms=False))
+    assert read_metadata(file)["end2end"] is True
+    args = dict(imgsz=96, conf=CONF, verbose=False, nms=False)
+    expected, got = MultiTaskYOLO(pt).predict(images, **args), MultiTaskYOLO(file).predict(images, **args)
+    compared = visible = 0
+    for a, b in zip(expected, got):
+        for i, j in match(a, b):
+            compared += 1
+            assert float((a.boxes.xyxy[i] - b.boxes.xyxy[j]).abs().max()) <= 1.0
+            assert mask_iou(a.masks.data[i], b.masks.data[j]) >= 0.98
+            both = (a.keypoints.conf[i] >= 0.5) & (b.keypoints.conf[j] >= 0.5)
+            visible += int(both.sum())
+            if both.any():
+                assert float((a.keypoints.xy[i][both] - b.keypoints.xy[j][both]).abs().max()) <= 1.0
+    assert compared >= 10 and visible >= 20, (compared, visible)
+    vargs = dict(data=str(data), imgsz=96, batch=4, plots=False, verbose=False, project=str(tmp_path), exist_ok=True)
+    want = MultiTaskYOLO(pt).val(name="pt", rect=False, nms=False, **vargs).table()
+    score = MultiTaskYOLO(file).val(name=fmt, **vargs).table()  # the export has only the one-to-one branch
+    for task in ("box", "mask", "pose"):
+        for key, value in want[task].items():
+            assert score[task][key] == pytest.approx(value, abs=0.005), (task, key)

@@ -4,6 +4,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import torch
 
 from mttrain._ultralytics import ops
@@ -140,3 +141,47 @@ def test_results_save_txt_writes_multitask_rows_mtdata_reads(tmp_path):
     assert file.read_text() == "".join(r + "\n" for r in result_rows(result, [0]))
     result.save_txt(file)  # a second save replaces, never appends
     assert len(read_label_file(file, layout()).rows) == 2
+
+
+# --- YOLO26, nms=False: the one-to-one branch's top-k rows, no NMS ----------------------------------------------
+
+@pytest.mark.slow
+def test_yolo26_nms_free_predict_keeps_each_rows_own_mask_and_keypoints(trained_run26, tiny_data):
+    """Every result of ``predict(nms=False)`` is one of the one-to-one branch's rows, with that row's mask and
+    keypoints; objects of the class without keypoints come back with none visible."""
+    import cv2
+
+    from mttrain import MultiTaskYOLO
+
+    image = next((tiny_data.parent / "images" / "val").iterdir())
+    im = cv2.resize(cv2.imread(str(image)), (64, 64))  # the model's size: the letterbox changes nothing
+    model = MultiTaskYOLO(trained_run26["best"])
+    result = model.predict(im, imgsz=64, conf=0.0001, nms=False, save=False, verbose=False)[0]
+    fused = model.predictor.model.model  # the module predict ran: fused to the one-to-one branch
+    assert fused.end2end and getattr(fused.model[-1], "cv2", None) is None
+    x = torch.from_numpy(im[..., ::-1].copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        (rows, proto), _ = fused(x)
+    rows = rows[0][rows[0][:, 4] > 0.0001]
+    masks = ops.process_mask(proto[0], rows[:, 6 : 6 + NM], rows[:, :4], (64, 64), upsample=True)
+    rows, masks = rows[masks.amax((-2, -1)) > 0], masks[masks.amax((-2, -1)) > 0]  # the predictor drops empty masks
+    boxes = result.boxes.data
+    assert len(boxes) == len(rows) > 1  # every row above conf, in the branch's top-k order: no NMS
+    clipped = rows[:, :6].clone()
+    clipped[:, :4] = clipped[:, :4].clamp(0, 64)  # Results clip boxes to the image
+    unused = set(range(len(rows)))  # near-tied scores of a barely trained model may come in another order
+    for det, mask, keypoints in zip(boxes, result.masks.data, result.keypoints.data):
+        own = row_keypoints = None
+        for j in sorted(unused):
+            row_keypoints = rows[j, 6 + NM :].view(K, 3) if int(det[5]) == 0 else torch.zeros(K, 3)
+            if (torch.allclose(clipped[j], det, atol=1e-4) and torch.equal(masks[j], mask)
+                    and torch.allclose(keypoints, row_keypoints, atol=1e-3)):
+                own = j
+                break
+        assert own is not None, f"no row has detection {det.tolist()}'s box, mask and keypoints"
+        unused.remove(own)
+        if int(det[5]) == 1:  # disc: no keypoints
+            assert float(keypoints[:, 2].abs().sum()) == 0
+    assert {0, 1} <= set(boxes[:, 5].int().tolist()), "both classes among the rows: both cases checked"
+    with_nms = model.predict(im, imgsz=64, conf=0.0001, nms=None, save=False, verbose=False)[0]  # rebuilds (as ultralytics)
+    assert not model.predictor.model.end2end and len(with_nms.boxes) != len(boxes)  # ultralytics' default: NMS

@@ -65,3 +65,32 @@ def test_a_multitask_checkpoint_with_a_narrower_keypoint_branch_loads_whole(tmp_
         (ours, _), _ = target.eval()(image)  # ((detections, protos), raw outputs)
         (theirs, _), _ = source.eval()(image)
         assert torch.allclose(ours, theirs)
+
+
+def fresh26():
+    return MultiTaskModel("yolo26n-multitask.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+
+
+def test_yolo26_segment_checkpoint_fills_everything_but_the_keypoint_branch(tmp_path):
+    seg = SegmentationModel("yolo26n-seg.yaml", nc=2, verbose=False)
+    target = fresh26()
+    count = load_weights(target, save(seg, tmp_path / "seg26.pt"), verbose=False)
+    head = target.model[-1]
+    assert count == len(seg.state_dict())  # every Segment26 tensor has a home, one2one_ copies and Proto26 included
+    assert torch.equal(head.one2one_cv4[0][0].conv.weight, seg.model[-1].one2one_cv4[0][0].conv.weight)
+    assert torch.equal(head.proto.semseg[0].conv.weight, seg.model[-1].proto.semseg[0].conv.weight)
+
+
+def test_yolo26_pose_checkpoint_keypoint_branch_lands_in_cv5(tmp_path):
+    pose = PoseModel("yolo26n-pose.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+    target = fresh26()
+    before = target.model[-1].cv4[0][0].conv.weight.clone()
+    load_weights(target, save(pose, tmp_path / "pose26.pt"), verbose=False)
+    head, theirs = target.model[-1], pose.model[-1]
+    for ours, source in (("cv5", "cv4"), ("cv5_kpts", "cv4_kpts"), ("cv5_sigma", "cv4_sigma"),
+                         ("one2one_cv5", "one2one_cv4"), ("one2one_cv5_kpts", "one2one_cv4_kpts")):
+        assert all(torch.equal(a, b) for a, b in zip(getattr(head, ours).state_dict().values(),
+                                                     getattr(theirs, source).state_dict().values())), ours
+    assert all(torch.equal(a, b) for a, b in zip(head.flow_model.state_dict().values(),
+                                                 theirs.flow_model.state_dict().values()))
+    assert torch.equal(head.cv4[0][0].conv.weight, before)  # mask branch untouched

@@ -32,3 +32,22 @@ def test_multitask_task_is_registered():
     from ultralytics import cfg
 
     assert "multitask" in cfg.TASK2DATA and "multitask" in cfg.TASK2METRIC
+
+
+@pytest.mark.parametrize("module, name, value, message", [
+    ("ultralytics.engine.model", "PREDICTOR_SETUP_KEYS", ("device",), "PREDICTOR_SETUP_KEYS lacks nms"),
+    ("ultralytics.utils.loss", "PoseLoss26.calculate_rle_loss", None, "PoseLoss26.calculate_rle_loss is gone"),
+    ("ultralytics.nn.modules.head", "Detect.fuse", lambda self: None, "Detect.fuse no longer drops branches"),
+], ids=["predictor-reset-keys", "rle-loss", "fuse-by-prefix"])
+def test_end2end_internals_that_move_are_named(module, name, value, message, monkeypatch):
+    import importlib
+
+    target = importlib.import_module(module)
+    *owner, attr = name.split(".")
+    for part in owner:
+        target = getattr(target, part)
+    if value is None:
+        monkeypatch.delattr(target, attr)
+    else:
+        monkeypatch.setattr(target, attr, value)
+    assert any(message in problem for problem in _ultralytics.check_internals())

@@ -67,3 +67,93 @@ def test_scale_changes_width():
 def test_unknown_model_name_lists_the_shipped_ones():
     with pytest.raises(FileNotFoundError, match="yolov8"):
         resolve_model_yaml("yolov9q-multitask.yaml")
+
+
+# --- YOLO26: an end-to-end head (one-to-many and one-to-one branches), no DFL, Proto26, RLE keypoints -------------
+
+ANCHORS_64 = 8 * 8 + 4 * 4 + 2 * 2
+
+
+@pytest.fixture
+def model26(tiny_model26):
+    import copy
+
+    model = copy.deepcopy(tiny_model26)
+    yield model
+
+
+def test_yolo26_train_mode_returns_both_branches_raw(model26):
+    from mttrain.nn.head import MultiTask26
+
+    head = model26.model[-1]
+    assert isinstance(head, MultiTask26) and head.reg_max == 1 and model26.stride.tolist() == [8.0, 16.0, 32.0]
+    model26.train()
+    out = model26(torch.zeros(2, 3, 64, 64))
+    assert set(out) == {"one2many", "one2one"}
+    for branch in out.values():
+        assert branch["boxes"].shape == (2, 4, ANCHORS_64)  # ltrb distances, no DFL bins
+        assert branch["scores"].shape == (2, 2, ANCHORS_64)
+        assert branch["mask_coefficient"].shape == (2, 32, ANCHORS_64)
+        assert branch["kpts"].shape == (2, 15, ANCHORS_64)
+        assert branch["kpts_sigma"].shape == (2, 10, ANCHORS_64)  # RLE's sigma_x, sigma_y per keypoint
+        proto, semantic = branch["proto"]  # Proto26 in training: prototypes and semantic logits
+        assert proto.shape == (2, 32, 16, 16) and semantic.shape == (2, 2, 8, 8)
+    assert not out["one2one"]["proto"][0].requires_grad  # one-to-one learns from detached prototypes
+
+
+@pytest.mark.parametrize("end2end, shape", [(False, (1, 4 + 2 + 32 + 15, ANCHORS_64)), (True, (1, ANCHORS_64, 6 + 32 + 15))],
+                         ids=["one2many-rows-for-nms", "one2one-topk-rows"])
+def test_yolo26_eval_mode_rows_of_either_branch(model26, end2end, shape):
+    model26.eval()
+    model26.end2end = end2end
+    (y, proto), raw = model26(torch.zeros(1, 3, 64, 64))
+    assert y.shape == shape and proto.shape == (1, 32, 16, 16)
+    assert "one2one" in raw and "kpts_sigma" not in raw["one2one"]  # sigma only in training
+    visibility = (y[0, :, 6 + 32 + 2 :: 3] if end2end else y[0, 4 + 2 + 32 + 2 :: 3])
+    assert ((visibility >= 0) & (visibility <= 1)).all()
+
+
+@pytest.mark.parametrize("end2end", [False, True], ids=["one2many", "one2one"])
+def test_yolo26_fuse_keeps_one_branch_and_nothing_training_only(model26, end2end):
+    model26.eval()
+    model26.end2end = end2end
+    fused = model26.fuse(verbose=False)
+    head = fused.model[-1]
+    kept = {name for name, module in head.named_children() if module is not None}
+    names = ("cv2", "cv3", "cv4", "cv5", "cv5_kpts")
+    expected = {f"one2one_{n}" for n in names} if end2end else set(names)
+    assert kept == expected | {"proto", "dfl"}
+    assert head.flow_model is None and head.proto.semseg is None
+    assert getattr(head, "cv5_sigma", None) is None and getattr(head, "one2one_cv5_sigma", None) is None
+    assert fused.end2end is end2end
+    (y, _), _ = fused(torch.zeros(1, 3, 64, 64))
+    assert y.shape[-1 if end2end else 1] == (6 if end2end else 4 + 2) + 32 + 15
+
+
+def test_yolo26_export_mode_end2end_rows(model26):
+    model26.eval()
+    model26.end2end = True
+    head = model26.model[-1]
+    head.export = True
+    try:
+        y, proto = model26(torch.zeros(1, 3, 64, 64))
+        assert y.shape == (1, ANCHORS_64, 6 + 32 + 15) and proto.shape == (1, 32, 16, 16)
+    finally:
+        head.export = False
+
+
+@pytest.mark.parametrize("name, scale", [(f"yolo26{s}-multitask.yaml", s) for s in "nslmx"])
+def test_every_yolo26_scale_resolves_by_name(name, scale):
+    path, found_scale = resolve_model_yaml(name)
+    assert path.name == "yolo26-multitask.yaml" and found_scale == scale
+
+
+def test_yolo26_scales_as_ultralytics_yolo26_seg():
+    """Same backbone and neck as ultralytics' yolo26n/s-seg at each scale (the head differs by the keypoint branch)."""
+    from ultralytics.nn.tasks import SegmentationModel
+
+    for scale in "ns":
+        ours = MultiTaskModel(f"yolo26{scale}-multitask.yaml", nc=2, data_kpt_shape=(5, 3), verbose=False)
+        theirs = SegmentationModel(f"yolo26{scale}-seg.yaml", nc=2, verbose=False)
+        body = lambda m: [(k, v.shape) for k, v in m.state_dict().items() if not k.startswith(f"model.{len(m.model) - 1}.")]
+        assert body(ours) == body(theirs), scale
