@@ -34,7 +34,7 @@ import pytest  # noqa: E402
     ("mtdata", ["nosuch"], "error: mtdata: no such command 'nosuch' (see 'mtdata --help')"),
     ("mttrain", ["predict", "--conf", "x", "a.pt", "b"],
      "error: mttrain predict: invalid value for '--conf': 'x' is not a valid float (see 'mttrain predict --help')"),
-    ("mttrain", ["fit"], "error: mttrain fit: missing argument 'data' (see 'mttrain fit --help')"),
+    ("mttrain", ["fit"], "error: mttrain fit: missing DATA (a data.yaml): give it as an argument or as data=..."),
 ], ids=["missing-argument", "not-a-number", "unknown-option", "unknown-command", "mttrain-bad-value", "mttrain-missing"])
 def test_a_usage_error_is_one_line_and_exit_2(package, args, expected):
     """typer draws usage errors as a box under the usage text; ours are one line like every other user error."""
