@@ -23,7 +23,7 @@ from mttrain.cli import app  # noqa: E402
 from mttrain.video import read_track_rows  # noqa: E402
 
 runner = CliRunner()
-FRAMES, SIZE, OBJECTS, SEED, EPOCHS = 64, 96, 3, 7, 20
+FRAMES, SIZE, OBJECTS, SEED, EPOCHS = 64, 96, 3, 7, 40
 
 
 @pytest.fixture(scope="module")
