@@ -44,13 +44,18 @@ def make_batch(classes: list[int], with_points: bool = True) -> dict:
     }
 
 
-@pytest.fixture
-def model(tiny_model):
-    model = copy.deepcopy(tiny_model)
+def trainable(tiny):
+    """A copy of a session model in training mode with default hyperparameters and a fresh criterion."""
+    model = copy.deepcopy(tiny)
     model.args = copy.copy(DEFAULT_CFG)
     model.criterion = None
     model.train()
     return model
+
+
+@pytest.fixture
+def model(tiny_model):
+    return trainable(tiny_model)
 
 
 def test_loss_parts_are_named_and_finite(model):
@@ -128,11 +133,7 @@ def with_semantic(batch: dict) -> dict:
 
 @pytest.fixture
 def model26(tiny_model26):
-    model = copy.deepcopy(tiny_model26)
-    model.args = copy.copy(DEFAULT_CFG)
-    model.criterion = None
-    model.train()
-    return model
+    return trainable(tiny_model26)
 
 
 def test_yolo26_loss_is_end_to_end_with_named_finite_parts(model26):
