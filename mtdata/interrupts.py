@@ -33,9 +33,12 @@ class Interrupted(KeyboardInterrupt):
 _received: list[int] = []
 _deferring = 0
 _pending: list[int] = []
+_settled = False
 
 
 def _on_signal(signum: int, frame) -> None:
+    if _settled:
+        return  # the command's outcome is decided: see settle()
     _received.append(signum)
     if len(_received) >= 3:
         raise Interrupted(signum)  # asked three times: stop now, whatever runs
@@ -87,6 +90,20 @@ def install() -> None:
         number = getattr(signal, name, None)
         if number is not None and signal.getsignal(number) not in (signal.SIG_IGN, _on_signal):
             signal.signal(number, _on_signal)
+
+
+def settle() -> None:
+    """The command has ended (its output in place or its error reported): ignore stopping signals from here on.
+
+    Python's shutdown puts the default handlers back before the process exits, and a SIGINT or SIGTERM then
+    would kill it with no line and exit -2 or -15, after a complete OUT was put in place. A signal now changes
+    nothing, so the exit code stays the command's own."""
+    global _settled
+    _settled = True
+    for name in STOPPING:
+        number = getattr(signal, name, None)
+        if number is not None and signal.getsignal(number) is _on_signal:
+            signal.signal(number, signal.SIG_IGN)
 
 
 def stop_if_asked() -> None:

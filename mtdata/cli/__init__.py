@@ -21,6 +21,7 @@ def main() -> None:
     except SystemExit as done:
         raise SystemExit(report_interrupt_outside_commands(done.code)) from None
     finally:
+        interrupts.settle()
         # The process is about to end: its final cycle collection would walk every object of the
         # imports and of the command (~50 ms after a 20k-image merge) only to free memory the
         # exit frees anyway. Frozen objects are skipped; nothing here needs a finalizer at exit.

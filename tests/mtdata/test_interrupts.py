@@ -182,3 +182,25 @@ except KeyboardInterrupt as e:
     assert done.stdout.splitlines() == ["went on", "stopped: SIGTERM"], done.stderr
     assert "Interrupted" not in done.stderr and "ValueError: an ordinary bug" in done.stderr
     assert os.listdir(tmp_path) == []
+
+
+def test_a_signal_while_python_shuts_down_after_the_command_changes_nothing():
+    """Python's shutdown puts the default handlers back before it frees the modules: a SIGINT then killed a
+    finished ``mtdata export`` with exit -2 and no line (found by the interruption test in CI). Once the command
+    has ended, the stopping signals are ignored at the OS level, which the shutdown leaves as it is."""
+    done = _python("""
+import os, signal, sys
+from mtdata.cli import main
+sys.argv = ["mtdata", "--help"]
+try:
+    main()
+except SystemExit as done:
+    print("exit", done.code)
+print("ignored:", all(signal.getsignal(s) is signal.SIG_IGN for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)))
+os.kill(os.getpid(), signal.SIGINT)
+os.kill(os.getpid(), signal.SIGTERM)
+print("still here")
+""")
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert done.stdout.splitlines()[-3:] == ["exit 0", "ignored: True", "still here"], done.stdout[-500:]
+    assert done.stderr == ""
