@@ -1,6 +1,6 @@
 """``mtdata check``: every rule over a dataset, as findings with a rule id, a file and a line.
 
-Flow: data.yaml rules (:mod:`mtdata.check_yaml`), then per image and label file, in parallel
+Flow: data.yaml rules (:mod:`mtdata.formats.data_yaml_rules`), then per image and label file, in parallel
 across files: :func:`mtdata.verify.verify_image` (full decode, EXIF, content hash),
 :func:`mtdata.verify.verify_label_text` (the rows the trainer reads) and the geometry and
 keypoint rules (:mod:`mtdata.check_objects`); then rules across files: label files without an
@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 
 from mtdata.check_objects import FileRows, object_findings_batch
-from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
 from mtdata.forked import become_worker, parent_pid
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for, read_split_list
+from mtdata.formats.data_yaml_rules import check_data_yaml
 from mtdata.formats.yolo import LabelLayout, read_label_text
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.rules import RULES, finding
@@ -139,7 +139,7 @@ def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict
     if hash_only:
         return items
     if not items and all(e.exists() for e in config.image_dirs(split)):
-        findings.append(finding("yaml_split_empty", config.file, lines.get(split), f"'{split}' has no images ({', '.join(config.splits[split])})"))
+        findings.append(finding("yaml_split_empty", config.file, lines.get(split), f"'{split}' has no images ({', '.join(config.splits[split]) or 'an empty list'})"))
     for label_dir, has_images in label_dirs.items():
         if label_dir.is_dir():
             items += [_Item(split, None, label, orphan=has_images) for label in _list_files(str(label_dir), (".txt",)) if label not in claimed]

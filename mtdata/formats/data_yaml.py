@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from mtdata.errors import DatasetConfigError, why_missing
-from mtdata.formats.yolo import TASKS, LabelLayout
+from mtdata.formats.yolo import LabelLayout
 from mtdata.limits import MAX_KEYPOINTS
 
 SPLIT_KEYS = ("train", "val", "test")
@@ -33,7 +33,6 @@ MAX_DATA_YAML_BYTES = 1 << 20  # LVIS's 1,203 class names take 30 KB; 1 MiB pars
 MAX_YAML_NODES = 100_000  # values and containers once aliases are expanded
 # libyaml's parser when PyYAML has it: 8x faster than the pure-Python one on a large file
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
 
 
 @dataclass
@@ -176,62 +175,13 @@ def _is_int(v: Any) -> bool:
 def kpt_shape_problem(raw: Any) -> str | None:
     """Why ``raw`` is not a valid ``kpt_shape`` ([K, 2 or 3], 0 < K <= MAX_KEYPOINTS), or None when it is.
 
-    The one rule: :func:`parse_data_dict` (every command, the trainer) and ``mtdata check`` both ask it.
+    Asked by the one reader, :func:`mtdata.formats.data_yaml_rules.check_data_dict`.
     """
     if not (isinstance(raw, list) and len(raw) == 2 and all(_is_int(v) for v in raw) and raw[1] in (2, 3)):
         return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found {shown_value(raw)}"
     if not 0 < raw[0] <= MAX_KEYPOINTS:
         return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found K = {shown_value(raw[0])}"
     return None
-
-
-def _names(raw: Any, file: Path) -> dict[int, str]:
-    if isinstance(raw, list):
-        return {i: str(n) for i, n in enumerate(raw)}
-    if isinstance(raw, dict):
-        try:
-            names = {int(k): str(v) for k, v in raw.items()}
-        except (TypeError, ValueError):
-            raise DatasetConfigError(f"'names' keys must be class ids 0..n-1, found {shown_value(list(raw))}", file=file) from None
-        if sorted(names) != list(range(len(names))):
-            raise DatasetConfigError(f"'names' ids must be 0..{len(names) - 1}, found {shown_value(sorted(names))}", file=file)
-        return names
-    raise DatasetConfigError(f"'names' must be a list or a dict of class names, found {type(raw).__name__}", file=file)
-
-
-def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int, list[str]]:
-    """Accept ``{class_id or class_name: [keypoint names]}`` or ``[class names]``."""
-    by_name = {v: i for i, v in names.items()}
-
-    def class_id(key: Any) -> int:
-        if isinstance(key, int) and key in names:
-            return key
-        if isinstance(key, str) and key in by_name:
-            return by_name[key]
-        if isinstance(key, str) and key.isdigit() and int(key) in names:
-            return int(key)
-        raise DatasetConfigError(f"'kpt_names' names class {shown_value(key)}, which is not in 'names'", file=file)
-
-    default = [f"kpt{i}" for i in range(k)]
-    if isinstance(raw, list):
-        return {class_id(key): list(default) for key in raw}
-    if isinstance(raw, dict):
-        out = {}
-        for key, value in raw.items():
-            kp_names = [str(v) for v in value] if isinstance(value, list) else list(default)
-            if len(kp_names) != k:
-                raise DatasetConfigError(
-                    f"'kpt_names' for class {shown_value(key)} lists {len(kp_names)} keypoints, kpt_shape says {k}", file=file
-                )
-            out[class_id(key)] = kp_names
-        return out
-    raise DatasetConfigError(f"'kpt_names' must be a list of class names or a dict, found {type(raw).__name__}", file=file)
-
-
-def _int_list(raw: Any, key: str, file: Path) -> list[int]:
-    if not isinstance(raw, list) or not all(_is_int(v) for v in raw):
-        raise DatasetConfigError(f"'{key}' must be a list of integers, found {shown_value(raw)}", file=file)
-    return raw
 
 
 def sigmas_ok(raw: Any, k: int | None) -> bool:
@@ -241,83 +191,21 @@ def sigmas_ok(raw: Any, k: int | None) -> bool:
 
 
 def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetConfig:
-    """Validate a loaded data.yaml mapping; ``task`` overrides the one inferred from its keys."""
-    if not isinstance(data, dict):
-        raise DatasetConfigError(f"expected a mapping of keys, found {type(data).__name__}", file=file)
-    if "names" not in data:
-        raise DatasetConfigError("missing key 'names' (class names, list or dict)", file=file)
-    names = _names(data["names"], file)
-    if not names:
-        raise DatasetConfigError("'names' is empty", file=file)
+    """Validate a loaded data.yaml mapping; ``task`` overrides the one inferred from its keys.
 
-    kpt_shape = None
-    if data.get("kpt_shape") is not None:
-        raw = data["kpt_shape"]
-        problem = kpt_shape_problem(raw)
-        if problem:
-            raise DatasetConfigError(problem, file=file)
-        kpt_shape = (raw[0], raw[1])
+    The rules are :func:`mtdata.formats.data_yaml_rules.check_data_dict`'s (``mtdata check``
+    reports them all); this raises the first error.
 
-    task = task or data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
-    if task not in TASKS:
-        raise DatasetConfigError(f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}", file=file)
-    if task in ("pose", "multitask") and not kpt_shape:
-        raise DatasetConfigError(f"a {task} dataset needs 'kpt_shape: [K, 3]'", file=file)
-    if task == "multitask" and kpt_shape and kpt_shape[1] != 3:
-        raise DatasetConfigError(f"multitask rows carry x, y, visibility: kpt_shape must be [K, 3], found {list(kpt_shape)}", file=file)
+    Raises:
+        DatasetConfigError: the first error finding, naming the file and key.
+    """
+    from mtdata.formats.data_yaml_rules import check_data_dict  # built on this module's types
 
-    k = kpt_shape[0] if kpt_shape else 0
-    kpt_names: dict[int, list[str]] = {}
-    if data.get("kpt_names") is not None and kpt_shape:
-        kpt_names = _kpt_names(data["kpt_names"], names, k, file)
-    if task == "multitask" and not kpt_names:
-        raise DatasetConfigError("a multitask dataset needs 'kpt_names': the classes that have keypoints", file=file)
-    if task == "pose" and not kpt_names:
-        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
-
-    flip_idx = None
-    if data.get("flip_idx") is not None:
-        flip_idx = _int_list(data["flip_idx"], "flip_idx", file)
-        if sorted(flip_idx) != list(range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be a permutation of 0..{k - 1}, found {shown_value(flip_idx)}", file=file)
-        if any(flip_idx[flip_idx[i]] != i for i in range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be its own inverse (left<->right pairs), found {shown_value(flip_idx)}", file=file)
-
-    skeleton = None
-    if data.get("skeleton") is not None:
-        raw = data["skeleton"]
-        if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
-            raise DatasetConfigError(f"'skeleton' must be a list of [a, b] keypoint pairs, found {shown_value(raw)}", file=file)
-        skeleton = [_int_list(p, "skeleton", file) for p in raw]
-        bad = [p for p in skeleton if not all(0 <= v < k for v in p)]
-        if bad:
-            raise DatasetConfigError(f"'skeleton' pair {bad[0]} is outside keypoints 0..{k - 1} (0-based)", file=file)
-
-    sigmas = None
-    if data.get("kpt_sigmas") is not None:
-        raw = data["kpt_sigmas"]
-        if not sigmas_ok(raw, k):
-            raise DatasetConfigError(f"'kpt_sigmas' must be {k} positive numbers, found {shown_value(raw)}", file=file)
-        sigmas = [float(v) for v in raw]
-
-    splits: dict[str, list[str]] = {}
-    for key in SPLIT_KEYS:
-        value = data.get(key)
-        if value is None:
-            continue
-        if is_folder_name(value):
-            splits[key] = [value]
-        elif isinstance(value, list) and all(is_folder_name(v) for v in value):
-            splits[key] = list(value)
-        else:
-            raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {shown_value(value)}", file=file)
-
-    root = dataset_root(data, file)
-    extra = {k2: v for k2, v in data.items() if k2 not in _KNOWN_KEYS}
-    return DatasetConfig(
-        root=root, splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
-        flip_idx=flip_idx, skeleton=skeleton, kpt_sigmas=sigmas, extra=extra, file=file,
-    )
+    checked = check_data_dict(data, file, task=task, splits_required=False)
+    first = checked.first_error()
+    if first is not None:
+        raise DatasetConfigError(first.message, file=file)
+    return checked.config
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:

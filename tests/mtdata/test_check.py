@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mtdata.check import check_dataset, label_path
-from mtdata.check_yaml import check_data_dict
+from mtdata.formats.data_yaml_rules import check_data_dict
 from mtdata.cli import app
 from mtdata.convert import convert_coco
 from mtdata.errors import DatasetConfigError, Severity
@@ -184,6 +184,7 @@ CASES = [
     ("yaml_bad_value", "multitask", edit_yaml(lambda d, ds: d.update(task="cats"), "task")),
     ("yaml_split_not_found", "multitask", edit_yaml(lambda d, ds: d.update(val="images/nowhere"), "val")),
     ("yaml_split_empty", "multitask", edit_yaml(empty_val_split, "val")),
+    ("yaml_split_empty", "multitask", edit_yaml(lambda d, ds: d.update(val=[]), "val")),  # ultralytics reads [] as no images
     ("yaml_bad_kpt_shape", "multitask", edit_yaml(lambda d, ds: d.update(kpt_shape=[5, 4]), "kpt_shape")),
     ("yaml_bad_kpt_names", "multitask", edit_yaml(lambda d, ds: d["kpt_names"].update({5: d["kpt_names"][0]}), "kpt_names")),
     ("yaml_bad_flip_idx", "multitask", edit_yaml(lambda d, ds: d.update(flip_idx=[0, 2, 1, 4]), "flip_idx")),

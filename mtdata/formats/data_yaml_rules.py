@@ -1,10 +1,11 @@
-"""Every problem of a data.yaml at once, each at its key's line.
+"""The one data.yaml reader: every problem at once, each a finding at its key's line.
 
-:func:`mtdata.formats.data_yaml.parse_data_dict` stops at the first problem, which is right
-for commands that need a valid config. ``mtdata check`` needs all of them, so this module
-walks the same keys and collects findings instead. When it finds no error it builds the
-config with ``parse_data_dict`` itself, so what check accepts is what every other command
-(and the trainer) reads; if the two ever disagree, the parser's error becomes a finding.
+``mtdata check`` reports all the findings; every other caller (merge, view, export, the trainer)
+goes through :func:`mtdata.formats.data_yaml.parse_data_dict`, which raises the first error of
+the same list. One walk of the keys, so what check accepts is exactly what the commands read.
+Where this reader once had a twin that disagreed, ultralytics' ``check_det_dataset`` decided:
+``nc`` must match ``names`` (an integer-like ``nc: '2'`` is accepted), and an empty split list
+(``train: []``) is read as a split with no images (check reports it as ``yaml_split_empty``).
 """
 
 from __future__ import annotations
@@ -25,22 +26,23 @@ from mtdata.formats.data_yaml import (
     is_folder_name,
     kpt_shape_problem,
     load_yaml_mapping,
-    parse_data_dict,
     shown_value,
     sigmas_ok,
 )
 from mtdata.formats.yolo import TASKS
-from mtdata.rules import finding, has_errors
+from mtdata.rules import finding
+
+_KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
 
 
 @dataclass
 class YamlCheck:
-    """Result of :func:`check_data_yaml`.
+    """Result of :func:`check_data_dict` and :func:`check_data_yaml`.
 
     Attributes:
-        config: the parsed config; without errors it is exactly ``parse_data_dict``'s. With
-            errors it keeps what is usable (bad flip_idx, skeleton or sigmas dropped), or is
-            None when even the splits cannot be known.
+        config: the parsed config; without errors it is what every command reads. With errors
+            it keeps what is usable (bad flip_idx, skeleton or sigmas dropped), or is None when
+            the file is not even a mapping of keys.
         layout_ok: the row layout (names, task, kpt_shape, kpt_names) is valid, so label rows
             can be checked.
         findings: data.yaml findings, each at its key's 1-based line (None for a missing key).
@@ -51,6 +53,9 @@ class YamlCheck:
     layout_ok: bool
     findings: list[Finding] = field(default_factory=list)
     key_lines: dict[str, int] = field(default_factory=dict)
+
+    def first_error(self) -> Finding | None:
+        return next((f for f in self.findings if f.severity.value == "error"), None)
 
 
 def _key_lines(path: Path) -> dict[str, int]:
@@ -73,6 +78,17 @@ class _Collector:
 
     def add(self, rule: str, key: str | None, message: str) -> None:
         self.findings.append(finding(rule, self.file, self.lines.get(key) if key else None, message))
+
+
+def _class_count(nc: Any) -> int | None:
+    """``nc`` as ultralytics reads it: an integer, or integer-like (``'10'``, ``10.0``); None otherwise."""
+    if _is_int(nc):
+        return nc
+    try:
+        value = float(nc)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return int(value) if value.is_integer() else None
 
 
 def _names(data: dict, c: _Collector) -> dict[int, str] | None:
@@ -98,7 +114,7 @@ def _names(data: dict, c: _Collector) -> dict[int, str] | None:
         c.add("yaml_bad_value", "names", "'names' is empty")
         return None
     nc = data.get("nc")
-    if nc is not None and nc != len(names):
+    if nc is not None and _class_count(nc) != len(names):
         c.add("yaml_bad_value", "nc", f"'nc' is {shown_value(nc)} but 'names' lists {len(names)} classes")
     return names
 
@@ -108,18 +124,18 @@ def _kpt_shape(data: dict, c: _Collector) -> tuple[tuple[int, int] | None, bool]
     raw = data.get("kpt_shape")
     if raw is None:
         return None, True
-    problem = kpt_shape_problem(raw)  # the parser's own rule
+    problem = kpt_shape_problem(raw)
     if problem is None:
         return (raw[0], raw[1]), True
     c.add("yaml_bad_kpt_shape", "kpt_shape", problem)
     return None, False
 
 
-def _kpt_names(raw: Any, names: dict[int, str] | None, k: int, c: _Collector) -> tuple[dict[int, list[str]], bool]:
+def _kpt_names(raw: Any, names: dict[int, str], k: int, c: _Collector) -> tuple[dict[int, list[str]], bool]:
+    """``{class_id or class_name: [keypoint names]}`` or ``[class names]`` -> (class id -> K names, valid)."""
     if not isinstance(raw, (list, dict)):
         c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' must be a list of class names or a dict, found {type(raw).__name__}")
         return {}, False
-    names = names or {}
     by_name = {v: i for i, v in names.items()}
     out, ok = {}, True
     for key in raw:
@@ -163,7 +179,7 @@ def _flip_idx(raw: Any, k: int | None, c: _Collector) -> list[int] | None:
         i = wrong[0]
         c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be its own inverse (left<->right pairs): {i} -> {raw[i]} -> {raw[raw[i]]}")
         return None
-    return raw
+    return list(raw)
 
 
 def _skeleton(raw: Any, k: int | None, c: _Collector) -> list[list[int]] | None:
@@ -177,10 +193,11 @@ def _skeleton(raw: Any, k: int | None, c: _Collector) -> list[list[int]] | None:
     if bad:
         c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' pairs {shown_value(bad)} are outside keypoints 0..{k - 1} (0-based)")
         return None
-    return raw
+    return [list(p) for p in raw]
 
 
-def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
+def _splits(data: dict, c: _Collector, required: bool) -> dict[str, list[str]]:
+    """Split key -> folders; ``required``: also report a missing train or val (training needs both)."""
     splits = {}
     for key in SPLIT_KEYS:
         value = data.get(key)
@@ -188,10 +205,12 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
             continue
         if is_folder_name(value):
             splits[key] = [value]
-        elif isinstance(value, list) and value and all(is_folder_name(v) for v in value):
-            splits[key] = list(value)
+        elif isinstance(value, list) and all(is_folder_name(v) for v in value):
+            splits[key] = list(value)  # [] is a split with no images, as ultralytics reads it
         else:
             c.add("yaml_bad_value", key, f"'{key}' must be a folder or a list of folders, found {shown_value(value)}")
+    if not required:
+        return splits
     if not any(k in data for k in SPLIT_KEYS):
         c.add("yaml_missing_key", None, "no split: data.yaml needs 'train' and 'val' (image folders)")
     else:
@@ -202,20 +221,19 @@ def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
 
 
 def _root(data: dict, file: Path, c: _Collector) -> Path:
-    try:  # the parser's own resolution
+    try:
         return dataset_root(data, file)
     except DatasetConfigError as e:
         c.add("yaml_bad_value", "path", e.message)
         return file.parent.resolve()
 
 
-def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None) -> YamlCheck:
-    """Collect every problem of a loaded data.yaml mapping (see :func:`check_data_yaml`)."""
-    c = _Collector(file, lines or {})
+def _layout(data: dict, c: _Collector, task: str | None) -> tuple[dict, bool]:
+    """Names, task, kpt_shape and kpt_names: (fields of DatasetConfig, the row layout is valid)."""
     names = _names(data, c)
     kpt_shape, shape_ok = _kpt_shape(data, c)
     k = kpt_shape[0] if kpt_shape else None
-    task = data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
+    task = task or data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
     task_ok = task in TASKS
     if not task_ok:
         c.add("yaml_bad_value", "task", f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}")
@@ -232,27 +250,43 @@ def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None)
     if task == "multitask" and shape_ok and (not given or (names is not None and names_ok and not kpt_names)):
         c.add("yaml_missing_key", None, "a multitask dataset needs 'kpt_names': the classes that have keypoints")
         names_ok = False
+    layout_ok = names is not None and task_ok and shape_ok and names_ok
+    if task == "pose" and layout_ok and not kpt_names:
+        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
+    fields = {"names": names or {}, "task": task if task_ok else "segment", "kpt_shape": kpt_shape, "kpt_names": kpt_names}
+    return fields, layout_ok
+
+
+def check_data_dict(data: Any, file: Path, lines: dict[str, int] | None = None, task: str | None = None,
+                    splits_required: bool = True) -> YamlCheck:
+    """Every finding of a loaded data.yaml mapping, and the config read from it.
+
+    Args:
+        data: the loaded YAML document.
+        file: the data.yaml it came from (findings and the relative root name it).
+        lines: top-level key -> 1-based line, for the findings' lines.
+        task: overrides the task inferred from the keys.
+        splits_required: report a missing train or val split (check does; merge reads
+            datasets without split keys).
+    """
+    c = _Collector(file, lines or {})
+    if not isinstance(data, dict):
+        c.add("yaml_bad_value", None, f"expected a mapping of keys, found {type(data).__name__}")
+        return YamlCheck(None, False, c.findings, c.lines)
+    fields, layout_ok = _layout(data, c, task)
+    k = fields["kpt_shape"][0] if fields["kpt_shape"] else None
     flip_idx = _flip_idx(data["flip_idx"], k, c) if data.get("flip_idx") is not None else None
     skeleton = _skeleton(data["skeleton"], k, c) if data.get("skeleton") is not None else None
     sigmas = data.get("kpt_sigmas")
     if sigmas is not None and not sigmas_ok(sigmas, k):
         c.add("yaml_bad_value", "kpt_sigmas", f"'kpt_sigmas' must be {k if k is not None else 'K'} positive numbers, found {shown_value(sigmas)}")
         sigmas = None
-    splits = _splits(data, c)
+    splits = _splits(data, c, splits_required)
     root = _root(data, file, c)
-
-    if not has_errors(c.findings):
-        try:
-            return YamlCheck(parse_data_dict(data, file), True, c.findings, c.lines)
-        except DatasetConfigError as e:  # the two validators disagree: never hide the parser's verdict
-            c.add("yaml_bad_value", None, e.message)
-    layout_ok = names is not None and task_ok and shape_ok and names_ok
-    if task == "pose" and layout_ok and not kpt_names:
-        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
+    extra = {key: v for key, v in data.items() if key not in _KNOWN_KEYS}
     config = DatasetConfig(
-        root=root, splits=splits, names=names or {}, task=task if task_ok else "segment",
-        kpt_shape=kpt_shape, kpt_names=kpt_names, flip_idx=flip_idx, skeleton=skeleton,
-        kpt_sigmas=[float(s) for s in sigmas] if sigmas else None, file=file,
+        root=root, splits=splits, **fields, flip_idx=flip_idx, skeleton=skeleton,
+        kpt_sigmas=[float(s) for s in sigmas] if sigmas is not None else None, extra=extra, file=file,
     )
     return YamlCheck(config, layout_ok, c.findings, c.lines)
 
