@@ -498,7 +498,7 @@ def check_internals() -> list[str]:
             problems.append(f"v8PoseLoss.{name} is gone")
     if not hasattr(v8SegmentationLoss, "get_assigned_targets_and_loss"):
         problems.append("v8DetectionLoss.get_assigned_targets_and_loss is gone (the multitask loss shares one assignment)")
-    for name in ("verify_args", "result_to_label", "get_cache_hash", "build_transforms", "update_labels_info"):
+    for name in ("get_img_files", "verify_args", "result_to_label", "get_cache_hash", "build_transforms", "update_labels_info"):
         if not hasattr(YOLODataset, name):
             problems.append(f"YOLODataset.{name} is gone")
     from ultralytics.engine import validator as _validator

@@ -124,9 +124,11 @@ def label_dir_for(image_dir: Path) -> Path:
 
 
 def label_path_for(image_path: Path, image_dir: Path) -> Path:
-    """The label file of an image found under ``image_dir``."""
-    relative = image_path.relative_to(image_dir).with_suffix(".txt")
-    return label_dir_for(image_dir) / relative
+    """The label file of an image found under ``image_dir``: ultralytics' rule, the last ``images``
+    part of the image's path becomes ``labels`` (:func:`mtdata.formats.splits.label_path`)."""
+    from mtdata.formats.splits import label_path
+
+    return Path(label_path(str(image_path)))
 
 
 _SHOWN = reprlib.Repr()
@@ -329,8 +331,8 @@ def write_data_yaml(config: DatasetConfig, path: Path) -> None:
 MAX_SPLIT_LIST_BYTES = 256 << 20  # a split given as a .txt list of images: ~4M paths
 
 
-def read_split_list(path: Path, root: Path) -> list[Path]:
-    """The images a split's ``.txt`` list names (one path a line, relative to ``root`` unless absolute).
+def read_split_lines(path: Path) -> list[str]:
+    """The non-empty lines of a split's ``.txt`` list of images, stripped (lines holding NUL left out).
 
     Raises:
         DatasetConfigError: the list is over MAX_SPLIT_LIST_BYTES, unreadable or not UTF-8 text.
@@ -347,20 +349,20 @@ def read_split_list(path: Path, root: Path) -> list[Path]:
         raise DatasetConfigError(f"cannot read the split's list of images: {e.strerror or e}", file=path) from e
     if len(text) > MAX_SPLIT_LIST_BYTES:
         raise DatasetConfigError(f"more than {MAX_SPLIT_LIST_BYTES:,} bytes: a split's list of images is at most that", file=path)
-    out = []
-    for line in text.splitlines():
-        if line.strip() and "\0" not in line:
-            p = Path(line.strip())
-            out.append(p if p.is_absolute() else root / p)
-    return out
+    return [line.strip() for line in text.splitlines() if line.strip() and "\0" not in line]
+
+
+def read_split_list(path: Path, root: Path) -> list[Path]:
+    """The paths a split's ``.txt`` list names (one a line, relative to ``root`` unless absolute).
+
+    Raises:
+        DatasetConfigError: the list is over MAX_SPLIT_LIST_BYTES, unreadable or not UTF-8 text.
+    """
+    return [p if p.is_absolute() else root / p for p in map(Path, read_split_lines(path))]
 
 
 def split_image_files(config: DatasetConfig, split: str) -> list[Path]:
-    """Image files of a split, sorted: every image below its folders, or listed in a .txt file."""
-    files: list[Path] = []
-    for entry in config.image_dirs(split):
-        if entry.is_file() and entry.suffix == ".txt":
-            files.extend(read_split_list(entry, config.root))
-        elif entry.is_dir():
-            files.extend(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return sorted(files)
+    """Image files of a split, sorted, as :func:`mtdata.formats.splits.split_pairs` lists them."""
+    from mtdata.formats.splits import split_pairs  # the one lister builds on this module
+
+    return [Path(image) for image, _ in split_pairs(config, split)]

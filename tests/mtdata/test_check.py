@@ -16,12 +16,13 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from mtdata.check import check_dataset, label_path
+from mtdata.check import check_dataset
 from mtdata.formats.data_yaml_rules import check_data_dict
 from mtdata.cli import app
 from mtdata.convert import convert_coco
 from mtdata.errors import DatasetConfigError, Severity
 from mtdata.formats.data_yaml import dump_yaml, parse_data_dict
+from mtdata.formats.splits import label_path
 from mtdata.rules import RULES
 from tests.mtdata.factories import SHARED_DATA, png_bomb
 
