@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mtdata.errors import InputError, raise_os_error
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for
+from mtdata.formats.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
 from mtdata.formats.splits import folder_images, label_path
 
 IGNORED_TEXT_FILES = {"classes.txt"}  # LabelImg and Roboflow exports keep class lists beside the labels
@@ -157,11 +157,6 @@ def _is_label(name: str) -> bool:
     return name.endswith(".txt") and name not in IGNORED_TEXT_FILES
 
 
-def _is_image(name: str) -> bool:
-    dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
-
-
 def _images(folder: Path) -> dict[str, str]:
     """The one split lister's images of ``folder``, by posix path relative to it without suffix."""
     found: dict[str, str] = {}
@@ -169,7 +164,8 @@ def _images(folder: Path) -> dict[str, str]:
         return found
     cut = len(str(folder)) + 1
     for image in folder_images(str(folder)):
-        rel = image[cut:image.rfind(".")].replace(os.sep, "/")
+        rel = image[cut:image.rfind(".")]
+        rel = rel if os.sep == "/" else rel.replace(os.sep, "/")
         if rel in found:
             raise InputError(f"{os.path.basename(found[rel])} and {os.path.basename(image)} share the label name {rel}.txt: "
                              "YOLO pairs them with one label file", file=image)
@@ -186,6 +182,8 @@ def _index(folders: list[Path]) -> tuple[dict[str, str], dict[str, str]]:
         label_dir = label_dir_for(folder)
         walked, found = _walk(label_dir, _is_label), _images(folder)
         for rel, image in found.items():
+            if "images/" not in rel:  # then label_path(image) is label_dir/rel.txt: the walk has it
+                continue
             label = label_path(image)
             if label != os.path.join(str(label_dir), rel.replace("/", os.sep) + ".txt"):  # an 'images' folder below the split's
                 walked.pop(rel, None)

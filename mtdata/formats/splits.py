@@ -30,9 +30,12 @@ def label_path(image: str) -> str:
     return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
 
 
+_SUFFIXES = frozenset(IMAGE_SUFFIXES)
+
+
 def is_image_name(name: str) -> bool:
     dot = name.rfind(".")
-    return dot >= 0 and name[dot:].lower() in IMAGE_SUFFIXES
+    return dot >= 0 and name[dot:].lower() in _SUFFIXES
 
 
 def folder_images(folder: str) -> list[str]:
@@ -48,16 +51,20 @@ def folder_images(folder: str) -> list[str]:
     while stack:
         with os.scandir(stack.pop()) as entries:
             for entry in entries:
-                if entry.name.startswith("."):
+                name = entry.name
+                if name[0] == ".":
                     continue
                 if entry.is_dir():
                     real = os.path.realpath(entry.path)
                     if real not in seen:
                         seen.add(real)
                         stack.append(entry.path)
-                elif is_image_name(entry.name):
+                    continue
+                dot = name.rfind(".")  # is_image_name, inline: called once per file of the dataset
+                if dot > 0 and name[dot:].lower() in _SUFFIXES:
                     found.append(entry.path)
-    return sorted(found)
+    found.sort()
+    return found
 
 
 def listed_images(list_file: Path, root: Path) -> list[str]:
