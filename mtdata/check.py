@@ -21,10 +21,10 @@ from pathlib import Path
 import cv2
 
 from mtdata.check_objects import FileRows, object_findings_batch
+from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
 from mtdata.forked import become_worker, parent_pid
 from mtdata.formats.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
-from mtdata.formats.data_yaml_rules import check_data_yaml
 from mtdata.formats.splits import label_path, split_entries  # noqa: F401  (label_path: callers of mtdata.check)
 from mtdata.formats.yolo import LabelLayout, read_label_text
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file

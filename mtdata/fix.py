@@ -35,9 +35,9 @@ import shapely
 
 from mtdata.check import CheckResult, check_dataset
 from mtdata.check_objects import was_clipped
+from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import MtdataError, raise_os_error
 from mtdata.formats.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
-from mtdata.formats.data_yaml_rules import check_data_yaml
 from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
 from mtdata.geometry import join_polygons
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file

@@ -1,8 +1,10 @@
-"""The one data.yaml reader: every problem at once, each a finding at its key's line.
+"""The one data.yaml reader: every problem at once, each with its rule id and key.
 
-``mtdata check`` reports all the findings; every other caller (merge, view, export, the trainer)
-goes through :func:`mtdata.formats.data_yaml.parse_data_dict`, which raises the first error of
-the same list. One walk of the keys, so what check accepts is exactly what the commands read.
+``mtdata check`` reports all of them (:mod:`mtdata.check_yaml` makes them findings at their
+keys' lines); every other caller (merge, view, export, the trainer) goes through
+:func:`mtdata.formats.data_yaml.parse_data_dict`, which raises the first. One walk of the keys,
+so what check accepts is exactly what the commands read. Every rule here is an error except
+``yaml_missing_split`` (a warning, only reported with ``splits_required``).
 Where this reader once had a twin that disagreed, ultralytics' ``check_det_dataset`` decided:
 ``nc`` must match ``names`` (an integer-like ``nc: '2'`` is accepted), and an empty split list
 (``train: []``) is read as a split with no images (check reports it as ``yaml_split_empty``).
@@ -13,59 +15,48 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-import yaml
-
-from mtdata.errors import DatasetConfigError, Finding
-from mtdata.formats.data_yaml import (
+from mtdata.errors import DatasetConfigError
+from mtdata.formats.data_yaml_types import (
     SPLIT_KEYS,
-    YAML_LOADER,
     DatasetConfig,
     dataset_root,
     is_folder_name,
     kpt_shape_problem,
-    load_yaml_mapping,
     shown_value,
     sigmas_ok,
 )
 from mtdata.formats.yolo import TASKS
-from mtdata.rules import finding
 
 _KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
 
 
+class YamlProblem(NamedTuple):
+    """One problem of a data.yaml: its rule id (``mtdata.rules``), the top-level key it is at (None
+    for a missing key) and a one-line message."""
+
+    rule: str
+    key: str | None
+    message: str
+
+
 @dataclass
-class YamlCheck:
-    """Result of :func:`check_data_dict` and :func:`check_data_yaml`.
+class DataYamlRead:
+    """Result of :func:`read_data_dict`.
 
     Attributes:
-        config: the parsed config; without errors it is what every command reads. With errors
-            it keeps what is usable (bad flip_idx, skeleton or sigmas dropped), or is None when
-            the file is not even a mapping of keys.
+        config: the parsed config; without problems it is what every command reads. With
+            problems it keeps what is usable (bad flip_idx, skeleton or sigmas dropped), or is
+            None when the document is not a mapping of keys.
         layout_ok: the row layout (names, task, kpt_shape, kpt_names) is valid, so label rows
             can be checked.
-        findings: data.yaml findings, each at its key's 1-based line (None for a missing key).
-        key_lines: top-level key -> 1-based line.
+        problems: every problem, in the order of the keys' rules.
     """
 
     config: DatasetConfig | None
     layout_ok: bool
-    findings: list[Finding] = field(default_factory=list)
-    key_lines: dict[str, int] = field(default_factory=dict)
-
-    def first_error(self) -> Finding | None:
-        return next((f for f in self.findings if f.severity.value == "error"), None)
-
-
-def _key_lines(path: Path) -> dict[str, int]:
-    try:  # load_yaml_mapping read (and bounded) this file a moment ago
-        node = yaml.compose(path.read_text(), Loader=YAML_LOADER)
-    except (yaml.YAMLError, OSError, UnicodeDecodeError, RecursionError):
-        return {}
-    if not isinstance(node, yaml.MappingNode):
-        return {}
-    return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
+    problems: list[YamlProblem] = field(default_factory=list)
 
 
 def _is_int(v: Any) -> bool:
@@ -73,11 +64,11 @@ def _is_int(v: Any) -> bool:
 
 
 class _Collector:
-    def __init__(self, file: Path, lines: dict[str, int]):
-        self.file, self.lines, self.findings = file, lines, []
+    def __init__(self):
+        self.problems: list[YamlProblem] = []
 
     def add(self, rule: str, key: str | None, message: str) -> None:
-        self.findings.append(finding(rule, self.file, self.lines.get(key) if key else None, message))
+        self.problems.append(YamlProblem(rule, key, message))
 
 
 def _class_count(nc: Any) -> int | None:
@@ -257,22 +248,20 @@ def _layout(data: dict, c: _Collector, task: str | None) -> tuple[dict, bool]:
     return fields, layout_ok
 
 
-def check_data_dict(data: Any, file: Path, lines: dict[str, int] | None = None, task: str | None = None,
-                    splits_required: bool = True) -> YamlCheck:
-    """Every finding of a loaded data.yaml mapping, and the config read from it.
+def read_data_dict(data: Any, file: Path, task: str | None = None, splits_required: bool = True) -> DataYamlRead:
+    """Every problem of a loaded data.yaml mapping, and the config read from it.
 
     Args:
         data: the loaded YAML document.
-        file: the data.yaml it came from (findings and the relative root name it).
-        lines: top-level key -> 1-based line, for the findings' lines.
+        file: the data.yaml it came from (the relative root is resolved from its folder).
         task: overrides the task inferred from the keys.
         splits_required: report a missing train or val split (check does; merge reads
             datasets without split keys).
     """
-    c = _Collector(file, lines or {})
+    c = _Collector()
     if not isinstance(data, dict):
         c.add("yaml_bad_value", None, f"expected a mapping of keys, found {type(data).__name__}")
-        return YamlCheck(None, False, c.findings, c.lines)
+        return DataYamlRead(None, False, c.problems)
     fields, layout_ok = _layout(data, c, task)
     k = fields["kpt_shape"][0] if fields["kpt_shape"] else None
     flip_idx = _flip_idx(data["flip_idx"], k, c) if data.get("flip_idx") is not None else None
@@ -288,15 +277,4 @@ def check_data_dict(data: Any, file: Path, lines: dict[str, int] | None = None, 
         root=root, splits=splits, **fields, flip_idx=flip_idx, skeleton=skeleton,
         kpt_sigmas=[float(s) for s in sigmas] if sigmas is not None else None, extra=extra, file=file,
     )
-    return YamlCheck(config, layout_ok, c.findings, c.lines)
-
-
-def check_data_yaml(path: str | Path) -> YamlCheck:
-    """Every problem of a data.yaml, each a finding at its key's line.
-
-    Raises:
-        DatasetConfigError: the file is missing, not YAML or not a mapping (nothing to check).
-    """
-    path = Path(path)
-    data = load_yaml_mapping(path)
-    return check_data_dict(data, path, _key_lines(path))
+    return DataYamlRead(config, layout_ok, c.problems)

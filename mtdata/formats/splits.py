@@ -20,7 +20,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, read_split_lines
+from mtdata.formats.data_yaml import read_split_lines
+from mtdata.formats.data_yaml_types import IMAGE_SUFFIXES, DatasetConfig
 
 
 def label_path(image: str) -> str:

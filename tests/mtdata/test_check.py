@@ -17,7 +17,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from mtdata.check import check_dataset
-from mtdata.formats.data_yaml_rules import check_data_dict
+from mtdata.check_yaml import check_data_dict
 from mtdata.cli import app
 from mtdata.convert import convert_coco
 from mtdata.errors import DatasetConfigError, Severity

@@ -11,12 +11,11 @@ from mtdata.formats.data_yaml import (
     DatasetConfig,
     dump_yaml,
     label_dir_for,
-    label_path_for,
     parse_data_dict,
     read_data_yaml,
-    split_image_files,
     write_data_yaml,
 )
+from mtdata.formats.splits import label_path, split_pairs
 from mtdata.formats.yolo import LabelLayout
 
 FILE = Path("/data/set/data.yaml")
@@ -182,19 +181,19 @@ def test_read_bad_files(tmp_path, content, message):
 def test_label_paths():
     assert label_dir_for(Path("/d/images/train")) == Path("/d/labels/train")
     assert label_dir_for(Path("/images/d/images/val")) == Path("/images/d/labels/val")  # the last 'images' only
-    assert label_path_for(Path("/d/images/train/sub/a.jpg"), Path("/d/images/train")) == Path("/d/labels/train/sub/a.txt")
+    assert label_path("/d/images/train/sub/a.jpg") == "/d/labels/train/sub/a.txt"  # the image's own rule (formats.splits)
 
 
-def test_split_image_files(tmp_path):
+def test_split_pairs_folders_and_lists(tmp_path):
     images = tmp_path / "images" / "train"
     (images / "sub").mkdir(parents=True)
     for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "notes.txt"):
         (images / name).write_bytes(b"x")
     (tmp_path / "list.txt").write_text(f"images/train/b.jpg\n\n{images / 'a.PNG'}\n")
     config = parse_data_dict({"path": str(tmp_path), "train": "images/train", "val": "list.txt", "names": ["a"]}, tmp_path / "data.yaml")
-    assert [p.name for p in split_image_files(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
-    assert [p.name for p in split_image_files(config, "val")] == ["a.PNG", "b.jpg"]
-    assert split_image_files(config, "test") == []
+    assert [Path(p).name for p, _ in split_pairs(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
+    assert [Path(p).name for p, _ in split_pairs(config, "val")] == ["a.PNG", "b.jpg"]
+    assert split_pairs(config, "test") == []
 
 
 # --- a stranger's data.yaml: bounded before anything walks it ---------------------------------
@@ -255,7 +254,7 @@ def test_oversized_file_is_refused_before_it_is_read(tmp_path):
 )
 def test_kpt_shape_is_bounded_the_same_way_by_every_reader(tmp_path, kpt_shape):
     """The parser (every command, the trainer) and mtdata check give the same one-line verdict."""
-    from mtdata.formats.data_yaml_rules import check_data_yaml
+    from mtdata.check_yaml import check_data_yaml
 
     path = tmp_path / "data.yaml"
     path.write_text(dump_yaml(multitask_dict(path=str(tmp_path), kpt_shape=kpt_shape, flip_idx=None, skeleton=None)))
@@ -383,7 +382,7 @@ FINDINGS_TABLE = [
 
 @pytest.mark.parametrize("data, expected", [c[1:] for c in FINDINGS_TABLE], ids=[c[0] for c in FINDINGS_TABLE])
 def test_one_reader_every_finding_and_the_first_error(data, expected):
-    from mtdata.formats.data_yaml_rules import check_data_dict
+    from mtdata.check_yaml import check_data_dict
 
     checked = check_data_dict(data, FILE)
     assert [(f.rule, f.message) for f in checked.findings] == expected
@@ -411,3 +410,13 @@ def test_merge_reads_a_dataset_without_split_keys():
 def test_an_empty_split_list_is_a_split_without_images():
     config = parse_data_dict({"names": ["a"], "train": [], "val": "images/val"}, FILE)
     assert config.splits["train"] == [] and config.image_dirs("train") == []
+
+
+def test_what_the_commands_raise_is_always_an_error():
+    # parse_data_dict raises the first problem: without the split-presence rules, every rule the reader has is an error
+    from mtdata.errors import Severity
+    from mtdata.formats.data_yaml_rules import read_data_dict
+    from mtdata.rules import RULES
+
+    rules = {p.rule for _, data, _ in FINDINGS_TABLE for p in read_data_dict(data, FILE, splits_required=False).problems}
+    assert len(rules) == 6 and all(RULES[r].severity is Severity.ERROR for r in rules), rules

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtdata.formats.data_yaml_rules import check_data_yaml
+from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import DatasetConfigError
 from mtdata.formats.data_yaml import read_data_yaml
 from tests.mtdata.fuzzing import FUZZ_SCALE, MESSAGE_LIMIT, report, run_cases
