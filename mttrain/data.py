@@ -21,7 +21,7 @@ from mtdata.formats.splits import list_entry
 from mtdata.formats.yolo import LabelLayout, read_label_text
 from mtdata.input_files import InputFileError
 from mtdata.verify import duplicate_rows, verify_image, verify_label_file
-from mttrain._ultralytics import YOLODataset
+from mttrain._ultralytics import YOLODataset, check_file_speeds
 from mttrain.data_config import read_multitask_config
 
 KPT_SHAPE_SAMPLE_ROWS = 200  # keypoint-class rows that must all misfit kpt_shape before training is refused
@@ -174,7 +174,9 @@ class MultiTaskDataset(YOLODataset):
             raise FileNotFoundError(f"{self.prefix}No images found in {img_path}")
         files.sort()
         count = self.fraction if isinstance(self.fraction, int) else max(1, round(len(files) * self.fraction))
-        return files[:count]
+        files = files[:count]
+        check_file_speeds(files, prefix=self.prefix)  # as ultralytics' own: its random.sample keeps training's random stream
+        return files
 
     def verify_args(self):
         # before the scan (a cache is never written for a kpt_shape the rows do not fit)
