@@ -1,6 +1,6 @@
 """``mtdata check``: every rule over a dataset, as findings with a rule id, a file and a line.
 
-Flow: data.yaml rules (:mod:`mtdata.check_yaml`), then per image and label file, in parallel
+Flow: data.yaml rules (:mod:`mtdata.formats.data_yaml_rules`), then per image and label file, in parallel
 across files: :func:`mtdata.verify.verify_image` (full decode, EXIF, content hash),
 :func:`mtdata.verify.verify_label_text` (the rows the trainer reads) and the geometry and
 keypoint rules (:mod:`mtdata.check_objects`); then rules across files: label files without an
@@ -24,7 +24,8 @@ from mtdata.check_objects import FileRows, object_findings_batch
 from mtdata.check_yaml import check_data_yaml
 from mtdata.errors import Finding, MtdataError, Severity
 from mtdata.forked import become_worker, parent_pid
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for, read_split_list
+from mtdata.formats.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
+from mtdata.formats.splits import label_path, split_entries  # noqa: F401  (label_path: callers of mtdata.check)
 from mtdata.formats.yolo import LabelLayout, read_label_text
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 from mtdata.rules import RULES, finding
@@ -108,38 +109,29 @@ def _list_files(folder: str, suffixes: tuple[str, ...]) -> list[str]:
     return sorted(found)
 
 
-def label_path(image: str) -> str:
-    """The label file of an image, as ultralytics' ``img2label_paths`` (and so the trainer) finds it:
-    the last ``/images/`` becomes ``/labels/``, the suffix ``.txt``."""
-    sa, sb = f"{os.sep}images{os.sep}", f"{os.sep}labels{os.sep}"
-    return sb.join(image.rsplit(sa, 1)).rsplit(".", 1)[0] + ".txt"
-
-
 def _split_items(config: DatasetConfig, split: str, hash_only: bool, lines: dict[str, int], findings: list[Finding]) -> list[_Item]:
     """Images of a split paired with their label files, and label files with no image."""
     items: list[_Item] = []
     claimed: set[str] = set()
     label_dirs: dict[Path, bool] = {}  # label folder -> its image folder exists
-    for entry in config.image_dirs(split):
-        if entry.is_file() and entry.suffix == ".txt":
-            for image in map(str, read_split_list(entry, config.root)):
-                items.append(_Item(split, image, label_path(image), hash_only))
-        elif entry.is_dir():
-            for image in _list_files(str(entry), IMAGE_SUFFIXES):
-                label = label_path(image)
+    for entry in split_entries(config, split):
+        if entry.kind == "list":
+            items += [_Item(split, image, label, hash_only) for image, label in zip(entry.images, entry.labels)]
+        elif entry.kind == "folder":
+            for image, label in zip(entry.images, entry.labels):
                 claimed.add(label)
                 items.append(_Item(split, image, label, hash_only))
-            label_dirs[label_dir_for(entry)] = True
+            label_dirs[label_dir_for(entry.path)] = True
         elif not hash_only:
             findings.append(finding(
                 "yaml_split_not_found", config.file, lines.get(split),
-                f"'{split}' folder {entry} does not exist" + (" (nor does its label folder)" if not label_dir_for(entry).is_dir() else ""),
+                f"'{split}' folder {entry.path} does not exist" + (" (nor does its label folder)" if not label_dir_for(entry.path).is_dir() else ""),
             ))
-            label_dirs.setdefault(label_dir_for(entry), False)  # a label-only split still gets its rows checked
+            label_dirs.setdefault(label_dir_for(entry.path), False)  # a label-only split still gets its rows checked
     if hash_only:
         return items
     if not items and all(e.exists() for e in config.image_dirs(split)):
-        findings.append(finding("yaml_split_empty", config.file, lines.get(split), f"'{split}' has no images ({', '.join(config.splits[split])})"))
+        findings.append(finding("yaml_split_empty", config.file, lines.get(split), f"'{split}' has no images ({', '.join(config.splits[split]) or 'an empty list'})"))
     for label_dir, has_images in label_dirs.items():
         if label_dir.is_dir():
             items += [_Item(split, None, label, orphan=has_images) for label in _list_files(str(label_dir), (".txt",)) if label not in claimed]

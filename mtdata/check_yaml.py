@@ -1,36 +1,22 @@
-"""Every problem of a data.yaml at once, each at its key's line.
+"""``mtdata check``'s view of a data.yaml: every problem of the one reader as a finding at its key's line.
 
-:func:`mtdata.formats.data_yaml.parse_data_dict` stops at the first problem, which is right
-for commands that need a valid config. ``mtdata check`` needs all of them, so this module
-walks the same keys and collects findings instead. When it finds no error it builds the
-config with ``parse_data_dict`` itself, so what check accepts is what every other command
-(and the trainer) reads; if the two ever disagree, the parser's error becomes a finding.
+The rules are :func:`mtdata.formats.data_yaml_rules.read_data_dict`'s, the same walk that
+:func:`mtdata.formats.data_yaml.parse_data_dict` (every other command, the trainer) raises the
+first problem of; this module only adds lines and severities (``mtdata.rules``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mtdata.errors import DatasetConfigError, Finding
-from mtdata.formats.data_yaml import (
-    SPLIT_KEYS,
-    YAML_LOADER,
-    DatasetConfig,
-    dataset_root,
-    is_folder_name,
-    kpt_shape_problem,
-    load_yaml_mapping,
-    parse_data_dict,
-    shown_value,
-    sigmas_ok,
-)
-from mtdata.formats.yolo import TASKS
-from mtdata.rules import finding, has_errors
+from mtdata.errors import Finding
+from mtdata.formats.data_yaml import YAML_LOADER, DatasetConfig, load_yaml_mapping
+from mtdata.formats.data_yaml_rules import read_data_dict
+from mtdata.rules import finding
 
 
 @dataclass
@@ -40,7 +26,7 @@ class YamlCheck:
     Attributes:
         config: the parsed config; without errors it is exactly ``parse_data_dict``'s. With
             errors it keeps what is usable (bad flip_idx, skeleton or sigmas dropped), or is
-            None when even the splits cannot be known.
+            None when the document is not a mapping.
         layout_ok: the row layout (names, task, kpt_shape, kpt_names) is valid, so label rows
             can be checked.
         findings: data.yaml findings, each at its key's 1-based line (None for a missing key).
@@ -63,198 +49,12 @@ def _key_lines(path: Path) -> dict[str, int]:
     return {str(k.value): k.start_mark.line + 1 for k, _ in node.value}
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-class _Collector:
-    def __init__(self, file: Path, lines: dict[str, int]):
-        self.file, self.lines, self.findings = file, lines, []
-
-    def add(self, rule: str, key: str | None, message: str) -> None:
-        self.findings.append(finding(rule, self.file, self.lines.get(key) if key else None, message))
-
-
-def _names(data: dict, c: _Collector) -> dict[int, str] | None:
-    if "names" not in data:
-        c.add("yaml_missing_key", None, "missing key 'names' (class names, list or dict)")
-        return None
-    raw = data["names"]
-    if isinstance(raw, list):
-        names = {i: str(n) for i, n in enumerate(raw)}
-    elif isinstance(raw, dict):
-        try:
-            names = {int(k): str(v) for k, v in raw.items()}
-        except (TypeError, ValueError):
-            c.add("yaml_bad_value", "names", f"'names' keys must be class ids 0..n-1, found {shown_value(list(raw))}")
-            return None
-        if sorted(names) != list(range(len(names))):
-            c.add("yaml_bad_value", "names", f"'names' ids must be 0..{len(names) - 1}, found {shown_value(sorted(names))}")
-            return None
-    else:
-        c.add("yaml_bad_value", "names", f"'names' must be a list or a dict of class names, found {type(raw).__name__}")
-        return None
-    if not names:
-        c.add("yaml_bad_value", "names", "'names' is empty")
-        return None
-    nc = data.get("nc")
-    if nc is not None and nc != len(names):
-        c.add("yaml_bad_value", "nc", f"'nc' is {shown_value(nc)} but 'names' lists {len(names)} classes")
-    return names
-
-
-def _kpt_shape(data: dict, c: _Collector) -> tuple[tuple[int, int] | None, bool]:
-    """(kpt_shape or None, valid)."""
-    raw = data.get("kpt_shape")
-    if raw is None:
-        return None, True
-    problem = kpt_shape_problem(raw)  # the parser's own rule
-    if problem is None:
-        return (raw[0], raw[1]), True
-    c.add("yaml_bad_kpt_shape", "kpt_shape", problem)
-    return None, False
-
-
-def _kpt_names(raw: Any, names: dict[int, str] | None, k: int, c: _Collector) -> tuple[dict[int, list[str]], bool]:
-    if not isinstance(raw, (list, dict)):
-        c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' must be a list of class names or a dict, found {type(raw).__name__}")
-        return {}, False
-    names = names or {}
-    by_name = {v: i for i, v in names.items()}
-    out, ok = {}, True
-    for key in raw:
-        value = raw[key] if isinstance(raw, dict) else None
-        if _is_int(key) and key in names:
-            cls = key
-        elif isinstance(key, str) and key in by_name:
-            cls = by_name[key]
-        elif isinstance(key, str) and key.isdigit() and int(key) in names:
-            cls = int(key)
-        else:
-            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' names class {shown_value(key)}, which is not in 'names'")
-            ok = False
-            continue
-        kp_names = [str(v) for v in value] if isinstance(value, list) else [f"kpt{i}" for i in range(k)]
-        if len(kp_names) != k:
-            c.add("yaml_bad_kpt_names", "kpt_names", f"'kpt_names' for class {shown_value(key)} lists {len(kp_names)} keypoints, kpt_shape says {k}")
-            ok = False
-            continue
-        out[cls] = kp_names
-    return out, ok
-
-
-def _flip_idx(raw: Any, k: int | None, c: _Collector) -> list[int] | None:
-    if not isinstance(raw, list) or not all(_is_int(v) for v in raw):
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a list of integers, found {shown_value(raw)}")
-        return None
-    if k is None:
-        c.add("yaml_bad_flip_idx", "flip_idx", "'flip_idx' is given but 'kpt_shape' is not (or is invalid)")
-        return None
-    if len(raw) != k:
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' has {len(raw)} entries, kpt_shape says {k} keypoints")
-    counts = Counter(raw)  # raw.count per value would be quadratic
-    bad = sorted({v for v in raw if not 0 <= v < k} | {v for v, n in counts.items() if n > 1})
-    if bad:
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be a permutation of 0..{k - 1}; repeated or out of range: {shown_value(bad)}")
-    if bad or len(raw) != k:
-        return None
-    wrong = [i for i in range(k) if raw[raw[i]] != i]
-    if wrong:
-        i = wrong[0]
-        c.add("yaml_bad_flip_idx", "flip_idx", f"'flip_idx' must be its own inverse (left<->right pairs): {i} -> {raw[i]} -> {raw[raw[i]]}")
-        return None
-    return raw
-
-
-def _skeleton(raw: Any, k: int | None, c: _Collector) -> list[list[int]] | None:
-    if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 and all(_is_int(v) for v in p) for p in raw):
-        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' must be a list of [a, b] keypoint index pairs, found {shown_value(raw)}")
-        return None
-    if k is None:
-        c.add("yaml_bad_skeleton", "skeleton", "'skeleton' is given but 'kpt_shape' is not (or is invalid)")
-        return None
-    bad = [p for p in raw if not all(0 <= v < k for v in p)]
-    if bad:
-        c.add("yaml_bad_skeleton", "skeleton", f"'skeleton' pairs {shown_value(bad)} are outside keypoints 0..{k - 1} (0-based)")
-        return None
-    return raw
-
-
-def _splits(data: dict, c: _Collector) -> dict[str, list[str]]:
-    splits = {}
-    for key in SPLIT_KEYS:
-        value = data.get(key)
-        if value is None:
-            continue
-        if is_folder_name(value):
-            splits[key] = [value]
-        elif isinstance(value, list) and value and all(is_folder_name(v) for v in value):
-            splits[key] = list(value)
-        else:
-            c.add("yaml_bad_value", key, f"'{key}' must be a folder or a list of folders, found {shown_value(value)}")
-    if not any(k in data for k in SPLIT_KEYS):
-        c.add("yaml_missing_key", None, "no split: data.yaml needs 'train' and 'val' (image folders)")
-    else:
-        for key in ("train", "val"):
-            if key not in data:
-                c.add("yaml_missing_split", None, f"no '{key}' split: training needs both 'train' and 'val'")
-    return splits
-
-
-def _root(data: dict, file: Path, c: _Collector) -> Path:
-    try:  # the parser's own resolution
-        return dataset_root(data, file)
-    except DatasetConfigError as e:
-        c.add("yaml_bad_value", "path", e.message)
-        return file.parent.resolve()
-
-
-def check_data_dict(data: dict, file: Path, lines: dict[str, int] | None = None) -> YamlCheck:
-    """Collect every problem of a loaded data.yaml mapping (see :func:`check_data_yaml`)."""
-    c = _Collector(file, lines or {})
-    names = _names(data, c)
-    kpt_shape, shape_ok = _kpt_shape(data, c)
-    k = kpt_shape[0] if kpt_shape else None
-    task = data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
-    task_ok = task in TASKS
-    if not task_ok:
-        c.add("yaml_bad_value", "task", f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}")
-    if task in ("pose", "multitask") and kpt_shape is None and shape_ok:
-        c.add("yaml_missing_key", None, f"a {task} dataset needs 'kpt_shape: [K, 3]'")
-        shape_ok = False
-    if task == "multitask" and kpt_shape and kpt_shape[1] != 3:
-        c.add("yaml_bad_kpt_shape", "kpt_shape", f"multitask rows carry x, y, visibility: kpt_shape must be [K, 3], found {list(kpt_shape)}")
-        shape_ok = False
-    kpt_names, names_ok = {}, True
-    if data.get("kpt_names") is not None and kpt_shape and names is not None:
-        kpt_names, names_ok = _kpt_names(data["kpt_names"], names, k, c)
-    given = data.get("kpt_names") is not None
-    if task == "multitask" and shape_ok and (not given or (names is not None and names_ok and not kpt_names)):
-        c.add("yaml_missing_key", None, "a multitask dataset needs 'kpt_names': the classes that have keypoints")
-        names_ok = False
-    flip_idx = _flip_idx(data["flip_idx"], k, c) if data.get("flip_idx") is not None else None
-    skeleton = _skeleton(data["skeleton"], k, c) if data.get("skeleton") is not None else None
-    sigmas = data.get("kpt_sigmas")
-    if sigmas is not None and not sigmas_ok(sigmas, k):
-        c.add("yaml_bad_value", "kpt_sigmas", f"'kpt_sigmas' must be {k if k is not None else 'K'} positive numbers, found {shown_value(sigmas)}")
-        sigmas = None
-    splits = _splits(data, c)
-    root = _root(data, file, c)
-
-    if not has_errors(c.findings):
-        try:
-            return YamlCheck(parse_data_dict(data, file), True, c.findings, c.lines)
-        except DatasetConfigError as e:  # the two validators disagree: never hide the parser's verdict
-            c.add("yaml_bad_value", None, e.message)
-    layout_ok = names is not None and task_ok and shape_ok and names_ok
-    if task == "pose" and layout_ok and not kpt_names:
-        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
-    config = DatasetConfig(
-        root=root, splits=splits, names=names or {}, task=task if task_ok else "segment",
-        kpt_shape=kpt_shape, kpt_names=kpt_names, flip_idx=flip_idx, skeleton=skeleton,
-        kpt_sigmas=[float(s) for s in sigmas] if sigmas else None, file=file,
-    )
-    return YamlCheck(config, layout_ok, c.findings, c.lines)
+def check_data_dict(data: Any, file: Path, lines: dict[str, int] | None = None) -> YamlCheck:
+    """Every problem of a loaded data.yaml mapping as a finding (see :func:`check_data_yaml`)."""
+    lines = lines or {}
+    read = read_data_dict(data, file)
+    findings = [finding(p.rule, file, lines.get(p.key) if p.key else None, p.message) for p in read.problems]
+    return YamlCheck(read.config, read.layout_ok, findings, lines)
 
 
 def check_data_yaml(path: str | Path) -> YamlCheck:

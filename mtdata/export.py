@@ -30,16 +30,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mtdata.errors import DatasetConfigError, InputError, OutputError, raise_os_error
+from mtdata.errors import DatasetConfigError, InputError, OutputError
 from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
-from mtdata.formats.data_yaml import (
-    IMAGE_SUFFIXES,
-    DatasetConfig,
-    label_dir_for,
-    read_data_yaml,
-    read_split_list,
-    shown_value,
-)
+from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml, shown_value
+from mtdata.formats.splits import label_path, split_entries
 from mtdata.formats.yolo import rows_to_labels
 from mtdata.image_header import read_image_header
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
@@ -120,17 +114,11 @@ def split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
     if split not in config.splits:
         raise DatasetConfigError(f"data.yaml has no '{split}' split (it has: {', '.join(config.splits) or 'none'})", file=config.file)
     found: dict[str, tuple[Path, Path]] = {}
-    for entry in config.image_dirs(split):
-        if entry.is_file() and entry.suffix == ".txt":
-            for p in read_split_list(entry, config.root):
-                found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), p.parent))
-        elif entry.is_dir():
-            for folder, _, files in os.walk(entry, onerror=raise_os_error):  # rglob skipped unreadable folders
-                for p in (Path(folder) / name for name in files):
-                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file():
-                        found.setdefault(os.path.abspath(p), (Path(os.path.abspath(p)), Path(os.path.abspath(entry))))
-        else:
-            raise InputError(f"the '{split}' images folder does not exist", file=entry)
+    for entry in split_entries(config, split):
+        if entry.kind == "missing":
+            raise InputError(f"the '{split}' images folder does not exist", file=entry.path)
+        for image in map(os.path.abspath, entry.images):
+            found.setdefault(image, (Path(image), Path(os.path.dirname(image) if entry.kind == "list" else os.path.abspath(entry.path))))
     return [found[k] for k in sorted(found)]
 
 
@@ -296,7 +284,7 @@ def build_coco(
         except InputError as e:
             report.images_unreadable.append(f"{path}: {e.message}")
             continue
-        label_file = label_dir_for(path.parent) / f"{path.stem}.txt"
+        label_file = Path(label_path(path_str))  # the one rule (mtdata.formats.splits)
         labels = ImageLabels.empty(resolution_wh, config.num_keypoints)
         crowd: set[int] = set()
         decimals = None

@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 from mtdata.errors import InputError, raise_os_error
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, SPLIT_KEYS, DatasetConfig, label_dir_for
+from mtdata.formats.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
+from mtdata.formats.splits import folder_images, label_path
 
 IGNORED_TEXT_FILES = {"classes.txt"}  # LabelImg and Roboflow exports keep class lists beside the labels
 
@@ -156,20 +157,43 @@ def _is_label(name: str) -> bool:
     return name.endswith(".txt") and name not in IGNORED_TEXT_FILES
 
 
-def _is_image(name: str) -> bool:
-    dot = name.rfind(".")
-    return dot > 0 and name[dot:].lower() in IMAGE_SUFFIXES
+def _images(folder: Path) -> dict[str, str]:
+    """The one split lister's images of ``folder``, by posix path relative to it without suffix."""
+    found: dict[str, str] = {}
+    if not folder.is_dir():
+        return found
+    cut = len(str(folder)) + 1
+    for image in folder_images(str(folder)):
+        rel = image[cut:image.rfind(".")]
+        rel = rel if os.sep == "/" else rel.replace(os.sep, "/")
+        if rel in found:
+            raise InputError(f"{os.path.basename(found[rel])} and {os.path.basename(image)} share the label name {rel}.txt: "
+                             "YOLO pairs them with one label file", file=image)
+        found[rel] = image
+    return found
 
 
 def _index(folders: list[Path]) -> tuple[dict[str, str], dict[str, str]]:
+    """(labels, images) of a split's folders by relative name; an image's label is where ultralytics
+    looks (the last ``/images/`` -> ``/labels/``), label files without an image come from the label folder."""
     labels: dict[str, str] = {}
     images: dict[str, str] = {}
     for folder in folders:
-        for found, part in ((labels, _walk(label_dir_for(folder), _is_label)), (images, _walk(folder, _is_image))):
+        label_dir = label_dir_for(folder)
+        walked, found = _walk(label_dir, _is_label), _images(folder)
+        for rel, image in found.items():
+            if "images/" not in rel:  # then label_path(image) is label_dir/rel.txt: the walk has it
+                continue
+            label = label_path(image)
+            if label != os.path.join(str(label_dir), rel.replace("/", os.sep) + ".txt"):  # an 'images' folder below the split's
+                walked.pop(rel, None)
+                if os.path.isfile(label):
+                    walked[rel] = label
+        for index, part in ((labels, walked), (images, found)):
             for rel, path in part.items():
-                if rel in found and found[rel] != path:
-                    raise InputError(f"{found[rel]} and {path} are both named {rel} in one split", file=path)
-                found[rel] = path
+                if rel in index and index[rel] != path:
+                    raise InputError(f"{index[rel]} and {path} are both named {rel} in one split", file=path)
+                index[rel] = path
     return labels, images
 
 
@@ -218,11 +242,13 @@ def build_jobs(kpt: DatasetConfig, seg: DatasetConfig, notes: list[str]) -> Merg
         for name in sorted({*k_labels, *k_images, *s_labels, *s_images}):
             in_seg = name in s_labels or name in s_images
             image = s_images.get(name) or k_images.get(name)
+            out_image = f"images/{folder}/{name}{image[image.rfind('.'):]}" if in_seg and image else None
+            out_label = f"labels/{folder}/{name}.txt" if in_seg else None
+            if out_image and "images/" in name:  # an 'images' folder inside the split: its label is where ultralytics looks
+                out_label = label_path(os.sep + out_image)[1:]
             jobs.append(ImageJob(
                 key, name, k_labels.get(name), s_labels.get(name), image,
-                name in k_labels or name in k_images, in_seg,
-                f"labels/{folder}/{name}.txt" if in_seg else None,
-                f"images/{folder}/{name}{image[image.rfind('.'):]}" if in_seg and image else None,
+                name in k_labels or name in k_images, in_seg, out_label, out_image,
             ))
     if not seg_files:
         where = ", ".join(str(label_dir_for(d)) for dirs in seg_dirs.values() for d in dirs) or str(seg.root / "labels")

@@ -57,6 +57,7 @@ RULE_OF_KIND = {
     "wrong_count": "row_wrong_count",
     "too_few_points": "row_too_few_points",
     "out_of_bounds": "coord_out_of_bounds",
+    "kpt_out_of_bounds": "kpt_out_of_image",
     "bad_visibility": "kpt_bad_visibility",
     "zero_area": "zero_area",
     "self_intersecting": "polygon_self_intersecting",
@@ -176,10 +177,7 @@ def _may_have_exif(data: bytes) -> bool:
 
 
 def rule_of_problem(problem: RowProblem) -> str:
-    """The rule id of a row that failed to parse."""
-    if problem.kind == "out_of_bounds" and problem.message.startswith("keypoint"):
-        # yolo._checked_coords names the part first: "keypoint coordinate ..." vs polygon/box
-        return "kpt_out_of_image"
+    """The rule id of a row that failed to parse: its kind's (``RULE_OF_KIND``), ``row_invalid`` for an unknown kind."""
     return RULE_OF_KIND.get(problem.kind, "row_invalid")
 
 

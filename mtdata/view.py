@@ -27,7 +27,8 @@ import numpy as np
 
 from mtdata import view_docs
 from mtdata.errors import DatasetConfigError, Finding, InputError, MtdataError
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, DatasetConfig, label_dir_for, read_data_yaml, read_split_list
+from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
+from mtdata.formats.splits import split_entries
 from mtdata.formats.yolo import RowProblem, read_label_file, rows_to_labels
 from mtdata.geometry import polygon_to_mask
 from mtdata.image_header import read_image_header
@@ -105,17 +106,10 @@ def image_info(path: Path) -> dict:
 def _split_images(config: DatasetConfig, split: str) -> list[tuple[Path, Path]]:
     """(image, label file) pairs of a split, sorted by image path; label files may not exist."""
     pairs = []
-    for entry in config.image_dirs(split):
-        if entry.is_file() and entry.suffix == ".txt":
-            for image in read_split_list(entry, config.root):
-                pairs.append((image, label_dir_for(image.parent) / (image.stem + ".txt")))
-        elif entry.is_dir():
-            labels = label_dir_for(entry)
-            for image in entry.rglob("*"):
-                if image.suffix.lower() in IMAGE_SUFFIXES:
-                    pairs.append((image, labels / image.relative_to(entry).with_suffix(".txt")))
-        else:
-            raise InputError(f"split '{split}' folder not found: {entry}", file=config.file)
+    for entry in split_entries(config, split):
+        if entry.kind == "missing":
+            raise InputError(f"split '{split}' folder not found: {entry.path}", file=config.file)
+        pairs += [(Path(image), Path(label)) for image, label in zip(entry.images, entry.labels)]
     return sorted(pairs)
 
 

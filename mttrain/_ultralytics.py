@@ -30,6 +30,7 @@ os.environ["YOLO_AUTOINSTALL"] = "False"
 import ultralytics  # noqa: E402
 from ultralytics.data.augment import Compose, Format, LetterBox, v8_transforms  # noqa: E402,F401
 from ultralytics.data.dataset import YOLODataset  # noqa: E402
+from ultralytics.data.utils import check_file_speeds  # noqa: E402
 from ultralytics.engine.model import Model  # noqa: E402
 from ultralytics.engine.results import Results  # noqa: E402
 from ultralytics.models.yolo.detect import DetectionPredictor  # noqa: E402
@@ -55,7 +56,7 @@ __all__ = [
     "Compose", "DEFAULT_CFG", "DetectionModel", "DetectionPredictor", "Format", "KeypointLoss", "LOGGER", "LetterBox",
     "E2ELoss", "Metric", "Model", "OKS_SIGMA", "Pose", "Pose26", "Proto26", "RANK", "RLELoss", "RLE_WEIGHT", "RealNVP",
     "Segment26", "SegmentLoss26", "PoseLoss26", "Results", "Segment", "SegmentMetrics", "SegmentationTrainer", "block_installs",
-    "SegmentationValidator", "YOLODataset", "ap_per_class", "best_onnx_opset", "build_with_head", "check_arguments", "check_internals",
+    "SegmentationValidator", "YOLODataset", "ap_per_class", "check_file_speeds", "best_onnx_opset", "build_with_head", "check_arguments", "check_internals",
     "export_ready", "kpt_iou", "load_checkpoint_file", "no_requirement_installs",
     "ops", "read_export_metadata", "register_skeleton", "torch_safe_load", "trust_weights_file", "use_dataset_dict",
     "v8PoseLoss",
@@ -498,7 +499,7 @@ def check_internals() -> list[str]:
             problems.append(f"v8PoseLoss.{name} is gone")
     if not hasattr(v8SegmentationLoss, "get_assigned_targets_and_loss"):
         problems.append("v8DetectionLoss.get_assigned_targets_and_loss is gone (the multitask loss shares one assignment)")
-    for name in ("verify_args", "result_to_label", "get_cache_hash", "build_transforms", "update_labels_info"):
+    for name in ("get_img_files", "verify_args", "result_to_label", "get_cache_hash", "build_transforms", "update_labels_info"):
         if not hasattr(YOLODataset, name):
             problems.append(f"YOLODataset.{name} is gone")
     from ultralytics.engine import validator as _validator

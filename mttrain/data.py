@@ -17,10 +17,11 @@ import numpy as np
 
 from mtdata.errors import DatasetConfigError
 from mtdata.formats.data_yaml import DatasetConfig
+from mtdata.formats.splits import list_entry
 from mtdata.formats.yolo import LabelLayout, read_label_text
 from mtdata.input_files import InputFileError
 from mtdata.verify import duplicate_rows, verify_image, verify_label_file
-from mttrain._ultralytics import YOLODataset
+from mttrain._ultralytics import YOLODataset, check_file_speeds
 from mttrain.data_config import read_multitask_config
 
 KPT_SHAPE_SAMPLE_ROWS = 200  # keypoint-class rows that must all misfit kpt_shape before training is refused
@@ -158,6 +159,24 @@ class MultiTaskDataset(YOLODataset):
         # ultralytics' flags are exclusive by task; build as "segment", then carry keypoints too.
         super().__init__(*args, data=data, task="segment", **kwargs)
         self.use_keypoints = True
+
+    def get_img_files(self, img_path: str | list[str]) -> list[str]:
+        """The images of ``img_path`` (folders or ``.txt`` lists) as mtdata's one split lister finds them,
+        so the trainer reads what ``mtdata check`` checks; cut to ``fraction`` as ultralytics does."""
+        root = self.data["mt_config"].root
+        files: list[str] = []
+        for path in img_path if isinstance(img_path, list) else [img_path]:
+            entry = list_entry(Path(path), root)
+            if entry.kind == "missing":
+                raise FileNotFoundError(f"{self.prefix}{path} does not exist")
+            files += entry.images
+        if not files:
+            raise FileNotFoundError(f"{self.prefix}No images found in {img_path}")
+        files.sort()
+        count = self.fraction if isinstance(self.fraction, int) else max(1, round(len(files) * self.fraction))
+        files = files[:count]
+        check_file_speeds(files, prefix=self.prefix)  # as ultralytics' own: its random.sample keeps training's random stream
+        return files
 
     def verify_args(self):
         # before the scan (a cache is never written for a kpt_shape the rows do not fit)

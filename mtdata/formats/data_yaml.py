@@ -15,309 +15,46 @@ allocated from it (``kpt_shape`` at most MAX_KEYPOINTS keypoints).
 
 from __future__ import annotations
 
-import reprlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from mtdata.errors import DatasetConfigError, why_missing
-from mtdata.formats.yolo import TASKS, LabelLayout
-from mtdata.limits import MAX_KEYPOINTS
+from mtdata.formats.data_yaml_rules import read_data_dict
+from mtdata.formats.data_yaml_types import (  # noqa: F401  (re-exported: every command imports them from here)
+    IMAGE_SUFFIXES,
+    SPLIT_KEYS,
+    DatasetConfig,
+    dataset_root,
+    is_folder_name,
+    kpt_shape_problem,
+    label_dir_for,
+    shown_value,
+    sigmas_ok,
+)
 
-SPLIT_KEYS = ("train", "val", "test")
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".dng", ".mpo", ".heic", ".pfm")
 # Bounds on what a data.yaml may hold (each far above any real dataset's).
 MAX_DATA_YAML_BYTES = 1 << 20  # LVIS's 1,203 class names take 30 KB; 1 MiB parses in ~1 s
 MAX_YAML_NODES = 100_000  # values and containers once aliases are expanded
 # libyaml's parser when PyYAML has it: 8x faster than the pure-Python one on a large file
 YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_KNOWN_KEYS = {"path", *SPLIT_KEYS, "names", "nc", "task", "kpt_shape", "kpt_names", "flip_idx", "skeleton", "kpt_sigmas"}
-
-
-@dataclass
-class DatasetConfig:
-    """A parsed, validated data.yaml.
-
-    Attributes:
-        root: absolute dataset root.
-        splits: split key -> image folders relative to ``root``.
-        names: class id -> class name.
-        task: one of detect, segment, pose, multitask.
-        kpt_shape: (K, D) or None.
-        kpt_names: keypoint class id -> K keypoint names (generated ``kpt0..`` when unnamed).
-        flip_idx: K indices, or None.
-        skeleton: 0-based keypoint index pairs, or None.
-        kpt_sigmas: K OKS sigmas, or None.
-        extra: any other keys, kept on write.
-        file: the yaml file this came from, if any.
-    """
-
-    root: Path
-    splits: dict[str, list[str]]
-    names: dict[int, str]
-    task: str = "segment"
-    kpt_shape: tuple[int, int] | None = None
-    kpt_names: dict[int, list[str]] = field(default_factory=dict)
-    flip_idx: list[int] | None = None
-    skeleton: list[list[int]] | None = None
-    kpt_sigmas: list[float] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-    file: Path | None = None
-
-    @property
-    def num_keypoints(self) -> int:
-        return self.kpt_shape[0] if self.kpt_shape else 0
-
-    @property
-    def keypoint_class_ids(self) -> frozenset[int]:
-        if self.task == "pose":
-            return frozenset(self.names)
-        return frozenset(self.kpt_names) if self.task == "multitask" else frozenset()
-
-    def layout(self) -> LabelLayout:
-        """The row layout of this dataset's label files."""
-        return LabelLayout(
-            task=self.task,
-            num_classes=max(self.names, default=-1) + 1,
-            num_keypoints=self.num_keypoints,
-            keypoint_dims=self.kpt_shape[1] if self.kpt_shape else 3,
-            keypoint_classes=self.keypoint_class_ids,
-        )
-
-    def image_dirs(self, split: str) -> list[Path]:
-        return [(self.root / p) for p in self.splits.get(split, [])]
-
-    def label_dirs(self, split: str) -> list[Path]:
-        return [label_dir_for(d) for d in self.image_dirs(split)]
-
-    def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"path": str(self.root)}
-        for key in SPLIT_KEYS:
-            if key in self.splits:
-                paths = self.splits[key]
-                data[key] = paths[0] if len(paths) == 1 else list(paths)
-        data["task"] = self.task
-        data["names"] = dict(self.names)
-        if self.kpt_shape:
-            data["kpt_shape"] = list(self.kpt_shape)
-            if self.task != "segment":
-                data["kpt_names"] = {k: list(v) for k, v in self.kpt_names.items()}
-            if self.flip_idx is not None:
-                data["flip_idx"] = list(self.flip_idx)
-            if self.skeleton:
-                data["skeleton"] = [list(pair) for pair in self.skeleton]
-            if self.kpt_sigmas:
-                data["kpt_sigmas"] = [float(s) for s in self.kpt_sigmas]
-        data.update(self.extra)
-        return data
-
-
-def label_dir_for(image_dir: Path) -> Path:
-    """YOLO's convention: the labels of ``.../images/<split>`` live in ``.../labels/<split>``."""
-    parts = list(image_dir.parts)
-    if "images" in parts:
-        index = len(parts) - 1 - parts[::-1].index("images")
-        parts[index] = "labels"
-        return Path(*parts)
-    return image_dir
-
-
-def label_path_for(image_path: Path, image_dir: Path) -> Path:
-    """The label file of an image found under ``image_dir``."""
-    relative = image_path.relative_to(image_dir).with_suffix(".txt")
-    return label_dir_for(image_dir) / relative
-
-
-_SHOWN = reprlib.Repr()
-_SHOWN.maxstring = _SHOWN.maxother = 60
-_SHOWN.maxlist = _SHOWN.maxdict = _SHOWN.maxtuple = 6
-_SHOWN.maxlevel = 2
-_SHOWN_CHARS = 120
-
-
-def shown_value(value: Any) -> str:
-    """``repr`` of a value read from a file, cut to at most 120 characters: messages stay one short line."""
-    text = _SHOWN.repr(value)
-    return text if len(text) <= _SHOWN_CHARS else text[: _SHOWN_CHARS - 3] + "..."
-
-
-def is_folder_name(value: Any) -> bool:
-    """A split folder or ``path`` as data.yaml may give it: a string without NUL (no file system takes one)."""
-    return isinstance(value, str) and "\0" not in value
-
-
-def dataset_root(data: dict, file: Path | None) -> Path:
-    """The absolute dataset root of a data.yaml mapping: ``path`` (relative to the file's folder), else that folder.
-
-    A ``path`` that is absolute but missing means the dataset was moved with its data.yaml: its
-    folder is the root.
-
-    Raises:
-        DatasetConfigError: ``path`` is not a folder name.
-    """
-    base = file.parent if file else Path.cwd()
-    raw = data.get("path")
-    if raw is not None and raw != "" and not is_folder_name(raw):
-        raise DatasetConfigError(f"'path' must be the dataset folder, found {shown_value(raw)}", file=file)
-    root = Path(raw or base)
-    if not root.is_absolute():
-        root = base / root
-    elif not root.exists() and file is not None:
-        root = base
-    return root.resolve()
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def kpt_shape_problem(raw: Any) -> str | None:
-    """Why ``raw`` is not a valid ``kpt_shape`` ([K, 2 or 3], 0 < K <= MAX_KEYPOINTS), or None when it is.
-
-    The one rule: :func:`parse_data_dict` (every command, the trainer) and ``mtdata check`` both ask it.
-    """
-    if not (isinstance(raw, list) and len(raw) == 2 and all(_is_int(v) for v in raw) and raw[1] in (2, 3)):
-        return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found {shown_value(raw)}"
-    if not 0 < raw[0] <= MAX_KEYPOINTS:
-        return f"'kpt_shape' must be [K, 2 or 3] with 0 < K <= {MAX_KEYPOINTS}, found K = {shown_value(raw[0])}"
-    return None
-
-
-def _names(raw: Any, file: Path) -> dict[int, str]:
-    if isinstance(raw, list):
-        return {i: str(n) for i, n in enumerate(raw)}
-    if isinstance(raw, dict):
-        try:
-            names = {int(k): str(v) for k, v in raw.items()}
-        except (TypeError, ValueError):
-            raise DatasetConfigError(f"'names' keys must be class ids 0..n-1, found {shown_value(list(raw))}", file=file) from None
-        if sorted(names) != list(range(len(names))):
-            raise DatasetConfigError(f"'names' ids must be 0..{len(names) - 1}, found {shown_value(sorted(names))}", file=file)
-        return names
-    raise DatasetConfigError(f"'names' must be a list or a dict of class names, found {type(raw).__name__}", file=file)
-
-
-def _kpt_names(raw: Any, names: dict[int, str], k: int, file: Path) -> dict[int, list[str]]:
-    """Accept ``{class_id or class_name: [keypoint names]}`` or ``[class names]``."""
-    by_name = {v: i for i, v in names.items()}
-
-    def class_id(key: Any) -> int:
-        if isinstance(key, int) and key in names:
-            return key
-        if isinstance(key, str) and key in by_name:
-            return by_name[key]
-        if isinstance(key, str) and key.isdigit() and int(key) in names:
-            return int(key)
-        raise DatasetConfigError(f"'kpt_names' names class {shown_value(key)}, which is not in 'names'", file=file)
-
-    default = [f"kpt{i}" for i in range(k)]
-    if isinstance(raw, list):
-        return {class_id(key): list(default) for key in raw}
-    if isinstance(raw, dict):
-        out = {}
-        for key, value in raw.items():
-            kp_names = [str(v) for v in value] if isinstance(value, list) else list(default)
-            if len(kp_names) != k:
-                raise DatasetConfigError(
-                    f"'kpt_names' for class {shown_value(key)} lists {len(kp_names)} keypoints, kpt_shape says {k}", file=file
-                )
-            out[class_id(key)] = kp_names
-        return out
-    raise DatasetConfigError(f"'kpt_names' must be a list of class names or a dict, found {type(raw).__name__}", file=file)
-
-
-def _int_list(raw: Any, key: str, file: Path) -> list[int]:
-    if not isinstance(raw, list) or not all(_is_int(v) for v in raw):
-        raise DatasetConfigError(f"'{key}' must be a list of integers, found {shown_value(raw)}", file=file)
-    return raw
-
-
-def sigmas_ok(raw: Any, k: int | None) -> bool:
-    """``kpt_sigmas`` is K finite positive numbers."""
-    return (isinstance(raw, list) and k is not None and len(raw) == k
-            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf") for v in raw))
 
 
 def parse_data_dict(data: Any, file: Path, task: str | None = None) -> DatasetConfig:
-    """Validate a loaded data.yaml mapping; ``task`` overrides the one inferred from its keys."""
-    if not isinstance(data, dict):
-        raise DatasetConfigError(f"expected a mapping of keys, found {type(data).__name__}", file=file)
-    if "names" not in data:
-        raise DatasetConfigError("missing key 'names' (class names, list or dict)", file=file)
-    names = _names(data["names"], file)
-    if not names:
-        raise DatasetConfigError("'names' is empty", file=file)
+    """Validate a loaded data.yaml mapping; ``task`` overrides the one inferred from its keys.
 
-    kpt_shape = None
-    if data.get("kpt_shape") is not None:
-        raw = data["kpt_shape"]
-        problem = kpt_shape_problem(raw)
-        if problem:
-            raise DatasetConfigError(problem, file=file)
-        kpt_shape = (raw[0], raw[1])
+    The rules are :func:`mtdata.formats.data_yaml_rules.read_data_dict`'s (``mtdata check``
+    reports them all); this raises the first problem (without the split-presence rules, each is
+    an error).
 
-    task = task or data.get("task") or ("multitask" if kpt_shape and data.get("kpt_names") else "pose" if kpt_shape else "segment")
-    if task not in TASKS:
-        raise DatasetConfigError(f"'task' must be one of {', '.join(TASKS)}, found {shown_value(task)}", file=file)
-    if task in ("pose", "multitask") and not kpt_shape:
-        raise DatasetConfigError(f"a {task} dataset needs 'kpt_shape: [K, 3]'", file=file)
-    if task == "multitask" and kpt_shape and kpt_shape[1] != 3:
-        raise DatasetConfigError(f"multitask rows carry x, y, visibility: kpt_shape must be [K, 3], found {list(kpt_shape)}", file=file)
-
-    k = kpt_shape[0] if kpt_shape else 0
-    kpt_names: dict[int, list[str]] = {}
-    if data.get("kpt_names") is not None and kpt_shape:
-        kpt_names = _kpt_names(data["kpt_names"], names, k, file)
-    if task == "multitask" and not kpt_names:
-        raise DatasetConfigError("a multitask dataset needs 'kpt_names': the classes that have keypoints", file=file)
-    if task == "pose" and not kpt_names:
-        kpt_names = {i: [f"kpt{j}" for j in range(k)] for i in names}
-
-    flip_idx = None
-    if data.get("flip_idx") is not None:
-        flip_idx = _int_list(data["flip_idx"], "flip_idx", file)
-        if sorted(flip_idx) != list(range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be a permutation of 0..{k - 1}, found {shown_value(flip_idx)}", file=file)
-        if any(flip_idx[flip_idx[i]] != i for i in range(k)):
-            raise DatasetConfigError(f"'flip_idx' must be its own inverse (left<->right pairs), found {shown_value(flip_idx)}", file=file)
-
-    skeleton = None
-    if data.get("skeleton") is not None:
-        raw = data["skeleton"]
-        if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
-            raise DatasetConfigError(f"'skeleton' must be a list of [a, b] keypoint pairs, found {shown_value(raw)}", file=file)
-        skeleton = [_int_list(p, "skeleton", file) for p in raw]
-        bad = [p for p in skeleton if not all(0 <= v < k for v in p)]
-        if bad:
-            raise DatasetConfigError(f"'skeleton' pair {bad[0]} is outside keypoints 0..{k - 1} (0-based)", file=file)
-
-    sigmas = None
-    if data.get("kpt_sigmas") is not None:
-        raw = data["kpt_sigmas"]
-        if not sigmas_ok(raw, k):
-            raise DatasetConfigError(f"'kpt_sigmas' must be {k} positive numbers, found {shown_value(raw)}", file=file)
-        sigmas = [float(v) for v in raw]
-
-    splits: dict[str, list[str]] = {}
-    for key in SPLIT_KEYS:
-        value = data.get(key)
-        if value is None:
-            continue
-        if is_folder_name(value):
-            splits[key] = [value]
-        elif isinstance(value, list) and all(is_folder_name(v) for v in value):
-            splits[key] = list(value)
-        else:
-            raise DatasetConfigError(f"'{key}' must be a folder or a list of folders, found {shown_value(value)}", file=file)
-
-    root = dataset_root(data, file)
-    extra = {k2: v for k2, v in data.items() if k2 not in _KNOWN_KEYS}
-    return DatasetConfig(
-        root=root, splits=splits, names=names, task=task, kpt_shape=kpt_shape, kpt_names=kpt_names,
-        flip_idx=flip_idx, skeleton=skeleton, kpt_sigmas=sigmas, extra=extra, file=file,
-    )
+    Raises:
+        DatasetConfigError: the first problem, naming the file and key.
+    """
+    read = read_data_dict(data, file, task=task, splits_required=False)
+    if read.problems:
+        raise DatasetConfigError(read.problems[0].message, file=file)
+    return read.config
 
 
 def _children(node: yaml.Node) -> list[yaml.Node]:
@@ -441,8 +178,8 @@ def write_data_yaml(config: DatasetConfig, path: Path) -> None:
 MAX_SPLIT_LIST_BYTES = 256 << 20  # a split given as a .txt list of images: ~4M paths
 
 
-def read_split_list(path: Path, root: Path) -> list[Path]:
-    """The images a split's ``.txt`` list names (one path a line, relative to ``root`` unless absolute).
+def read_split_lines(path: Path) -> list[str]:
+    """The non-empty lines of a split's ``.txt`` list of images, stripped (lines holding NUL left out).
 
     Raises:
         DatasetConfigError: the list is over MAX_SPLIT_LIST_BYTES, unreadable or not UTF-8 text.
@@ -459,20 +196,13 @@ def read_split_list(path: Path, root: Path) -> list[Path]:
         raise DatasetConfigError(f"cannot read the split's list of images: {e.strerror or e}", file=path) from e
     if len(text) > MAX_SPLIT_LIST_BYTES:
         raise DatasetConfigError(f"more than {MAX_SPLIT_LIST_BYTES:,} bytes: a split's list of images is at most that", file=path)
-    out = []
-    for line in text.splitlines():
-        if line.strip() and "\0" not in line:
-            p = Path(line.strip())
-            out.append(p if p.is_absolute() else root / p)
-    return out
+    return [line.strip() for line in text.splitlines() if line.strip() and "\0" not in line]
 
 
-def split_image_files(config: DatasetConfig, split: str) -> list[Path]:
-    """Image files of a split, sorted: every image below its folders, or listed in a .txt file."""
-    files: list[Path] = []
-    for entry in config.image_dirs(split):
-        if entry.is_file() and entry.suffix == ".txt":
-            files.extend(read_split_list(entry, config.root))
-        elif entry.is_dir():
-            files.extend(p for p in entry.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-    return sorted(files)
+def read_split_list(path: Path, root: Path) -> list[Path]:
+    """The paths a split's ``.txt`` list names (one a line, relative to ``root`` unless absolute).
+
+    Raises:
+        DatasetConfigError: the list is over MAX_SPLIT_LIST_BYTES, unreadable or not UTF-8 text.
+    """
+    return [p if p.is_absolute() else root / p for p in map(Path, read_split_lines(path))]

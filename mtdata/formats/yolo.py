@@ -149,6 +149,8 @@ def _checked_coords(coords: np.ndarray, what: str) -> np.ndarray:
     lo, hi = coords.min(), coords.max()
     if lo < -COORD_TOLERANCE or hi > 1 + COORD_TOLERANCE:
         worst = lo if -lo > hi - 1 else hi
+        if what == "keypoint":  # a kind of its own: check's rule kpt_out_of_image, not coord_out_of_bounds
+            raise RowProblem("kpt_out_of_bounds", f"{what} coordinate {worst:.6g} is outside [0, 1]")
         raise RowProblem("out_of_bounds", f"{what} coordinate {worst:.6g} is outside [0, 1]")
     return np.clip(coords, 0.0, 1.0) if lo < 0 or hi > 1 else coords  # most rows need no clipping copy
 

@@ -16,12 +16,13 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from mtdata.check import check_dataset, label_path
+from mtdata.check import check_dataset
 from mtdata.check_yaml import check_data_dict
 from mtdata.cli import app
 from mtdata.convert import convert_coco
 from mtdata.errors import DatasetConfigError, Severity
 from mtdata.formats.data_yaml import dump_yaml, parse_data_dict
+from mtdata.formats.splits import label_path
 from mtdata.rules import RULES
 from tests.mtdata.factories import SHARED_DATA, png_bomb
 
@@ -184,6 +185,7 @@ CASES = [
     ("yaml_bad_value", "multitask", edit_yaml(lambda d, ds: d.update(task="cats"), "task")),
     ("yaml_split_not_found", "multitask", edit_yaml(lambda d, ds: d.update(val="images/nowhere"), "val")),
     ("yaml_split_empty", "multitask", edit_yaml(empty_val_split, "val")),
+    ("yaml_split_empty", "multitask", edit_yaml(lambda d, ds: d.update(val=[]), "val")),  # ultralytics reads [] as no images
     ("yaml_bad_kpt_shape", "multitask", edit_yaml(lambda d, ds: d.update(kpt_shape=[5, 4]), "kpt_shape")),
     ("yaml_bad_kpt_names", "multitask", edit_yaml(lambda d, ds: d["kpt_names"].update({5: d["kpt_names"][0]}), "kpt_names")),
     ("yaml_bad_flip_idx", "multitask", edit_yaml(lambda d, ds: d.update(flip_idx=[0, 2, 1, 4]), "flip_idx")),

@@ -18,7 +18,8 @@ from mtdata.cli import app
 from mtdata.convert import convert_coco
 from mtdata.export import build_coco, export_coco
 from mtdata.formats.coco_write import annotation_entries, category_entries
-from mtdata.formats.data_yaml import read_data_yaml, split_image_files
+from mtdata.formats.data_yaml import read_data_yaml
+from mtdata.formats.splits import split_pairs
 from mtdata.formats.yolo import read_label_file
 from mtdata.records import ImageLabels
 from tests.mtdata.factories import SHARED_DATA, square
@@ -78,7 +79,7 @@ def dataset_rows(data_yaml: Path, split: str) -> dict[str, list]:
     config = read_data_yaml(data_yaml)
     layout = config.layout()
     out = {}
-    for image in split_image_files(config, split):
+    for image in (Path(p) for p, _ in split_pairs(config, split)):
         label = image.parent.parent.parent / "labels" / split / f"{image.stem}.txt"
         parsed = read_label_file(label, layout)
         assert not parsed.problems

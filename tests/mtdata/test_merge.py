@@ -422,6 +422,24 @@ def test_split_folders_may_differ_and_labels_may_nest(tmp_path):
     assert data["val"] == "images/val2017" and data["extra_info"] == "kept"
 
 
+def test_an_images_folder_inside_a_split_is_paired_as_ultralytics_does(tmp_path):
+    """images/val/images/a.jpg: its label is images/val/labels/a.txt (the last 'images' becomes 'labels'),
+    not labels/val/images/a.txt; OUT puts the merged label where the trainer looks for OUT's image."""
+    polygon = [(0.1, 0.1), (0.3, 0.1), (0.3, 0.5), (0.1, 0.5)]
+    kpt = write_dataset(tmp_path / "kpt", KPT_YAML, {}, images=("val/images/a.jpg",))
+    seg = write_dataset(tmp_path / "seg", SEG_YAML, {"val/images/a": seg_row(1, polygon) + "\n"}, images=("val/images/a.jpg",))
+    for root, text in ((kpt, pose_row(0, (0.1, 0.1, 0.3, 0.5), [(0.2, 0.2, 2)] * 3)), (seg, seg_row(0, polygon))):
+        (root / "images" / "val" / "labels").mkdir()
+        (root / "images" / "val" / "labels" / "a.txt").write_text(text + "\n")  # the decoy in seg: labels/val/images/a.txt
+    report = merge_datasets(kpt, seg, tmp_path / "out")
+    assert report.matched == 1
+    out = tmp_path / "out"
+    assert (out / "images" / "val" / "images" / "a.jpg").exists()
+    merged = (out / "images" / "val" / "labels" / "a.txt").read_text().splitlines()
+    assert len(merged) == 1 and merged[0].startswith("0 0.2 0.2 2")  # the trainer's row of each side, not the decoy's class 1
+    assert not (out / "labels" / "val" / "images" / "a.txt").exists()
+
+
 def test_malformed_rows_are_named_and_strict_makes_them_fatal(pair, tmp_path):
     kpt, seg = pair
     path = seg / "labels" / "train" / "a.txt"

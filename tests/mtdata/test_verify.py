@@ -149,3 +149,33 @@ def test_every_row_problem_kind_has_a_rule():
     assert kinds and kinds <= set(RULE_OF_KIND)
     assert set(RULE_OF_KIND.values()) <= set(RULES)
     assert rule_of_problem(RowProblem("some_new_kind", "x")) == "row_invalid"
+
+
+KIND_RULES = [
+    # (RowProblem.kind, the rule check reports): ids are interface, written out here
+    ("non_numeric", "row_non_numeric"),
+    ("class_not_integer", "row_class_not_integer"),
+    ("class_out_of_range", "row_class_out_of_range"),
+    ("not_finite", "row_not_finite"),
+    ("wrong_count", "row_wrong_count"),
+    ("too_few_points", "row_too_few_points"),
+    ("out_of_bounds", "coord_out_of_bounds"),
+    ("kpt_out_of_bounds", "kpt_out_of_image"),
+    ("bad_visibility", "kpt_bad_visibility"),
+    ("zero_area", "zero_area"),
+    ("self_intersecting", "polygon_self_intersecting"),
+    ("a_kind_nobody_mapped", "row_invalid"),
+]
+
+
+@pytest.mark.parametrize("kind, rule", KIND_RULES, ids=[k for k, _ in KIND_RULES])
+def test_rule_comes_from_the_kind_alone(kind, rule):
+    # the message never picks the rule: a keypoint's kind is kpt_out_of_bounds, whatever the text says
+    for message in ("keypoint coordinate 1.5 is outside [0, 1]", "polygon coordinate 1.5 is outside [0, 1]", ""):
+        assert rule_of_problem(RowProblem(kind, message)) == rule
+    assert kind in RULE_OF_KIND or rule == "row_invalid"
+
+
+def test_every_kind_is_in_the_table_and_found_on_a_real_row():
+    assert set(RULE_OF_KIND) <= {k for k, _ in KIND_RULES}
+    assert set(RULE_OF_KIND.values()) <= {case[3] for case in ROW_CASES}

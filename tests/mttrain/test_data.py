@@ -1,5 +1,6 @@
 """The multitask dataset: masks and keypoints of the same objects, parsed by mtdata, augmented together."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -113,3 +114,39 @@ def test_check_keypoint_rows_returns_at_the_first_row_that_fits(tiny_data):
     config = load_multitask_data(tiny_data)["mt_config"]
     labels = sorted(str(p) for p in (tiny_data.parent / "labels").rglob("*.txt"))
     check_keypoint_rows(labels, config.layout(), tiny_data)  # the right kpt_shape: nothing raised
+
+
+def _odd_layout(root: Path) -> list[str]:
+    """Nested and odd image folders; returns the split entries as data.yaml would name them (absolute)."""
+    names = ["images/train/a.jpg", "images/train/B.JPG", "images/train/images/c.png", "images/train/sub/d.jpeg",
+             "images/train/notes.txt", "images/train/._e.jpg", "other/images/f.jpg", "lists/images/g.jpg"]
+    for name in names:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    (root / "images" / "train" / "linked").symlink_to(root / "other")
+    (root / "lists" / "val.txt").write_text(f"./images/g.jpg\n{root}/images/train/a.jpg\nnotes.md\n")
+    return [str(root / "images" / "train"), str(root / "lists" / "val.txt")]
+
+
+def test_the_trainer_lists_as_ultralytics_and_as_mtdata(tmp_path):
+    """MultiTaskDataset.get_img_files is mtdata's one lister, and lists what ultralytics' own would on these
+    layouts; the label files are ultralytics' img2label_paths of them, which mtdata's label_path repeats."""
+    from types import SimpleNamespace
+
+    from ultralytics.data.base import BaseDataset
+    from ultralytics.data.utils import img2label_paths
+
+    from mtdata.formats.data_yaml import parse_data_dict
+    from mtdata.formats.splits import label_path, split_pairs
+    from mttrain.data import MultiTaskDataset
+
+    entries = _odd_layout(tmp_path)
+    config = parse_data_dict({"path": str(tmp_path), "names": ["a"], "train": entries}, tmp_path / "data.yaml")
+    fake = SimpleNamespace(data={"mt_config": config}, prefix="", fraction=1.0)
+    ours = MultiTaskDataset.get_img_files(fake, entries)
+    assert ours == BaseDataset.get_img_files(fake, entries)
+    assert [os.path.relpath(p, tmp_path) for p in ours] == [
+        "images/train/B.JPG", "images/train/a.jpg", "images/train/a.jpg", "images/train/images/c.png",
+        "images/train/linked/images/f.jpg", "images/train/sub/d.jpeg", "lists/images/g.jpg"]
+    assert [label_path(p) for p in ours] == img2label_paths(ours)
+    assert sorted(set(ours)) == [image for image, _ in split_pairs(config, "train")]

@@ -11,12 +11,11 @@ from mtdata.formats.data_yaml import (
     DatasetConfig,
     dump_yaml,
     label_dir_for,
-    label_path_for,
     parse_data_dict,
     read_data_yaml,
-    split_image_files,
     write_data_yaml,
 )
+from mtdata.formats.splits import label_path, split_pairs
 from mtdata.formats.yolo import LabelLayout
 
 FILE = Path("/data/set/data.yaml")
@@ -182,19 +181,19 @@ def test_read_bad_files(tmp_path, content, message):
 def test_label_paths():
     assert label_dir_for(Path("/d/images/train")) == Path("/d/labels/train")
     assert label_dir_for(Path("/images/d/images/val")) == Path("/images/d/labels/val")  # the last 'images' only
-    assert label_path_for(Path("/d/images/train/sub/a.jpg"), Path("/d/images/train")) == Path("/d/labels/train/sub/a.txt")
+    assert label_path("/d/images/train/sub/a.jpg") == "/d/labels/train/sub/a.txt"  # the image's own rule (formats.splits)
 
 
-def test_split_image_files(tmp_path):
+def test_split_pairs_folders_and_lists(tmp_path):
     images = tmp_path / "images" / "train"
     (images / "sub").mkdir(parents=True)
     for name in ("b.jpg", "a.PNG", "sub/c.jpeg", "notes.txt"):
         (images / name).write_bytes(b"x")
     (tmp_path / "list.txt").write_text(f"images/train/b.jpg\n\n{images / 'a.PNG'}\n")
     config = parse_data_dict({"path": str(tmp_path), "train": "images/train", "val": "list.txt", "names": ["a"]}, tmp_path / "data.yaml")
-    assert [p.name for p in split_image_files(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
-    assert [p.name for p in split_image_files(config, "val")] == ["a.PNG", "b.jpg"]
-    assert split_image_files(config, "test") == []
+    assert [Path(p).name for p, _ in split_pairs(config, "train")] == ["a.PNG", "b.jpg", "c.jpeg"]
+    assert [Path(p).name for p, _ in split_pairs(config, "val")] == ["a.PNG", "b.jpg"]
+    assert split_pairs(config, "test") == []
 
 
 # --- a stranger's data.yaml: bounded before anything walks it ---------------------------------
@@ -288,3 +287,136 @@ def test_split_list_is_bounded_and_must_be_text(tmp_path):
         f.truncate(MAX_SPLIT_LIST_BYTES + 1)
     with pytest.raises(DatasetConfigError, match="at most"):
         read_split_list(listed, tmp_path)
+
+
+# --- the one reader: every finding for check, the first error for every other command ---
+# (id, data.yaml mapping, [(rule, message)] mtdata check reports). parse_data_dict (merge, view,
+# export, the trainer) raises the first error's message, or reads the file when there is none.
+# Changed when the two validators became one (ultralytics' check_det_dataset decided): 'nc as text'
+# (check refused nc: '2'), 'nc mismatch' (the commands ignored nc), 'train empty list' (check refused
+# []), and the commands' flip_idx / skeleton / kpt_sigmas messages are now check's.
+FINDINGS_TABLE = [
+    ('good', {'names': ['a', 'b'], 'train': 'i', 'val': 'i'},
+     []),
+    ('no names', {'train': 'i', 'val': 'i'},
+     [('yaml_missing_key', "missing key 'names' (class names, list or dict)")]),
+    ('names a string', {'names': 'a', 'train': 'i', 'val': 'i'},
+     [('yaml_bad_value', "'names' must be a list or a dict of class names, found str")]),
+    ('names gap', {'names': {0: 'a', 2: 'b'}, 'train': 'i', 'val': 'i'},
+     [('yaml_bad_value', "'names' ids must be 0..1, found [0, 2]")]),
+    ('names keys not ids', {'names': {'x': 'a'}, 'train': 'i', 'val': 'i'},
+     [('yaml_bad_value', "'names' keys must be class ids 0..n-1, found ['x']")]),
+    ('names empty', {'names': [], 'train': 'i', 'val': 'i'},
+     [('yaml_bad_value', "'names' is empty")]),
+    ('nc mismatch', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'nc': 3},
+     [('yaml_bad_value', "'nc' is 3 but 'names' lists 2 classes")]),
+    ('nc as text', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'nc': '2'},
+     []),
+    ('nc float', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'nc': 2.0},
+     []),
+    ('unknown task', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'task': 'classify'},
+     [('yaml_bad_value', "'task' must be one of detect, segment, pose, multitask, found 'classify'")]),
+    ('pose without kpt_shape', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'task': 'pose'},
+     [('yaml_missing_key', "a pose dataset needs 'kpt_shape: [K, 3]'")]),
+    ('kpt_shape one number', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3], 'kpt_names': {0: ['l', 'm', 'r']}},
+     [('yaml_bad_kpt_shape', "'kpt_shape' must be [K, 2 or 3] with 0 < K <= 1024, found [3]")]),
+    ('kpt_shape zero', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [0, 3], 'kpt_names': {0: ['l', 'm', 'r']}},
+     [('yaml_bad_kpt_shape', "'kpt_shape' must be [K, 2 or 3] with 0 < K <= 1024, found K = 0")]),
+    ('multitask 2-D', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 2], 'kpt_names': {0: ['l', 'm', 'r']}},
+     [('yaml_bad_kpt_shape', 'multitask rows carry x, y, visibility: kpt_shape must be [K, 3], found [3, 2]')]),
+    ('multitask without kpt_names', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'task': 'multitask'},
+     [('yaml_missing_key', "a multitask dataset needs 'kpt_names': the classes that have keypoints")]),
+    ('kpt_names a string', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': 'a'},
+     [('yaml_bad_kpt_names', "'kpt_names' must be a list of class names or a dict, found str")]),
+    ('kpt_names unknown class', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {'cat': ['l', 'm', 'r']}},
+     [('yaml_bad_kpt_names', "'kpt_names' names class 'cat', which is not in 'names'")]),
+    ('kpt_names too few', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l']}},
+     [('yaml_bad_kpt_names', "'kpt_names' for class 0 lists 1 keypoints, kpt_shape says 3")]),
+    ('kpt_names empty list', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': []},
+     []),
+    ('flip_idx too short', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'flip_idx': [0, 1]},
+     [('yaml_bad_flip_idx', "'flip_idx' has 2 entries, kpt_shape says 3 keypoints")]),
+    ('flip_idx repeated', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'flip_idx': [0, 2, 2]},
+     [('yaml_bad_flip_idx', "'flip_idx' must be a permutation of 0..2; repeated or out of range: [2]")]),
+    ('flip_idx not involution', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'flip_idx': [1, 2, 0]},
+     [('yaml_bad_flip_idx', "'flip_idx' must be its own inverse (left<->right pairs): 0 -> 1 -> 2")]),
+    ('flip_idx not ints', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'flip_idx': [0, '2', 1]},
+     [('yaml_bad_flip_idx', "'flip_idx' must be a list of integers, found [0, '2', 1]")]),
+    ('flip_idx without kpt_shape', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'flip_idx': [0]},
+     [('yaml_bad_flip_idx', "'flip_idx' is given but 'kpt_shape' is not (or is invalid)")]),
+    ('flip_idx empty without kpt_shape', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'flip_idx': []},
+     [('yaml_bad_flip_idx', "'flip_idx' is given but 'kpt_shape' is not (or is invalid)")]),
+    ('skeleton out of range', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'skeleton': [[0, 3]]},
+     [('yaml_bad_skeleton', "'skeleton' pairs [[0, 3]] are outside keypoints 0..2 (0-based)")]),
+    ('skeleton negative', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'skeleton': [[-1, 0]]},
+     [('yaml_bad_skeleton', "'skeleton' pairs [[-1, 0]] are outside keypoints 0..2 (0-based)")]),
+    ('skeleton triple', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'skeleton': [[0, 1, 2]]},
+     [('yaml_bad_skeleton', "'skeleton' must be a list of [a, b] keypoint index pairs, found [[0, 1, 2]]")]),
+    ('skeleton not ints', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'skeleton': [[0, '1']]},
+     [('yaml_bad_skeleton', "'skeleton' must be a list of [a, b] keypoint index pairs, found [[0, '1']]")]),
+    ('skeleton a string', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'skeleton': '1-2'},
+     [('yaml_bad_skeleton', "'skeleton' must be a list of [a, b] keypoint index pairs, found '1-2'")]),
+    ('skeleton without kpt_shape', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'skeleton': [[0, 1]]},
+     [('yaml_bad_skeleton', "'skeleton' is given but 'kpt_shape' is not (or is invalid)")]),
+    ('sigmas too few', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'kpt_sigmas': [0.1]},
+     [('yaml_bad_value', "'kpt_sigmas' must be 3 positive numbers, found [0.1]")]),
+    ('sigmas negative', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_shape': [3, 3], 'kpt_names': {0: ['l', 'm', 'r']}, 'kpt_sigmas': [0.1, 0.2, -1]},
+     [('yaml_bad_value', "'kpt_sigmas' must be 3 positive numbers, found [0.1, 0.2, -1]")]),
+    ('sigmas without kpt_shape', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'kpt_sigmas': [0.1]},
+     [('yaml_bad_value', "'kpt_sigmas' must be K positive numbers, found [0.1]")]),
+    ('train a number', {'names': ['a', 'b'], 'train': 3, 'val': 'i'},
+     [('yaml_bad_value', "'train' must be a folder or a list of folders, found 3")]),
+    ('train empty list', {'names': ['a', 'b'], 'train': [], 'val': 'i'},
+     []),
+    ('train list with a number', {'names': ['a', 'b'], 'train': ['i', 3], 'val': 'i'},
+     [('yaml_bad_value', "'train' must be a folder or a list of folders, found ['i', 3]")]),
+    ('no splits', {'names': ['a']},
+     [('yaml_missing_key', "no split: data.yaml needs 'train' and 'val' (image folders)")]),
+    ('no val', {'names': ['a'], 'train': 'i'},
+     [('yaml_missing_split', "no 'val' split: training needs both 'train' and 'val'")]),
+    ('path a number', {'names': ['a', 'b'], 'train': 'i', 'val': 'i', 'path': 3},
+     [('yaml_bad_value', "'path' must be the dataset folder, found 3")]),
+    ('two problems', {'names': {0: 'a', 2: 'b'}, 'train': 'i', 'val': 'i', 'task': 'classify'},
+     [('yaml_bad_value', "'names' ids must be 0..1, found [0, 2]"), ('yaml_bad_value', "'task' must be one of detect, segment, pose, multitask, found 'classify'")]),]
+
+
+@pytest.mark.parametrize("data, expected", [c[1:] for c in FINDINGS_TABLE], ids=[c[0] for c in FINDINGS_TABLE])
+def test_one_reader_every_finding_and_the_first_error(data, expected):
+    from mtdata.check_yaml import check_data_dict
+
+    checked = check_data_dict(data, FILE)
+    assert [(f.rule, f.message) for f in checked.findings] == expected
+    # a missing split is check's alone: merge reads datasets without split keys, the trainer says so itself
+    errors = [message for rule, message in expected if rule != "yaml_missing_split" and not message.startswith("no split:")]
+    if errors:
+        with pytest.raises(DatasetConfigError) as raised:
+            parse_data_dict(data, FILE)
+        assert raised.value.message == errors[0]
+    else:
+        assert parse_data_dict(data, FILE) == checked.config
+
+
+def test_the_first_error_is_raised_with_the_file():
+    with pytest.raises(DatasetConfigError) as raised:
+        parse_data_dict(["names"], FILE)
+    assert str(raised.value) == f"{FILE}: expected a mapping of keys, found list"
+
+
+def test_merge_reads_a_dataset_without_split_keys():
+    # check reports a missing split; the commands read the file (merge finds labels/<split> itself)
+    assert parse_data_dict({"names": ["a"]}, FILE).splits == {}
+
+
+def test_an_empty_split_list_is_a_split_without_images():
+    config = parse_data_dict({"names": ["a"], "train": [], "val": "images/val"}, FILE)
+    assert config.splits["train"] == [] and config.image_dirs("train") == []
+
+
+def test_what_the_commands_raise_is_always_an_error():
+    # parse_data_dict raises the first problem: without the split-presence rules, every rule the reader has is an error
+    from mtdata.errors import Severity
+    from mtdata.formats.data_yaml_rules import read_data_dict
+    from mtdata.rules import RULES
+
+    rules = {p.rule for _, data, _ in FINDINGS_TABLE for p in read_data_dict(data, FILE, splits_required=False).problems}
+    assert len(rules) == 6 and all(RULES[r].severity is Severity.ERROR for r in rules), rules

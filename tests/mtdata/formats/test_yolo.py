@@ -195,7 +195,7 @@ BAD_ROWS = [
     pytest.param(POSE, "0 0.5 0.5 0.2 0.2 0.4 0.4 2", "wrong_count", id="pose-one-keypoint-missing"),
     pytest.param(POSE, "0 0.5 0.5 0.2 0.2 0.4 0.4 3 0.6 0.6 2", "bad_visibility", id="pose-visibility-3"),
     pytest.param(POSE, "0 0.5 0.5 0.2 0.2 0.4 0.4 0.5 0.6 0.6 2", "bad_visibility", id="pose-visibility-fraction"),
-    pytest.param(POSE, "0 0.5 0.5 0.2 0.2 1.4 0.4 2 0.6 0.6 2", "out_of_bounds", id="pose-labeled-point-outside"),
+    pytest.param(POSE, "0 0.5 0.5 0.2 0.2 1.4 0.4 2 0.6 0.6 2", "kpt_out_of_bounds", id="pose-labeled-point-outside"),
     pytest.param(POSE_2D, "0 0.5 0.5 0.2 0.2 0.4 0.4 2 0.6 0.6 2", "wrong_count", id="pose-2d-given-visibility"),
     pytest.param(MULTITASK, "0 0.1 0.1 0.9 0.1 0.5 0.9", "wrong_count", id="multitask-keypoint-class-without-keypoints"),
     pytest.param(MULTITASK, "0 0.4 0.4 2 0 0 0 0.1 0.1 0.9 0.1 0.5", "wrong_count", id="multitask-odd-polygon"),
@@ -304,7 +304,7 @@ def test_any_tokens_give_a_row_or_a_row_problem(layout, parts, sep):
     except RowProblem as problem:
         assert problem.kind in {
             "non_numeric", "class_not_integer", "class_out_of_range", "not_finite", "wrong_count", "too_few_points",
-            "out_of_bounds", "bad_visibility", "zero_area",
+            "out_of_bounds", "kpt_out_of_bounds", "bad_visibility", "zero_area",
         }
         return
     assert 0 <= row.class_id < layout.num_classes
