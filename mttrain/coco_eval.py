@@ -125,13 +125,6 @@ def polygons_for_targets(
     return [polygons[j] for j in cols[np.argsort(rows)]]
 
 
-def polygon_areas(polygons: list[np.ndarray]) -> np.ndarray:
-    """(N,) shoelace areas of (P, 2) polygons (joined multi-part rings add up their parts)."""
-    from mtdata.geometry import polygon_signed_area
-
-    return np.array([abs(polygon_signed_area(p)) if len(p) >= 3 else 0.0 for p in polygons])
-
-
 def rasterize(polygons: list[np.ndarray], height: int, width: int) -> np.ndarray:
     """(N, H, W) uint8 masks of (P, 2) pixel polygons, rasterized as COCOeval rasterizes them (pycocotools).
 

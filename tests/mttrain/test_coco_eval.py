@@ -17,7 +17,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
-from mttrain.coco_eval import evaluate, polygon_areas, polygons_for_targets, prediction_results, rasterize
+from mtdata.geometry import polygon_areas
+from mttrain.coco_eval import evaluate, polygons_for_targets, prediction_results, rasterize
 from tests.mttrain.conftest import make_multitask_dataset
 
 runner = CliRunner()
