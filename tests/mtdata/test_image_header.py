@@ -84,6 +84,17 @@ def test_png_exif_is_read_where_opencv_reads_it(tmp_path, after_image_data, load
     assert check.resolution_wh == loaded_wh and [f.rule for f in check.findings] == ["image_exif_rotated"]
 
 
+def test_an_xmp_orientation_is_not_exif(tmp_path):
+    """Pillow's getexif also takes XMP's tiff:Orientation; OpenCV (the trainer) and so every command do not."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    path = tmp_path / "xmp.jpg"
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(path, xmp=xmp)
+    assert Image.open(path).getexif().get(0x0112) == 6
+    assert cv2.imread(str(path)).shape[1::-1] == (40, 30)
+    assert read_image_header(path).resolution_wh == (40, 30) == verify_image(path).resolution_wh
+
+
 def test_png_exif_after_a_long_head_is_found(tmp_path, monkeypatch):
     """The header reader reads the first bytes only; a PNG longer than that is searched on for its eXIf."""
     import mtdata.image_header as image_header
