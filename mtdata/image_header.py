@@ -125,27 +125,45 @@ def may_have_exif(data: bytes) -> bool:
         end = data.find(b"\xff\xda")
         return data.find(b"Exif", 0, end if end > 0 else len(data)) >= 0
     if data[:8] == _PNG_SIGNATURE:
-        return data.find(b"eXIf") >= 0  # or the same 4 bytes inside compressed data: then Pillow looks, and decides
+        found = _png_has_exif(lambda at: data[at:at + 8])
+        return data.find(b"eXIf") >= 0 if found is None else found  # damaged: any such bytes, and Pillow decides
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x08)
     return data[:2] != b"BM"  # BMP carries no EXIF
 
 
+def _png_has_exif(chunk_header) -> bool | None:
+    """Walk a PNG's chunks by their lengths (``chunk_header(at)``: the 8 bytes at ``at``) to an eXIf chunk or IEND;
+    None when the bytes end first. ~500 steps for a 4 MB PNG: searching its bytes instead costs 6-10% of decoding it."""
+    at = len(_PNG_SIGNATURE)
+    while len(header := chunk_header(at)) == 8:
+        kind = header[4:]
+        if kind == b"eXIf":
+            return True
+        if kind == b"IEND":
+            return False
+        at += 12 + int.from_bytes(header[:4], "big")  # length, type, data, CRC
+    return None
+
+
 def _file_may_have_exif(source: BinaryIO, head: bytes) -> bool:
     """:func:`may_have_exif` of an open file whose first bytes are ``head``, reading on only where it must."""
-    if may_have_exif(head) or len(head) < _HEAD_BYTES:
+    if len(head) < _HEAD_BYTES:
         return may_have_exif(head)
     if head[:2] == b"\xff\xd8":
-        return head.find(b"\xff\xda") < 0  # no scan yet in the head: Pillow looks (cheap for a JPEG)
+        return may_have_exif(head) or head.find(b"\xff\xda") < 0  # no scan yet in the head: Pillow looks (cheap for a JPEG)
     if head[:8] != _PNG_SIGNATURE:
-        return False
-    tail = head[-3:]  # a chunk type may straddle two reads
-    found = False
-    source.seek(len(head))
-    while not found and (block := source.read(_HEAD_BYTES)):
-        found, tail = (tail + block).find(b"eXIf") >= 0, block[-3:]
+        return may_have_exif(head)
+
+    def chunk_header(at: int) -> bytes:
+        if at + 8 <= len(head):
+            return head[at:at + 8]
+        source.seek(at)
+        return source.read(8)
+
+    found = _png_has_exif(chunk_header)
     source.seek(0)
-    return found
+    return found is not False  # damaged or cut short: Pillow decides
 
 
 def _open(source):

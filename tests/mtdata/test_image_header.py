@@ -96,13 +96,13 @@ def test_an_xmp_orientation_is_not_exif(tmp_path):
 
 
 def test_png_exif_after_a_long_head_is_found(tmp_path, monkeypatch):
-    """The header reader reads the first bytes only; a PNG longer than that is searched on for its eXIf."""
+    """The header reader reads the first bytes only; a PNG longer than that is walked on, chunk by chunk, for its eXIf."""
     import mtdata.image_header as image_header
 
     path = tmp_path / "rotated.png"
     data = _png_with_exif_chunk(6, after_image_data=True)
     path.write_bytes(data)
-    monkeypatch.setattr(image_header, "_HEAD_BYTES", data.find(b"eXIf") + 2)  # the chunk type straddles two reads
+    monkeypatch.setattr(image_header, "_HEAD_BYTES", data.find(b"eXIf") + 2)  # the eXIf chunk starts inside the head, ends past it
     assert read_image_header(path).resolution_wh == (30, 40)
     path.write_bytes(cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))[1].tobytes())
     assert read_image_header(path).resolution_wh == (40, 30)
