@@ -151,7 +151,7 @@ def _file_may_have_exif(source: BinaryIO, head: bytes) -> bool:
     if len(head) < _HEAD_BYTES:
         return may_have_exif(head)
     if head[:2] == b"\xff\xd8":
-        return may_have_exif(head) or head.find(b"\xff\xda") < 0  # no scan yet in the head: Pillow looks (cheap for a JPEG)
+        return may_have_exif(head) or head.find(b"\xff\xda") < 0  # no scan in the head: Pillow looks (cheap: a JPEG)
     if head[:8] != _PNG_SIGNATURE:
         return may_have_exif(head)
 

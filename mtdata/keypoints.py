@@ -74,7 +74,9 @@ def default_sigmas(num_keypoints: int) -> list[float]:
     return [1.0 / num_keypoints] * num_keypoints if num_keypoints else []
 
 
-def object_keypoint_similarity(pred_xy: np.ndarray, gt_xyv: np.ndarray, area: float, sigmas: np.ndarray) -> float | None:
+def object_keypoint_similarity(
+    pred_xy: np.ndarray, gt_xyv: np.ndarray, area: float, sigmas: np.ndarray
+) -> float | None:
     """COCO's OKS of one predicted pose against one labelled pose (pycocotools ``computeOks``).
 
     ultralytics' ``kpt_iou`` computes the same for (N, M) pairs in torch (with eps 1e-7 where this has

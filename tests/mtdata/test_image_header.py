@@ -78,7 +78,8 @@ def test_png_exif_is_read_where_opencv_reads_it(tmp_path, after_image_data, load
     path = tmp_path / "rotated.png"
     data = _png_with_exif_chunk(6, after_image_data)
     path.write_bytes(data)
-    assert cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[1::-1] == loaded_wh  # what the trainer loads
+    trainer_wh = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[1::-1]
+    assert trainer_wh == loaded_wh
     assert read_image_header(path).resolution_wh == loaded_wh
     check = verify_image(path)
     assert check.resolution_wh == loaded_wh and [f.rule for f in check.findings] == ["image_exif_rotated"]
@@ -96,13 +97,13 @@ def test_an_xmp_orientation_is_not_exif(tmp_path):
 
 
 def test_png_exif_after_a_long_head_is_found(tmp_path, monkeypatch):
-    """The header reader reads the first bytes only; a PNG longer than that is walked on, chunk by chunk, for its eXIf."""
+    """The header reader reads the first bytes only; a longer PNG is walked on, chunk by chunk, for its eXIf."""
     import mtdata.image_header as image_header
 
     path = tmp_path / "rotated.png"
     data = _png_with_exif_chunk(6, after_image_data=True)
     path.write_bytes(data)
-    monkeypatch.setattr(image_header, "_HEAD_BYTES", data.find(b"eXIf") + 2)  # the eXIf chunk starts inside the head, ends past it
+    monkeypatch.setattr(image_header, "_HEAD_BYTES", data.find(b"eXIf") + 2)  # the chunk starts in the head, ends past it
     assert read_image_header(path).resolution_wh == (30, 40)
     path.write_bytes(cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))[1].tobytes())
     assert read_image_header(path).resolution_wh == (40, 30)

@@ -91,8 +91,8 @@ def test_oks_agrees_with_ultralytics_kpt_iou():
     gt[0, :, 2] = 2  # all labelled
     pred = gt[:, :, :2][None] + rng.normal(0, 6, (2, 3, 17, 2))  # two predictions per label
     areas = np.array([900.0, 2500.0, 12000.0])
-    want = kpt_iou(torch.as_tensor(gt, dtype=torch.float64), torch.as_tensor(pred.reshape(6, 17, 2), dtype=torch.float64),
-                   sigma=sigmas.tolist(), area=torch.as_tensor(areas, dtype=torch.float64)).numpy()  # (3 labels, 6 predictions)
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    want = kpt_iou(as_tensor(gt), as_tensor(pred.reshape(6, 17, 2)), sigma=sigmas.tolist(), area=as_tensor(areas)).numpy()
     for i in range(3):
         for j in range(6):
             got = object_keypoint_similarity(pred.reshape(6, 17, 2)[j], gt[i], areas[i], sigmas)
