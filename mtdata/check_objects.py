@@ -16,6 +16,7 @@ import shapely
 
 from mtdata.errors import Finding
 from mtdata.formats.yolo import LabelLayout, ParsedLabels, YoloRow
+from mtdata.geometry import paired_iou, polygon_xyxy
 from mtdata.polygon_checks import polygon_defects
 from mtdata.rules import finding
 from mtdata.verify import row_key
@@ -32,8 +33,7 @@ def row_box_xyxyn(row: YoloRow) -> np.ndarray:
     if row.box_cxcywhn is not None:
         cx, cy, w, h = row.box_cxcywhn
         return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-    p = row.polygon_xyn
-    return np.concatenate([p.min(axis=0), p.max(axis=0)])
+    return polygon_xyxy(row.polygon_xyn)
 
 
 def _raw_parts(line: str, row: YoloRow, layout: LabelLayout) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -237,11 +237,7 @@ def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> No
     if not len(pairs):
         return
     a, b = pairs.T
-    lo = np.maximum(boxes[a, :2], boxes[b, :2])
-    hi = np.minimum(boxes[a, 2:], boxes[b, 2:])
-    inter = np.clip(hi - lo, 0, None).prod(axis=1)
-    union = area[a] + area[b] - inter
-    box_iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    box_iou = paired_iou(boxes[a], boxes[b])
     keys: dict[tuple, int] = {}
     key_id = np.array([keys.setdefault(row_key(r), len(keys)) for r in batch.rows], dtype=np.int64)
     keep = (box_iou >= NEAR_DUPLICATE_IOU) & (key_id[a] != key_id[b])  # an exact repeat is row_duplicate

@@ -10,7 +10,6 @@ that already exist.
 from __future__ import annotations
 
 import os
-import shutil
 import stat
 import subprocess
 import threading
@@ -24,7 +23,7 @@ from mtdata.errors import OutputError
 from mtdata.forked import python_child
 from mtdata.formats.coco_objects import ObjectColumns
 from mtdata.formats.yolo_bulk import label_texts
-from mtdata.output import write_file
+from mtdata.output import place_image, write_file
 
 
 class ImageFinder:
@@ -129,14 +128,6 @@ class LabelTexts:
         self.first, self.last = first, last
 
 
-def place_image(source: Path, target: Path, copy: bool) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if copy:
-        shutil.copy2(source, target)
-    else:
-        os.symlink(source.resolve(), target)
-
-
 # Run by a child Python: creates the empty files named on stdin, NUL after each (no path holds a NUL;
 # a newline may be in a name, so it cannot split them).
 _CREATE_FILES = (
@@ -221,6 +212,7 @@ class SplitFiles:
                     self.refused[i] = f"file_name {image.file_name!r} {refused}"
                 if source is None:
                     continue
+                self.image_dir.mkdir(parents=True, exist_ok=True)
                 place_image(source, self.image_dir / image.file_name.rsplit("/", 1)[-1], self.copy)
                 os.close(os.open(self.label_paths[i], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 self.found[i] = True

@@ -205,15 +205,6 @@ def dataset_ids(config: DatasetConfig, split: str) -> DatasetIds:
     )
 
 
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) as the image loads: EXIF orientations 5..8 swap the stored sides (as cv2.imread does).
-
-    Raises:
-        InputError: not a readable image, or over the size limit (:mod:`mtdata.image_header`).
-    """
-    return read_image_header(path).resolution_wh
-
-
 _FRACTION = re.compile(r"\.([0-9]+)")
 
 
@@ -280,7 +271,7 @@ def build_coco(
     for done, (path_str, image_id) in enumerate(sorted(ids.image_ids.items(), key=lambda kv: kv[1]), start=1):
         path = Path(path_str)
         try:
-            resolution_wh = image_size(path)
+            resolution_wh = read_image_header(path).resolution_wh  # as the image loads: EXIF applied
         except InputError as e:
             report.images_unreadable.append(f"{path}: {e.message}")
             continue

@@ -41,7 +41,7 @@ from mtdata.formats.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_y
 from mtdata.formats.yolo import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
 from mtdata.geometry import join_polygons
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
-from mtdata.output import atomic_output_dir
+from mtdata.output import atomic_output_dir, place_image
 from mtdata.polygon_checks import polygon_defects
 from mtdata.verify import row_key, rule_of_problem
 
@@ -217,12 +217,6 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
-def _link_image(source: Path, target: Path) -> None:
-    """A link to the image (never its bytes: fixing does not touch pixels), to where the source's points."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    os.symlink(os.path.realpath(source), target)
-
-
 def _write_bytes(target: Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)
@@ -288,7 +282,8 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
             if image is not None and image not in placed:
                 rel = relative(image)
                 if rel is not None and rel.suffix.lower() in IMAGE_SUFFIXES:
-                    _link_image(Path(image), work / rel)
+                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    place_image(image, work / rel)  # a link, never the bytes: fixing does not touch pixels
                     placed.add(image)
             if label is None or label in placed:
                 continue

@@ -1,14 +1,17 @@
-"""Keypoint metadata: left/right flip pairs from names, and OKS sigmas."""
+"""Keypoint metadata and similarity: left/right flip pairs from names, OKS sigmas, OKS."""
 
 from __future__ import annotations
 
 import re
 
-# COCO's per-keypoint OKS sigmas for its 17 person keypoints (pycocotools cocoeval.py).
-COCO_PERSON_SIGMAS = [
-    0.26, 0.25, 0.25, 0.35, 0.35, 0.79, 0.79, 0.72, 0.72, 0.62, 0.62, 1.07, 1.07, 0.87, 0.87, 0.89, 0.89,
-]
-COCO_PERSON_SIGMAS = [s / 10.0 for s in COCO_PERSON_SIGMAS]
+import numpy as np
+from pycocotools.cocoeval import Params
+
+# COCO's per-keypoint OKS sigmas for its 17 person keypoints, from pycocotools itself (cocoeval.Params).
+COCO_PERSON_SIGMAS = Params(iouType="keypoints").kpt_oks_sigmas.tolist()
+# OKS area of an object known only by its box: box area x 0.53 (xtcocotools' factor; ultralytics
+# uses it for every object). With a mask, the mask's area is used, as COCO uses the segment area.
+BOX_AREA_FACTOR = 0.53
 
 # (pattern, replacement for the mirrored side); tried in order, the first that matches wins.
 _SIDE_RULES = [
@@ -68,4 +71,31 @@ def default_sigmas(num_keypoints: int) -> list[float]:
     """COCO's sigmas for 17 keypoints, else uniform 1/K as ultralytics does."""
     if num_keypoints == 17:
         return list(COCO_PERSON_SIGMAS)
-    return [1.0 / num_keypoints] * num_keypoints
+    return [1.0 / num_keypoints] * num_keypoints if num_keypoints else []
+
+
+def object_keypoint_similarity(
+    pred_xy: np.ndarray, gt_xyv: np.ndarray, area: float, sigmas: np.ndarray
+) -> float | None:
+    """COCO's OKS of one predicted pose against one labelled pose (pycocotools ``computeOks``).
+
+    ultralytics' ``kpt_iou`` computes the same for (N, M) pairs in torch (with eps 1e-7 where this has
+    ``np.spacing(1)``); mtdata does not import ultralytics, so the test suite checks the two agree.
+
+    Args:
+        pred_xy: (K, 2) predicted points, pixels.
+        gt_xyv: (K, 3) labelled points, pixels, with COCO visibility.
+        area: the labelled object's area in pixels (its segment area, as COCO uses; else
+            BOX_AREA_FACTOR x its box area).
+        sigmas: (K,) per-keypoint sigmas.
+
+    Returns:
+        OKS in [0, 1], or None when the label has no labelled point.
+    """
+    labelled = gt_xyv[:, 2] > 0
+    if not labelled.any():
+        return None
+    variances = (2 * np.asarray(sigmas)) ** 2
+    d2 = ((pred_xy - gt_xyv[:, :2]) ** 2).sum(axis=1)
+    e = d2 / variances / (area + np.spacing(1)) / 2
+    return float(np.exp(-e)[labelled].mean())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from collections import Counter
 from dataclasses import dataclass, field
@@ -29,7 +28,7 @@ from mtdata.match import match_boxes
 from mtdata.merge_plan import JobBatch
 from mtdata.merge_rows import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
 from mtdata.number_text import load_reader
-from mtdata.output import read_to_end, write_file
+from mtdata.output import place_image, read_to_end, write_file
 from mtdata.worker_memory import keep_freed_memory
 
 
@@ -155,13 +154,6 @@ def _read(path: str | None) -> bytes | None:
         raise _Unreadable(path, f"cannot read this label file: {getattr(e, 'strerror', None) or e}") from e
 
 
-def _place_image(source: str, target: str, copy: bool) -> None:
-    if copy:
-        shutil.copy2(source, target)
-    else:
-        os.symlink(os.path.realpath(source), target)
-
-
 def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
     counts = np.bincount(class_ids, minlength=len(names)) if len(class_ids) else np.zeros(0, dtype=np.int64)
     return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
@@ -248,5 +240,5 @@ def _write(context: MergeContext, jobs: JobBatch, pose: RowBlock, seg: RowBlock,
         if out_label is not None:  # the image is in SEG
             write_file(work + out_label, b"".join(lines[start:end]))
             if out_image is not None:
-                _place_image(image, work + out_image, context.copy)
+                place_image(image, work + out_image, context.copy)
         start = end

@@ -23,6 +23,7 @@ from functools import lru_cache
 import numpy as np
 
 from mtdata.formats.yolo import LabelLayout, YoloRow, format_multitask_row, format_segment_row, parse_label_text
+from mtdata.geometry import polygon_xyxy
 from mtdata.number_text import parse_numbers
 
 
@@ -369,6 +370,6 @@ def _slow_segment(data: bytes, path: str | None, f: int, layout: LabelLayout, pr
     return (
         np.full(n_rows, f, dtype=np.int64), np.array(parsed.lines, dtype=np.int64),
         np.array([row.class_id for row in parsed.rows]),
-        np.array([np.concatenate([row.polygon_xyn.min(0), row.polygon_xyn.max(0)]) for row in parsed.rows]),
+        np.array([polygon_xyxy(row.polygon_xyn) for row in parsed.rows]),
         np.zeros((n_rows, 0, 3)), text_out,
     )

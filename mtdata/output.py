@@ -21,6 +21,7 @@ import ctypes
 import errno
 import functools
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -32,7 +33,7 @@ from mtdata.errors import InputError, MtdataError, OutputError
 from mtdata.stale_runs import remove_folder, remove_stale_temporaries, temporary_prefix, this_run, write_run_file
 
 __all__ = ["atomic_output_dir", "atomic_output_file", "check_output_dir", "check_output_file", "check_output_name", "exchange",
-           "printable", "read_to_end", "remove_stale_temporaries", "resolve_path", "write_all", "write_file"]
+           "place_image", "printable", "read_to_end", "remove_stale_temporaries", "resolve_path", "write_all", "write_file"]
 
 
 def _is_within(path: Path, other: Path) -> bool:
@@ -253,6 +254,15 @@ def exchange(a: str | os.PathLike, b: str | os.PathLike) -> bool:
 
 
 # --- small files with system calls ---------------------------------------------------------------
+
+
+def place_image(source: str | os.PathLike, target: str | os.PathLike, copy: bool = False) -> None:
+    """Put an image at ``target``: a copy of ``source`` (``shutil.copy2``), or a symlink to where ``source``
+    points, links resolved. The target's folder must exist (callers that write many images make it once)."""
+    if copy:
+        shutil.copy2(source, target)
+    else:
+        os.symlink(os.path.realpath(source), target)
 
 
 def write_file(path: str, data: bytes, *, create: bool = True) -> None:

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 
 from mtdata.errors import OutputError
+from mtdata.geometry import polygon_areas, polygon_xyxy
 
 FIGURE_KEYPOINTS = ["head", "left_hand", "right_hand", "left_foot", "right_foot"]
 FIGURE_SKELETON = [[1, 2], [1, 3], [1, 4], [1, 5]]  # 1-based, as COCO stores it
@@ -151,11 +152,10 @@ def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id:
                 vis[roll < spec.absent_ratio] = 0
                 kpts = np.concatenate([np.round(kp, 2), vis[:, None]], axis=1)
                 kpts[vis == 0, :2] = 0
-                x1, y1 = polygon.min(0)
-                x2, y2 = polygon.max(0)
+                x1, y1, x2, y2 = polygon_xyxy(polygon)
                 annotations.append({
                     "id": ann_id, "image_id": image_id, "category_id": FIGURE_ID, "iscrowd": 0,
-                    "segmentation": segmentation, "area": float(abs(cv2.contourArea(polygon.astype(np.float32)))),
+                    "segmentation": segmentation, "area": float(polygon_areas([polygon])[0]),
                     "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
                     "keypoints": [float(v) if i % 3 < 2 else int(v) for i, v in enumerate(kpts.reshape(-1))],
                     "num_keypoints": int((vis > 0).sum()),
@@ -167,11 +167,10 @@ def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id:
                 parts = [polygon]
                 if rng.random() < spec.multipart_ratio:
                     parts = [polygon[:16], polygon[16:]]  # two halves: a disc cut by an occluder
-                x1, y1 = polygon.min(0)
-                x2, y2 = polygon.max(0)
+                x1, y1, x2, y2 = polygon_xyxy(polygon)
                 annotations.append({
                     "id": ann_id, "image_id": image_id, "category_id": DISC_ID, "iscrowd": 0,
-                    "segmentation": [_flat(p) for p in parts], "area": float(abs(cv2.contourArea(polygon.astype(np.float32)))),
+                    "segmentation": [_flat(p) for p in parts], "area": float(polygon_areas([polygon])[0]),
                     "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
                 })
                 if canvas is not None:

@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 
 from mtdata.errors import OutputError
+from mtdata.geometry import polygon_areas, polygon_xyxy
 from mtdata.synth import _TIP_DEGREES, DISC_ID, FIGURE_ID, FIGURE_KEYPOINTS, FIGURE_SKELETON
 
 # The head tip reaches further than the hands and feet: a turning star stays asymmetric, so which tip is which
@@ -142,10 +143,9 @@ def make_video(spec: VideoSpec, seed: int = 0):
             polygon, tips = m.outline(y)
             polygon = np.round(polygon, 2)  # what the JSON holds: the box is the written polygon's
             cv2.fillPoly(canvas, [np.round(polygon).astype(np.int32)], m.color)
-            x1, y1 = polygon.min(0)
-            x2, y2 = polygon.max(0)
+            x1, y1, x2, y2 = polygon_xyxy(polygon)
             ann = {"category_id": FIGURE_ID if m.figure else DISC_ID, "track_id": m.track_id, "iscrowd": 0,
-                   "segmentation": [_round(polygon)], "area": float(abs(cv2.contourArea(polygon.astype(np.float32)))),
+                   "segmentation": [_round(polygon)], "area": float(polygon_areas([polygon])[0]),
                    "bbox": _round([x1, y1, x2 - x1, y2 - y1])}
             if tips is not None:
                 kpts = np.concatenate([tips, np.full((5, 1), 2.0)], axis=1)

@@ -39,6 +39,7 @@ from mtdata.image_header import (
     ImageTooLarge,
     check_pixels,
     header_of,
+    may_have_exif,
     quick_stored_wh,
     too_large_reason,
 )
@@ -110,7 +111,7 @@ def verify_image(path: str | Path, digest: bool = False) -> ImageCheck:
     hexdigest = hashlib.blake2b(data, digest_size=16).hexdigest() if digest else None
     if not data:
         return ImageCheck(None, [finding("image_zero_size", path, None, "the file is empty (0 bytes)")], hexdigest)
-    exif = _may_have_exif(data)
+    exif = may_have_exif(data)
     quick = None if exif else quick_stored_wh(data)  # most images: no Pillow before the decoder
     try:
         if quick is not None:
@@ -157,23 +158,6 @@ def _why_undecodable(path: str | Path, data: bytes) -> Finding:
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         return finding("image_corrupt", path, None, f"decoding failed ({image.format}): {e}")
     return finding("image_corrupt", path, None, f"OpenCV, which the trainer reads images with, cannot decode this {image.format} file")
-
-
-def _may_have_exif(data: bytes) -> bool:
-    """Look for EXIF only where each format keeps it, so that Pillow parses headers only then.
-
-    JPEG: an APP1 "Exif" segment before the first scan; PNG: an eXIf chunk before the image
-    data; WebP: the extended header's EXIF flag. Other formats (TIFF, ...): always ask Pillow.
-    """
-    if data[:2] == b"\xff\xd8":
-        end = data.find(b"\xff\xda")
-        return data.find(b"Exif", 0, end if end > 0 else len(data)) >= 0
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        end = data.find(b"IDAT")
-        return data.find(b"eXIf", 0, end if end > 0 else len(data)) >= 0
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return data[12:16] == b"VP8X" and len(data) > 20 and bool(data[20] & 0x08)
-    return data[:2] != b"BM"  # BMP carries no EXIF
 
 
 def rule_of_problem(problem: RowProblem) -> str:

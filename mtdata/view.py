@@ -30,7 +30,7 @@ from mtdata.errors import DatasetConfigError, Finding, InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
 from mtdata.formats.splits import split_entries
 from mtdata.formats.yolo import RowProblem, read_label_file, rows_to_labels
-from mtdata.geometry import polygon_to_mask
+from mtdata.geometry import polygon_to_mask, polygon_xyxy
 from mtdata.image_header import read_image_header
 from mtdata.input_files import InputFileError
 from mtdata.records import VISIBILITY_ABSENT, ImageLabels
@@ -149,8 +149,9 @@ def object_mask(polygon_xy: np.ndarray, resolution_wh: tuple[int, int]) -> tuple
         out to whole pixels so that the mask maps one-to-one onto image pixels.
     """
     width, height = resolution_wh
-    x0, y0 = np.floor(polygon_xy.min(axis=0)).astype(int)
-    x1, y1 = np.ceil(polygon_xy.max(axis=0)).astype(int)
+    box = polygon_xyxy(polygon_xy)
+    x0, y0 = np.floor(box[:2]).astype(int)
+    x1, y1 = np.ceil(box[2:]).astype(int)
     x0, y0 = max(x0, 0), max(y0, 0)
     x1, y1 = min(x1, width), min(y1, height)
     if x1 <= x0 or y1 <= y0:

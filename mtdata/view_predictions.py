@@ -21,14 +21,11 @@ import numpy as np
 
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.data_yaml import DatasetConfig
-from mtdata.keypoints import default_sigmas
+from mtdata.keypoints import BOX_AREA_FACTOR, default_sigmas, object_keypoint_similarity
 from mtdata.view import GT_FIELD, PRED_FIELD, import_fiftyone, keypoints_field, to_fiftyone_labels
 from mtdata.view_app import quiet_logger
 
 EVAL_KEY = "eval"
-# Object area for OKS without a mask: box area x 0.53, as ultralytics does (after xtcocotools); with a
-# mask, the mask's area, as COCO uses the segment area.
-POSE_AREA_FACTOR = 0.53
 
 
 def _numpy(value) -> np.ndarray:
@@ -226,29 +223,6 @@ def add_predictions(
 # --- evaluation ---------------------------------------------------------------------------
 
 
-def object_keypoint_similarity(
-    pred_xy: np.ndarray, gt_xyv: np.ndarray, area: float, sigmas: np.ndarray
-) -> float | None:
-    """COCO's OKS of one predicted pose against one labelled pose (pycocotools ``computeOks``).
-
-    Args:
-        pred_xy: (K, 2) predicted points, pixels.
-        gt_xyv: (K, 3) labelled points, pixels, with COCO visibility.
-        area: the labelled object's area in pixels (its segment area, as COCO uses).
-        sigmas: (K,) per-keypoint sigmas.
-
-    Returns:
-        OKS in [0, 1], or None when the label has no labelled point.
-    """
-    labelled = gt_xyv[:, 2] > 0
-    if not labelled.any():
-        return None
-    variances = (2 * np.asarray(sigmas)) ** 2
-    d2 = ((pred_xy - gt_xyv[:, :2]) ** 2).sum(axis=1)
-    e = d2 / variances / (area + np.spacing(1)) / 2
-    return float(np.exp(-e)[labelled].mean())
-
-
 def evaluate(dataset, config: DatasetConfig, field: str = PRED_FIELD, eval_key: str = EVAL_KEY) -> dict:
     """Match predictions to labels with FiftyOne and score each matched pose by OKS.
 
@@ -300,7 +274,7 @@ def evaluate(dataset, config: DatasetConfig, field: str = PRED_FIELD, eval_key: 
                 continue
             gt_xyv = _pixels(gt_points.points, w, h, gt_points["visibility"])
             pred_xy = np.asarray(pose.points, dtype=np.float64) * [w, h]
-            area = float(gt.mask.sum()) if gt.mask is not None else POSE_AREA_FACTOR * gt.bounding_box[2] * w * gt.bounding_box[3] * h
+            area = float(gt.mask.sum()) if gt.mask is not None else BOX_AREA_FACTOR * gt.bounding_box[2] * w * gt.bounding_box[3] * h
             oks = object_keypoint_similarity(pred_xy, gt_xyv, area, sigmas)
             if oks is None:
                 continue

@@ -109,25 +109,20 @@ def polygons_for_targets(
     """
     from scipy.optimize import linear_sum_assignment
 
+    from mtdata.geometry import polygon_xyxy
+
     if len(segments) != len(target_xyxy) or not len(segments):
         return None
     (gain_h, gain_w), (pad_w, pad_h) = ratio_pad
     h0, w0 = ori_shape
     scale = np.array([w0 * gain_w, h0 * gain_h])
     polygons = [np.asarray(seg, dtype=np.float64).reshape(-1, 2) * scale + [pad_w, pad_h] for seg in segments]
-    bounds = np.array([np.concatenate([p.min(0), p.max(0)]) for p in polygons])
+    bounds = np.array([polygon_xyxy(p) for p in polygons])
     cost = np.abs(np.asarray(target_xyxy, dtype=np.float64)[:, None, :] - bounds[None]).sum(-1)
     rows, cols = linear_sum_assignment(cost)
     if cost[rows, cols].max() > tolerance:
         return None
     return [polygons[j] for j in cols[np.argsort(rows)]]
-
-
-def polygon_areas(polygons: list[np.ndarray]) -> np.ndarray:
-    """(N,) shoelace areas of (P, 2) polygons (joined multi-part rings add up their parts)."""
-    from mtdata.geometry import polygon_signed_area
-
-    return np.array([abs(polygon_signed_area(p)) if len(p) >= 3 else 0.0 for p in polygons])
 
 
 def rasterize(polygons: list[np.ndarray], height: int, width: int) -> np.ndarray:

@@ -19,6 +19,7 @@ from mtdata.errors import DatasetConfigError
 from mtdata.formats.data_yaml import DatasetConfig
 from mtdata.formats.splits import list_entry
 from mtdata.formats.yolo import LabelLayout, read_label_text
+from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import InputFileError
 from mtdata.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset, check_file_speeds
@@ -135,8 +136,8 @@ def _label(im_file: str, shape_hw: tuple[int, int], rows, num_keypoints: int) ->
     keypoints = np.zeros((n, num_keypoints, 3), dtype=np.float32)
     bboxes = np.zeros((n, 4), dtype=np.float32)
     for i, row in enumerate(rows):
-        lo, hi = row.polygon_xyn.min(0), row.polygon_xyn.max(0)
-        bboxes[i] = [(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, hi[0] - lo[0], hi[1] - lo[1]]
+        x1, y1, x2, y2 = polygon_xyxy(row.polygon_xyn)
+        bboxes[i] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
         if row.keypoints_xyn is not None:
             keypoints[i] = row.keypoints_xyn
     return {

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mtdata.keypoints import default_sigmas
+from mtdata.keypoints import BOX_AREA_FACTOR, default_sigmas
 from mttrain._ultralytics import (
     LOGGER,
     RANK,
@@ -152,10 +152,10 @@ class MultiTaskValidator(SegmentationValidator):
         """(N,) OKS scale s^2 of each target at the input size: the area of its label polygon, as COCO's
         ``area`` is the object's segment area; 0.53 x its box area (xtcocotools' box-to-area factor, which
         ultralytics uses for every object) when the polygon is unknown or empty."""
-        box_area = ops.xyxy2xywh(batch["bboxes"])[:, 2:].prod(1) * 0.53
+        box_area = ops.xyxy2xywh(batch["bboxes"])[:, 2:].prod(1) * BOX_AREA_FACTOR
         if not batch.get("polygons"):
             return box_area
-        from mttrain.coco_eval import polygon_areas
+        from mtdata.geometry import polygon_areas
 
         area = torch.from_numpy(polygon_areas(batch["polygons"])).to(box_area)
         return torch.where(area > 0, area, box_area)

@@ -38,6 +38,7 @@ from mtdata.geometry import (
     join_loss_iou,
     join_polygons,
     mask_to_polygon,
+    polygon_xyxy,
     ring_twice_areas,
     traced_mask_iou,
 )
@@ -340,7 +341,7 @@ def annotation_object(ann: CocoAnnotation, image: CocoImage, num_keypoints: int)
             raise AnnotationError(f"bbox width and height must be > 0, found {w:g} x {h:g}", annotation_id=ann.id, reason="bad_bbox")
         xyxy = np.array([x, y, x + w, y + h])
     elif len(polygon):
-        xyxy = np.concatenate([polygon.min(axis=0), polygon.max(axis=0)])
+        xyxy = polygon_xyxy(polygon)
     else:
         raise AnnotationError("has neither a bbox nor a segmentation", annotation_id=ann.id, reason="bad_bbox")
 
@@ -390,7 +391,8 @@ def placement_problem(polygon: np.ndarray, xyxy: np.ndarray, keypoints: np.ndarr
     outside it, or thinner than a row can hold once clipped to it), polygon first; None when they can."""
     w, h = image.width, image.height
     if len(polygon):
-        problem = extent_problem("polygon", polygon.min(axis=0), polygon.max(axis=0), w, h)
+        box = polygon_xyxy(polygon)
+        problem = extent_problem("polygon", box[:2], box[2:], w, h)
         if problem:
             return problem
     problem = extent_problem("bbox", xyxy[:2], xyxy[2:], w, h)

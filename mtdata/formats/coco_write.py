@@ -11,7 +11,8 @@ Pure functions: no file listing, no data.yaml. COCO's conventions written here:
   box-to-area factor of xtcocotools that ultralytics' OKS uses too.
 - ``skeleton`` pairs are 1-based (data.yaml's are 0-based).
 
->>> from mtdata.records import ImageLabels
+>>> from mtdata.keypoints import BOX_AREA_FACTOR
+from mtdata.records import ImageLabels
 >>> import numpy as np
 >>> labels = ImageLabels((100, 80), [0], [[10, 10, 50, 40]], [np.array([[10, 10], [50, 10], [50, 40], [10, 40]])],
 ...                      np.zeros((1, 0, 3)))
@@ -27,9 +28,9 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
+from mtdata.keypoints import BOX_AREA_FACTOR
 from mtdata.records import ImageLabels
 
-BOX_AREA_FACTOR = 0.53  # xtcocotools: OKS area of an object known only by its box (ultralytics uses it too)
 
 
 def image_entry(image_id: int, file_name: str, resolution_wh: tuple[int, int]) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from mtdata.errors import RowError
+from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
 from mtdata.records import ImageLabels
 
@@ -363,7 +364,7 @@ def rows_to_labels(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keyp
             cx, cy, bw, bh = row.box_cxcywhn
             xyxy[i] = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
         else:
-            xyxy[i] = np.concatenate([poly.min(axis=0), poly.max(axis=0)])
+            xyxy[i] = polygon_xyxy(poly)
         if row.keypoints_xyn is not None:
             k = min(num_keypoints, len(row.keypoints_xyn))
             keypoints[i, :k, :2] = row.keypoints_xyn[:k, :2] * scale

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mtdata.keypoints import default_sigmas
 from mttrain._ultralytics import (
-    OKS_SIGMA,
     RLE_WEIGHT,
     E2ELoss,
     KeypointLoss,
@@ -58,14 +58,8 @@ class MultiTaskLoss(v8SegmentationLoss):
         head = model.model[-1]
         self.kpt_shape = list(head.kpt_shape)
         k = self.kpt_shape[0]
-        sigmas = getattr(model, "kpt_sigmas", None)
-        if sigmas:
-            sigmas = torch.as_tensor(sigmas, dtype=torch.float32, device=self.device)
-        elif k == 17:
-            sigmas = torch.from_numpy(OKS_SIGMA).to(self.device)  # COCO persons
-        else:
-            sigmas = torch.ones(k, device=self.device) / k
-        self.keypoint_loss = KeypointLoss(sigmas=sigmas)
+        sigmas = getattr(model, "kpt_sigmas", None) or default_sigmas(k)  # COCO's for 17 points, else uniform 1/K
+        self.keypoint_loss = KeypointLoss(sigmas=torch.as_tensor(sigmas, dtype=torch.float32, device=self.device))
         self.bce_pose = nn.BCEWithLogitsLoss()
         classes = [int(c) for c in getattr(model, "kpt_names", {})]
         self.keypoint_class = torch.zeros(self.nc, dtype=torch.bool, device=self.device)

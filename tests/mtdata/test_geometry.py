@@ -12,6 +12,7 @@ from mtdata.geometry import (
     join_polygons,
     mask_to_polygon,
     paired_iou,
+    polygon_areas,
     polygon_iou,
     polygon_signed_area,
     polygon_to_mask,
@@ -23,6 +24,17 @@ from tests.mtdata.factories import square
 def test_signed_area_orientation():
     assert polygon_signed_area(square(0, 0, 3)) == pytest.approx(9.0)
     assert polygon_signed_area(square(0, 0, 3, clockwise=True)) == pytest.approx(-9.0)
+
+
+def test_polygon_areas_are_unsigned_and_count_joined_parts_whole():
+    parts = [square(0, 0, 3), square(10, 0, 2, clockwise=True)]
+    polygons = [square(0, 0, 3, clockwise=True), join_polygons(parts), np.zeros((0, 2)), np.array([[0, 0], [5, 5.0]]),
+                np.array([[0, 0], [1, 1], [2, 2.0]])]
+    np.testing.assert_allclose(polygon_areas(polygons), [9, 13, 0, 0, 0])
+    assert polygon_areas([]).shape == (0,)
+    rng = np.random.default_rng(0)
+    ring = rng.uniform(0, 100, (40, 2))  # crossing itself: still the shoelace value, as the signed area says
+    assert polygon_areas([ring])[0] == pytest.approx(abs(polygon_signed_area(ring)))
 
 
 def test_polygon_xyxy():

@@ -56,6 +56,59 @@ def test_header_follows_exif_orientation(tmp_path):
     assert verify_image(path).resolution_wh == (30, 40)
 
 
+def _png_with_exif_chunk(orientation: int, after_image_data: bool) -> bytes:
+    """A 40 x 30 PNG with an eXIf chunk before its IDAT or after it."""
+    import struct
+    import zlib
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    payload = exif.tobytes()[6:]  # the TIFF block, without JPEG's "Exif\0\0" prefix
+    chunk = struct.pack(">I", len(payload)) + b"eXIf" + payload + struct.pack(">I", zlib.crc32(b"eXIf" + payload))
+    data = cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))[1].tobytes()
+    at = data.rfind(b"IEND") - 4 if after_image_data else data.find(b"IDAT") - 4
+    return data[:at] + chunk + data[at:]
+
+
+@pytest.mark.parametrize("after_image_data, loaded_wh", [
+    pytest.param(False, (30, 40), id="eXIf before IDAT: rotated, as OpenCV and the trainer load it"),
+    pytest.param(True, (30, 40), id="eXIf after IDAT: OpenCV reads it there too"),
+])
+def test_png_exif_is_read_where_opencv_reads_it(tmp_path, after_image_data, loaded_wh):
+    path = tmp_path / "rotated.png"
+    data = _png_with_exif_chunk(6, after_image_data)
+    path.write_bytes(data)
+    trainer_wh = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR).shape[1::-1]
+    assert trainer_wh == loaded_wh
+    assert read_image_header(path).resolution_wh == loaded_wh
+    check = verify_image(path)
+    assert check.resolution_wh == loaded_wh and [f.rule for f in check.findings] == ["image_exif_rotated"]
+
+
+def test_an_xmp_orientation_is_not_exif(tmp_path):
+    """Pillow's getexif also takes XMP's tiff:Orientation; OpenCV (the trainer) and so every command do not."""
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    path = tmp_path / "xmp.jpg"
+    Image.fromarray(np.zeros((30, 40, 3), np.uint8)).save(path, xmp=xmp)
+    assert Image.open(path).getexif().get(0x0112) == 6
+    assert cv2.imread(str(path)).shape[1::-1] == (40, 30)
+    assert read_image_header(path).resolution_wh == (40, 30) == verify_image(path).resolution_wh
+
+
+def test_png_exif_after_a_long_head_is_found(tmp_path, monkeypatch):
+    """The header reader reads the first bytes only; a longer PNG is walked on, chunk by chunk, for its eXIf."""
+    import mtdata.image_header as image_header
+
+    path = tmp_path / "rotated.png"
+    data = _png_with_exif_chunk(6, after_image_data=True)
+    path.write_bytes(data)
+    monkeypatch.setattr(image_header, "_HEAD_BYTES", data.find(b"eXIf") + 2)  # the chunk starts in the head, ends past it
+    assert read_image_header(path).resolution_wh == (30, 40)
+    path.write_bytes(cv2.imencode(".png", np.zeros((30, 40, 3), np.uint8))[1].tobytes())
+    assert read_image_header(path).resolution_wh == (40, 30)
+
+
 def test_not_an_image(tmp_path):
     path = tmp_path / "a.jpg"
     path.write_bytes(b"hello")

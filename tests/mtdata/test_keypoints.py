@@ -1,10 +1,11 @@
-"""flip_idx from keypoint names, and OKS sigmas."""
+"""flip_idx from keypoint names, OKS sigmas and OKS."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from mtdata.keypoints import COCO_PERSON_SIGMAS, default_sigmas, derive_flip_idx
+from mtdata.keypoints import COCO_PERSON_SIGMAS, default_sigmas, derive_flip_idx, object_keypoint_similarity
 from mtdata.synth import COCO_PERSON_KEYPOINTS, FIGURE_KEYPOINTS
 
 
@@ -47,3 +48,61 @@ def test_sigmas():
     assert COCO_PERSON_SIGMAS[0] == pytest.approx(0.026)  # nose, pycocotools cocoeval
     assert default_sigmas(17) == COCO_PERSON_SIGMAS
     assert default_sigmas(4) == [0.25] * 4
+    assert default_sigmas(0) == []
+
+
+def test_oks_agrees_with_pycocotools():
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    rng = np.random.default_rng(0)
+    sigmas = np.array([0.026, 0.025, 0.035, 0.079, 0.072])
+    gt = np.array([[30, 40, 2], [50, 42, 2], [0, 0, 0], [45, 80, 1], [60, 90, 2]], dtype=np.float64)
+    area = 900.0
+    coco = COCO()
+    coco.dataset = {
+        "images": [{"id": 1, "width": 200, "height": 200}],
+        "categories": [{"id": 1, "name": "figure", "keypoints": list("abcde"), "skeleton": []}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": area,
+                         "bbox": [25, 35, 40, 60], "keypoints": gt.reshape(-1).tolist(), "num_keypoints": 4}],
+    }
+    coco.createIndex()
+    for noise in (0.0, 2.0, 8.0):
+        pred = gt[:, :2] + rng.normal(0, noise, size=(5, 2))
+        detections = coco.loadRes([{"image_id": 1, "category_id": 1, "score": 1.0,
+                                    "keypoints": np.concatenate([pred, np.ones((5, 1))], 1).reshape(-1).tolist()}])
+        evaluation = COCOeval(coco, detections, "keypoints")
+        evaluation.params.kpt_oks_sigmas = sigmas
+        evaluation._prepare()
+        expected = evaluation.computeOks(1, 1)[0, 0]
+        assert object_keypoint_similarity(pred, gt, area, sigmas) == pytest.approx(expected, abs=1e-9)
+    assert object_keypoint_similarity(gt[:, :2], np.zeros((5, 3)), area, sigmas) is None
+
+
+
+def test_oks_agrees_with_ultralytics_kpt_iou():
+    """ultralytics' kpt_iou (what mttrain's validator scores poses with) and this OKS are one formula."""
+    torch = pytest.importorskip("torch")
+    kpt_iou = pytest.importorskip("ultralytics.utils.metrics").kpt_iou
+
+    rng = np.random.default_rng(1)
+    sigmas = np.array(COCO_PERSON_SIGMAS)
+    gt = np.concatenate([rng.uniform(0, 300, (3, 17, 2)), rng.choice([0, 1, 2], (3, 17, 1))], axis=2)
+    gt[0, :, 2] = 2  # all labelled
+    pred = gt[:, :, :2][None] + rng.normal(0, 6, (2, 3, 17, 2))  # two predictions per label
+    areas = np.array([900.0, 2500.0, 12000.0])
+    as_tensor = lambda a: torch.as_tensor(a, dtype=torch.float64)  # noqa: E731
+    want = kpt_iou(as_tensor(gt), as_tensor(pred.reshape(6, 17, 2)), sigma=sigmas.tolist(), area=as_tensor(areas)).numpy()
+    for i in range(3):
+        for j in range(6):
+            got = object_keypoint_similarity(pred.reshape(6, 17, 2)[j], gt[i], areas[i], sigmas)
+            assert got == pytest.approx(want[i, j], rel=1e-6)  # kpt_iou adds eps 1e-7 to the area and the count
+
+
+def test_box_area_factor_is_ultralytics_and_sigmas_are_its_oks_sigma():
+    from mtdata.keypoints import BOX_AREA_FACTOR
+
+    metrics = pytest.importorskip("ultralytics.utils.metrics")
+    # ultralytics' copy is float32 (0.26 / 10 in float32: one float32 step off in 5 of 17); pycocotools' is float64
+    np.testing.assert_allclose(COCO_PERSON_SIGMAS, metrics.OKS_SIGMA, rtol=1e-6)
+    assert BOX_AREA_FACTOR == 0.53

@@ -184,36 +184,6 @@ def test_ultralytics_results_become_linked_detections_and_keypoints(imgsz):
     assert kp.confidence == pytest.approx([0.95, 0.2, 0.7])
 
 
-def test_oks_agrees_with_pycocotools():
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    from mtdata.view_predictions import object_keypoint_similarity
-
-    rng = np.random.default_rng(0)
-    sigmas = np.array([0.026, 0.025, 0.035, 0.079, 0.072])
-    gt = np.array([[30, 40, 2], [50, 42, 2], [0, 0, 0], [45, 80, 1], [60, 90, 2]], dtype=np.float64)
-    area = 900.0
-    coco = COCO()
-    coco.dataset = {
-        "images": [{"id": 1, "width": 200, "height": 200}],
-        "categories": [{"id": 1, "name": "figure", "keypoints": list("abcde"), "skeleton": []}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "iscrowd": 0, "area": area,
-                         "bbox": [25, 35, 40, 60], "keypoints": gt.reshape(-1).tolist(), "num_keypoints": 4}],
-    }
-    coco.createIndex()
-    for noise in (0.0, 2.0, 8.0):
-        pred = gt[:, :2] + rng.normal(0, noise, size=(5, 2))
-        detections = coco.loadRes([{"image_id": 1, "category_id": 1, "score": 1.0,
-                                    "keypoints": np.concatenate([pred, np.ones((5, 1))], 1).reshape(-1).tolist()}])
-        evaluation = COCOeval(coco, detections, "keypoints")
-        evaluation.params.kpt_oks_sigmas = sigmas
-        evaluation._prepare()
-        expected = evaluation.computeOks(1, 1)[0, 0]
-        assert object_keypoint_similarity(pred, gt, area, sigmas) == pytest.approx(expected, abs=1e-9)
-    assert object_keypoint_similarity(gt[:, :2], np.zeros((5, 3)), area, sigmas) is None
-
-
 @pytest.mark.parametrize(
     "names, kpt_shape, keypoint_classes, message",
     [
@@ -532,7 +502,8 @@ def test_predictions_are_evaluated_with_masks_and_keypoint_oks(fiftyone_db, data
     from fiftyone import ViewField as F
 
     from mtdata.view import build_dataset
-    from mtdata.view_predictions import add_predictions, evaluate, object_keypoint_similarity
+    from mtdata.keypoints import object_keypoint_similarity
+    from mtdata.view_predictions import add_predictions, evaluate
 
     config = read_data_yaml(datasets["multitask"])
     dataset = build_dataset(datasets["multitask"], ["train"], name="test-view-predictions")

@@ -17,7 +17,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
-from mttrain.coco_eval import evaluate, polygon_areas, polygons_for_targets, prediction_results, rasterize
+from mtdata.geometry import polygon_areas
+from mttrain.coco_eval import evaluate, polygons_for_targets, prediction_results, rasterize
 from tests.mttrain.conftest import make_multitask_dataset
 
 runner = CliRunner()
@@ -214,3 +215,16 @@ def test_without_a_source_coco_the_export_is_the_ground_truth(trained, tmp_path)
         assert coco[task]["map50_95"] == pytest.approx(coco_source[task]["map50_95"], abs=0.005), task
     # OKS scales with the area: the export's is pycocotools' mask area, synth's the polygon's (within 1-2 %)
     assert coco["pose"]["map50_95"] == pytest.approx(coco_source["pose"]["map50_95"], abs=0.01)
+
+
+def test_oks_areas_are_the_label_polygons_else_053_of_the_box():
+    import torch
+
+    from mtdata.keypoints import BOX_AREA_FACTOR
+    from mttrain.val import MultiTaskValidator
+
+    boxes = torch.tensor([[0, 0, 10, 10.0], [0, 0, 4, 4.0]])
+    polygons = [np.array([[0, 0], [8, 0], [8, 8], [0, 8.0]]), np.zeros((0, 2))]  # the second object has none
+    areas = MultiTaskValidator._oks_areas({"bboxes": boxes, "polygons": polygons})
+    np.testing.assert_allclose(areas.numpy(), [64, BOX_AREA_FACTOR * 16])
+    np.testing.assert_allclose(MultiTaskValidator._oks_areas({"bboxes": boxes}).numpy(), [53, 0.53 * 16])
