@@ -130,6 +130,8 @@ class LabelTexts:
 
 
 def place_image(source: Path, target: Path, copy: bool) -> None:
+    if source == target:  # written there already (an image its annotation file embeds)
+        return
     target.parent.mkdir(parents=True, exist_ok=True)
     if copy:
         shutil.copy2(source, target)
