@@ -219,6 +219,10 @@ def tool_coco_files(paths: list[Path], splits: list[list[ToolImage]], *, keypoin
     joins = [[join_points(image, fixed) for image in images] for images in splits]
     names = _keypoint_names(splits, joins, fixed)
     categories = _categories(splits, names, classes)
+    if not categories:  # as COCO's empty 'categories': a dataset needs a class
+        shapes = sum(len(image.objects) + len(image.points) + len(image.problems) for images in splits for image in images)
+        raise InputError(f"no usable object (polygon, rectangle, circle, mask or brush) in {sum(map(len, splits))} images and "
+                         f"{shapes} shapes: no class to write", file=paths[0])
     category_of = {c.name: c for c in categories}
     files, where, skipped, unmatched, ties = [], {}, [], [], []
     next_image = next_annotation = 1
