@@ -31,8 +31,8 @@ def _sniff(path: Path) -> str | None:
     with path.open("rb") as f:
         head = f.read(_SNIFF_BYTES)
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
-    if text.startswith(b"["):
-        return "labelstudio"
+    if text.startswith(b"["):  # a list of tasks; one that names none of a task's keys (an empty list) tells nothing
+        return "labelstudio" if any(key in head for key in (b'"data"', b'"annotations"', b'labels"')) else None
     if not text.startswith(b"{"):
         return None
     if b'"shapes"' in head:
@@ -59,8 +59,8 @@ def detect_format(sources: list[Path]) -> str:
             raise InputError("annotation file not found" if not path.exists() else "not a file", file=path)
         kind = _sniff(path)
         if kind is None:
-            raise InputError("cannot tell the format: expected COCO (an object with images, annotations and categories), "
-                             "Labelme (an object with shapes) or Label Studio (a list of tasks); pass --from", file=path)
+            raise InputError("cannot tell the format: expected COCO (a JSON object with images, annotations and "
+                             "categories), Labelme (a JSON object with shapes) or Label Studio (a list of tasks); pass --from", file=path)
         found.setdefault(kind, path)
     if len(found) > 1:
         (a, pa), (b, pb) = list(found.items())[:2]
