@@ -242,7 +242,7 @@ def tool_coco_files(paths: list[Path], splits: list[list[ToolImage]], *, keypoin
                 where[next_annotation] = image.shape_where(o.index, o.label)
                 annotations.append(_annotation(next_annotation, image_id, category, o, image, join, k))
                 next_annotation += 1
-        table = AnnotationTable.from_annotations(annotations)
+        table = annotation_table(annotations)
         files.append(CocoFile(path, coco_images, categories, table))
     return ToolDataset(files, splits, where, skipped, unmatched, ties)
 
@@ -341,3 +341,25 @@ def _merged(group: list[ToolObject], width: int, height: int) -> ToolObject:
         for part in o.parts:
             cv2.fillPoly(full, [np.round(part).astype(np.int32)], 1)
     return mask_object(first.index, first.label, full.astype(bool), 0, 0, width, height, first.group) or first
+
+
+def annotation_table(annotations: list[CocoAnnotation]) -> AnnotationTable:
+    """The annotations as COCO's columns, so that polygons take convert's bulk path (as a COCO file's would);
+    masks (RLE) stay whole, for the per-annotation path."""
+    polygonal = [isinstance(a.segmentation, list) for a in annotations]
+    parts = [p for a, ok in zip(annotations, polygonal) if ok for p in a.segmentation]
+    keypoints = [a.keypoints for a, ok in zip(annotations, polygonal) if ok and a.keypoints is not None]
+    return AnnotationTable(
+        ids=np.array([a.id for a in annotations], dtype=np.int64),
+        image_ids=np.array([a.image_id for a in annotations], dtype=np.int64),
+        category_ids=np.array([a.category_id for a in annotations], dtype=np.int64),
+        iscrowd=np.zeros(len(annotations), dtype=bool),
+        bbox_xywh=np.full((len(annotations), 4), np.nan), has_bbox=np.zeros(len(annotations), dtype=bool),
+        part_counts=np.array([len(a.segmentation) if ok else 0 for a, ok in zip(annotations, polygonal)], dtype=np.int64),
+        part_sizes=np.array([len(p) for p in parts], dtype=np.int64),
+        polygon_values=np.concatenate(parts) if parts else np.zeros(0),
+        keypoint_counts=np.array([len(a.keypoints) if ok and a.keypoints is not None else 0 for a, ok in zip(annotations, polygonal)],
+                                 dtype=np.int64),
+        keypoint_values=np.concatenate(keypoints) if keypoints else np.zeros(0),
+        slow={i: a for i, (a, ok) in enumerate(zip(annotations, polygonal)) if not ok},
+    )
