@@ -140,7 +140,7 @@ def _result(i: int, result: Any, width: int, height: int) -> ToolObject | ToolPo
     if not isinstance(result, dict):
         return ToolProblem(i, "", "bad_polygon", f"result is not an object: {describe(result)}")
     kind, value = result.get("type"), result.get("value")
-    if kind in NOT_REGIONS or (kind is None and not isinstance(value, dict)):
+    if (isinstance(kind, str) and kind in NOT_REGIONS) or (kind is None and not isinstance(value, dict)):
         return None
     if not isinstance(value, dict):
         return ToolProblem(i, "", "bad_polygon", f"value must be an object, found {describe(value)}")

@@ -111,6 +111,7 @@ def test_keypoints_join_their_parent_else_what_holds_them(tmp_path):
 @pytest.mark.parametrize("bad, reason, says", [
     (result("polygonlabels", {"points": [[1, 1], [2, 2]], "polygonlabels": ["cat"]}), "bad_polygon", "at least 3 points, found 2"),
     (result("videorectangle", {"sequence": []}), "bad_polygon", "type 'videorectangle' is none of"),
+    (result(["polygonlabels"], {"points": []}), "bad_polygon", "is none of polygonlabels"),  # fuzz: a type that is a list
     (result("keypointlabels", {"x": 101, "y": 5, "keypointlabels": ["nose"]}), "out_of_image", "outside the image"),
     (result("rectanglelabels", {"x": 1, "y": 1, "width": 0, "height": 3, "rectanglelabels": ["box"]}), "bad_polygon", "sizes > 0"),
     (result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat", "dog"]}), "bad_polygon", "one label"),
@@ -118,7 +119,7 @@ def test_keypoints_join_their_parent_else_what_holds_them(tmp_path):
      "bad_polygon", "cannot be scaled"),
     ({**result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat"]}), "original_width": 50},
      "bad_polygon", "its image is 50 x 100, another result's 200 x 100"),
-], ids=["two-points", "unknown-type", "point-outside", "zero-width", "two-labels", "no-size", "other-size"])
+], ids=["two-points", "unknown-type", "list-type", "point-outside", "zero-width", "two-labels", "no-size", "other-size"])
 def test_a_bad_result_is_left_out_and_named(tmp_path, bad, reason, says):
     ok = result("polygonlabels", {"points": [[1, 1], [20, 1], [20, 20]], "polygonlabels": ["ok"]})
     (image,) = export(tmp_path, [ok, bad])
