@@ -163,3 +163,42 @@ def test_keypoint_order_from_a_yaml_file(tmp_path, dataset):
     for bad, says in [("person=", "CLASS=name"), ("person=a,a", "names a keypoint twice"), (tmp_path / "nope.yaml", "neither")]:
         result = convert(source, tmp_path / "bad", "--keypoints", bad)
         assert result.exit_code == 2 and says in result.output, result.output
+
+
+def _labelme(folder: Path, name: str, data) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+FILE_LEVEL = {  # what the files hold -> (the source to give, the file the line names, what it says)
+    "labelme-not-json": (lambda d: _labelme(d, "a.json", '{"shapes": [') and d, "a.json", "not valid JSON"),
+    "labelme-no-size": (lambda d: _labelme(d, "a.json", {"shapes": [], "imagePath": "a.jpg"}) and d, "a.json",
+                        "imageWidth and imageHeight must be integers"),
+    "labelme-no-image": (lambda d: _labelme(d, "a.json", {"shapes": [], "imagePath": "", "imageWidth": 4, "imageHeight": 4}) and d,
+                         "a.json", "names no image"),
+    "labelme-stray-json": (lambda d: _labelme(d, "b.json", {"shapes": []}) and _labelme(d, "a.json", {
+        "shapes": [], "imagePath": "a.jpg", "imageWidth": 4, "imageHeight": 4}) and d, "b.json", "not a Labelme file"),
+    "labelme-no-object": (lambda d: _labelme(d, "a.json", {"shapes": [{"label": "nose", "points": [[1, 1]], "shape_type": "point"}],
+                                                           "imagePath": "a.jpg", "imageWidth": 4, "imageHeight": 4}) and d,
+                          "train", "no usable object"),
+    "labelme-empty-folder": (lambda d: d.mkdir() or d, "train", "holds no .json file"),
+    "labelstudio-no-image": (lambda d: _labelme(d, "p.json", [{"data": {"n": 1}, "annotations": []}]), "p.json", "names no image"),
+    "labelme-embedded-not-an-image": (lambda d: _labelme(d, "a.json", {"shapes": [{"label": "c", "points": [[0, 0], [3, 0], [3, 3]]}],
+                                                                  "imagePath": "a.png", "imageData": "bm90IGFuIGltYWdl",
+                                                                  "imageWidth": 4, "imageHeight": 4}) and d,
+                                 "a.json", "imageData does not hold an image"),
+}
+
+
+@pytest.mark.parametrize("kind", list(FILE_LEVEL))
+def test_file_level_problems_of_tool_files_exit_2_with_one_line(tmp_path, kind):
+    make, named, says = FILE_LEVEL[kind]
+    source = make(tmp_path / "train")
+    result = convert(source, tmp_path / "out")
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], result.stderr
+    assert named in lines[0]
+    assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
