@@ -25,6 +25,7 @@ from mtdata.formats.tool_objects import (
     ToolPoint,
     ToolProblem,
     ellipse_xy,
+    finite_number,
     mask_object,
     merge_objects,
     polygon_object,
@@ -99,10 +100,9 @@ def _points(value: Any) -> np.ndarray | None:
     """[[x, y], ...] as a finite (P, 2) array, or None."""
     if not isinstance(value, list) or not all(isinstance(p, list) and len(p) == 2 for p in value):
         return None
-    if not all(type(v) in (int, float) for p in value for v in p):
+    if not all(finite_number(v) for p in value for v in p):
         return None
-    xy = np.array(value, dtype=np.float64).reshape(-1, 2)
-    return xy if np.isfinite(xy).all() else None
+    return np.array(value, dtype=np.float64).reshape(-1, 2)
 
 
 def _shape(i: int, shape: Any, width: int, height: int) -> ToolObject | ToolPoint | ToolProblem:

@@ -23,6 +23,7 @@ from mtdata.formats.tool_objects import (
     ToolPoint,
     ToolProblem,
     ellipse_xy,
+    finite_number,
     mask_object,
     polygon_object,
     rectangle_xy,
@@ -165,7 +166,7 @@ def _result(i: int, result: Any, width: int, height: int) -> ToolObject | ToolPo
 
 def _numbers(value: dict, keys: tuple[str, ...]) -> list[float] | None:
     found = [value.get(k, 0.0 if k == "rotation" else None) for k in keys]
-    if not all(type(v) in (int, float) and np.isfinite(v) for v in found):
+    if not all(finite_number(v) for v in found):
         return None
     return [float(v) for v in found]
 
@@ -175,10 +176,10 @@ def _geometry(i: int, label: str, kind: str, value: dict, width: int, height: in
     scale = np.array([width / 100.0, height / 100.0])
     if kind == "polygonlabels":
         points = value.get("points")
-        ok = isinstance(points, list) and all(isinstance(p, list) and len(p) == 2 and all(type(v) in (int, float) for v in p)
+        ok = isinstance(points, list) and all(isinstance(p, list) and len(p) == 2 and all(finite_number(v) for v in p)
                                               for p in points)
         xy = np.array(points, dtype=np.float64).reshape(-1, 2) if ok else None
-        if xy is None or not np.isfinite(xy).all():
+        if xy is None:
             return ToolProblem(i, label, "bad_polygon", f"points must be [[x, y], ...] of finite numbers, found {describe(points)}")
         if len(xy) < 3:
             return ToolProblem(i, label, "bad_polygon", f"polygon needs at least 3 points, found {len(xy)}")

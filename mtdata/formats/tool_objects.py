@@ -11,6 +11,7 @@ Coordinates are pixels, x right and y down from the image's top-left corner.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -112,6 +113,13 @@ class Joined:
     owner: list[int | None]
     unmatched: list[dict]  # {file, label, x, y, why}
     ties: list[dict]  # {file, label, x, y, objects: [shape indices], chosen}
+
+
+def finite_number(value: Any) -> bool:
+    """A JSON number that is a finite float once read (not text, not a boolean, not an integer past float range)."""
+    if type(value) is float:
+        return math.isfinite(value)
+    return type(value) is int and abs(value) < 1e300  # an exact comparison: 10**400 never becomes a float
 
 
 def split_label(label: str) -> tuple[str | None, str]:

@@ -24,7 +24,7 @@ from tests.mtdata.tool_files import encode_brush_rle, random_coco, write_labelme
 
 SECONDS = float(os.environ.get("MTDATA_FUZZ_SECONDS", "8"))
 HOSTILE = [None, "", "x", "a/b/", -1, 0, 1e308, -1e308, float("nan"), [], {}, [[]], [[1]], [[1, 2, 3]], [[1, 2]] * 2,
-           True, 2 ** 70, "0.5", {"a": 1}, [1, 2], "/data/upload/../../etc/passwd", "../" * 5 + "x.jpg", "\x00", "line",
+           True, 2 ** 70, 10 ** 400, "0.5", {"a": 1}, [1, 2], "/data/upload/../../etc/passwd", "../" * 5 + "x.jpg", "\x00", "line",
            "mask", "point", "circle", "rectangle", "polygonlabels", "brushlabels", "keypointlabels", 1 << 20, 101, -0.0]
 
 

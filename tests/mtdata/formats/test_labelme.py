@@ -65,6 +65,7 @@ def test_each_area_shape_becomes_an_object_and_points_keypoints(tmp_path):
     (shape("nose", [[121, 5]], "point"), "out_of_image", "point (121, 5) is outside the 120 x 100 image"),
     (shape("nose", [[1, 2], [3, 4]], "point"), "bad_keypoints", "holds one point, found 2"),
     (shape("cat", [[1, "2"], [3, 4], [5, 6]]), "bad_polygon", "finite numbers"),
+    (shape("cat", [[1, 10 ** 400], [3, 4], [5, 6]]), "bad_polygon", "finite numbers"),  # past float range
     (shape("", [[1, 2], [3, 4], [5, 6]]), "bad_polygon", "label must be a name"),
     (shape("box", [[1, 2], [3, 4], [5, 6]], "rectangle"), "bad_polygon", "holds 2 points, found 3"),
     (shape("disc", [[1, 2], [1, 2]], "circle"), "bad_polygon", "radius 0"),
@@ -72,7 +73,7 @@ def test_each_area_shape_becomes_an_object_and_points_keypoints(tmp_path):
     (shape("blob", [[0, 0], [3, 4]], "mask", mask=png(np.ones((200, 5), np.uint8))), "bad_rle", "at most the 120 x 100 image"),
     (shape("blob", [[0, 0], [3, 4]], "mask", mask=png(np.zeros((4, 4), np.uint8))), "bad_rle", "sets no pixel"),
     ("a string", "bad_polygon", "shape is not an object"),
-], ids=["two-points", "line", "point-outside", "two-point-point", "text-number", "no-label", "rectangle-3", "circle-0",
+], ids=["two-points", "line", "point-outside", "two-point-point", "text-number", "huge-number", "no-label", "rectangle-3", "circle-0",
         "mask-base64", "mask-too-big", "mask-empty", "not-a-dict"])
 def test_a_bad_shape_is_left_out_and_named(tmp_path, bad, reason, says):
     image = read_labelme(write(tmp_path, [shape("ok", [[1, 1], [9, 1], [9, 9]]), bad]))

@@ -113,13 +113,14 @@ def test_keypoints_join_their_parent_else_what_holds_them(tmp_path):
     (result("videorectangle", {"sequence": []}), "bad_polygon", "type 'videorectangle' is none of"),
     (result(["polygonlabels"], {"points": []}), "bad_polygon", "is none of polygonlabels"),  # fuzz: a type that is a list
     (result("keypointlabels", {"x": 101, "y": 5, "keypointlabels": ["nose"]}), "out_of_image", "outside the image"),
+    (result("keypointlabels", {"x": 2 ** 70, "y": 10 ** 400, "keypointlabels": ["nose"]}), "bad_keypoints", "finite x and y"),
     (result("rectanglelabels", {"x": 1, "y": 1, "width": 0, "height": 3, "rectanglelabels": ["box"]}), "bad_polygon", "sizes > 0"),
     (result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat", "dog"]}), "bad_polygon", "one label"),
     ({**result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat"]}), "original_width": None},
      "bad_polygon", "cannot be scaled"),
     ({**result("polygonlabels", {"points": [[1, 1], [2, 2], [3, 1]], "polygonlabels": ["cat"]}), "original_width": 50},
      "bad_polygon", "its image is 50 x 100, another result's 200 x 100"),
-], ids=["two-points", "unknown-type", "list-type", "point-outside", "zero-width", "two-labels", "no-size", "other-size"])
+], ids=["two-points", "unknown-type", "list-type", "point-outside", "huge-numbers", "zero-width", "two-labels", "no-size", "other-size"])
 def test_a_bad_result_is_left_out_and_named(tmp_path, bad, reason, says):
     ok = result("polygonlabels", {"points": [[1, 1], [20, 1], [20, 20]], "polygonlabels": ["ok"]})
     (image,) = export(tmp_path, [ok, bad])
