@@ -45,16 +45,23 @@ def _sniff(path: Path) -> str | None:
     return "labelme" if is_labelme(data) else "coco" if isinstance(data, dict) and "annotations" in data else None
 
 
-def detect_format(sources: list[Path]) -> str:
+def json_files(folder: Path, out: Path | None) -> list[Path]:
+    """The .json files below ``folder``, sorted, but those in hidden folders or in OUT (a dataset written there)."""
+    skip = Path(out).resolve() if out is not None else None
+    files = [p for p in sorted(folder.rglob("*.json")) if (skip is None or skip not in p.resolve().parents)
+             and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+    if not files:
+        raise InputError("holds no .json file", file=folder)
+    return files
+
+
+def detect_format(sources: list[Path], out: Path | None = None) -> str:
     """coco, labelme or labelstudio, from the sources' content; :class:`InputError` when it cannot tell or they differ."""
     found: dict[str, Path] = {}
     for source in sources:
         path = Path(source)
         if path.is_dir():
-            first = next(iter(sorted(path.rglob("*.json"))), None)
-            if first is None:
-                raise InputError("holds no .json file", file=path)
-            path = first
+            path = json_files(path, out)[0]
         if not path.is_file():
             raise InputError("annotation file not found" if not path.exists() else "not a file", file=path)
         kind = _sniff(path)
@@ -73,15 +80,10 @@ def labelme_splits(sources: list[Path], out: Path) -> tuple[list[Path], list[lis
     to the split of their folder."""
     from mtdata.formats.labelme import read_labelme
 
-    skip = Path(out).resolve()
     groups: dict[Path, list[Path]] = {}
     for source in map(Path, sources):
         if source.is_dir():
-            files = [p for p in sorted(source.rglob("*.json")) if skip not in p.resolve().parents
-                     and not any(part.startswith(".") for part in p.relative_to(source).parts[:-1])]
-            if not files:
-                raise InputError("holds no .json file", file=source)
-            groups.setdefault(source, []).extend(files)
+            groups.setdefault(source, []).extend(json_files(source, out))
         elif source.is_file():
             groups.setdefault(source.parent, []).append(source)
         else:
@@ -164,6 +166,10 @@ class ToolSource:
             u = self.dataset.unmatched[0]
             report.notes.append(f"{len(self.dataset.unmatched)} keypoints joined no object (first: {u['file']} {u['label']!r} at "
                                 f"({u['x']:g}, {u['y']:g}): {u['why']}); all in --report")
+        climbing = [i.image_ref for images in self.dataset.images for i in images if i.image_ref.startswith(("/", "../"))]
+        if self.kind == "labelme" and report.images_not_found and climbing and self.images_finder is None:
+            report.notes.append(f"imagePath leads out of the Labelme folder (e.g. {climbing[0]!r}): images are looked for inside it "
+                                "by name; pass --images with the folder that holds them")
         if self.dataset.ties:
             t = self.dataset.ties[0]
             report.notes.append(f"{len(self.dataset.ties)} keypoints lie in several objects and joined the smallest (first: {t['file']} "
@@ -185,7 +191,7 @@ def convert_annotations(sources: list[Path], out: Path, *, source_format: str | 
     sources = [Path(p) for p in sources]
     if not sources:
         raise MtdataError("no annotation file given")
-    kind = source_format or detect_format(sources)
+    kind = source_format or detect_format(sources, out)
     if kind == "coco":
         if keypoints:
             raise MtdataError("--keypoints orders the points of Labelme or Label Studio files; COCO categories name their own")

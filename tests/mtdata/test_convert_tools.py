@@ -135,9 +135,10 @@ def test_bad_shapes_are_named_and_strict_fails(tmp_path):
 
 def test_an_image_not_found_is_listed_and_fails_strict(tmp_path):
     coco = random_coco(2, images=2)
-    write_labelme(coco, tmp_path / "train")
+    write_labelme(coco, tmp_path / "train", image_path="../images/{}")
     result = convert(tmp_path / "train", tmp_path / "out", "--report", tmp_path / "r.json")
     assert result.exit_code == 0 and json.loads((tmp_path / "r.json").read_text())["images_not_found"] == ["img1.jpg", "img2.jpg"]
+    assert "imagePath leads out of the Labelme folder (e.g. '../images/img1.jpg')" in " ".join(result.output.split())
     result = convert(tmp_path / "train", tmp_path / "strict", "--strict")
     assert result.exit_code == 2 and "image 'img1.jpg' not found" in result.output
 
@@ -202,3 +203,9 @@ def test_file_level_problems_of_tool_files_exit_2_with_one_line(tmp_path, kind):
     assert len(lines) == 1 and lines[0].startswith("error:") and says in lines[0], result.stderr
     assert named in lines[0]
     assert not (tmp_path / "out").exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
+
+
+def test_out_inside_the_labelme_folder_is_refused(tmp_path):
+    write_labelme(random_coco(1, images=2), tmp_path / "train")
+    result = convert(tmp_path / "train", tmp_path / "train" / "out")
+    assert result.exit_code == 2 and "overlaps the input" in result.stderr and not (tmp_path / "train" / "out").exists()
