@@ -24,7 +24,7 @@ def convert(
     images: Annotated[Optional[Path], typer.Option("--images", readable=False, help="Folder holding the images (file_name under it, under <split>/, or below).")] = None,
     task: Annotated[str, typer.Option(help="multitask | segment | pose")] = "multitask",
     split: Annotated[Optional[str], typer.Option(help="Split name for a single file.")] = None,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep (Labelme/Label Studio: also their order).")] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of symlinking.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
     crowd: Annotated[str, typer.Option(help="skip | include crowd annotations.")] = "skip",
@@ -35,7 +35,7 @@ def convert(
     report: Annotated[Optional[Path], typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
     source_format: Annotated[Optional[str], typer.Option("--from", help="coco | labelme | labelstudio (default: from the content).")] = None,
     keypoints: Annotated[Optional[list[str]], typer.Option("--keypoints", help=(
-        "Labelme/Label Studio: CLASS=kpt1,kpt2,... (repeatable) or a YAML file {class: [names]}: the keypoint order."))] = None,
+        "Labelme/Label Studio: the keypoint order, CLASS=kpt1,kpt2,... (repeatable) or a YAML file mapping classes to names."))] = None,
 ) -> None:
     """Convert COCO, Labelme or Label Studio JSON to YOLO multitask, segment or pose labels."""
     check_report(report)
