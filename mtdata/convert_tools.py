@@ -8,12 +8,13 @@ and the atomic output are those of COCO input.
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
 from mtdata.convert import ConvertReport, convert_coco
 from mtdata.convert_files import ImageFinder
-from mtdata.errors import InputError, MtdataError
+from mtdata.errors import InputError, MtdataError, raise_os_error
 from mtdata.formats.coco import Skip
 from mtdata.formats.coco_checks import file_name_problem
 from mtdata.formats.tool_objects import ToolDataset, ToolImage, tool_coco_files
@@ -46,13 +47,18 @@ def _sniff(path: Path) -> str | None:
 
 
 def json_files(folder: Path, out: Path | None) -> list[Path]:
-    """The .json files below ``folder``, sorted, but those in hidden folders or in OUT (a dataset written there)."""
-    skip = Path(out).resolve() if out is not None else None
-    files = [p for p in sorted(folder.rglob("*.json")) if (skip is None or skip not in p.resolve().parents)
-             and not any(part.startswith(".") for part in p.relative_to(folder).parts[:-1])]
+    """The .json files below ``folder``, sorted, but those in hidden folders or in OUT (a dataset written there).
+
+    One walk, folders pruned as it goes: resolving each of 20k files to test it against OUT took 2 s.
+    """
+    skip = os.path.realpath(out) if out is not None else None
+    files = []
+    for where, dirs, names in os.walk(folder, onerror=raise_os_error):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and os.path.realpath(os.path.join(where, d)) != skip]
+        files += [os.path.join(where, n) for n in names if n.endswith(".json")]
     if not files:
         raise InputError("holds no .json file", file=folder)
-    return files
+    return [Path(p) for p in sorted(files)]
 
 
 def detect_format(sources: list[Path], out: Path | None = None) -> str:

@@ -274,8 +274,8 @@ def _annotation(annotation_id: int, image_id: int, category: CocoCategory, o: To
 
 def polygon_object(index: int, label: str, xy: np.ndarray, group: Any = None) -> ToolObject:
     """An object of one (P, 2) pixel polygon."""
-    x, y = xy[:, 0], xy[:, 1]
-    area = abs(float(np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))) / 2
+    x, y = xy[:, 0], xy[:, 1]  # the shoelace formula, the closing edge apart (np.roll costs more than the sums)
+    area = abs(float(x[:-1] @ y[1:] - y[:-1] @ x[1:] + x[-1] * y[0] - y[-1] * x[0])) / 2
     return ToolObject(index, label, parts=[xy], group=group, area=area)
 
 
