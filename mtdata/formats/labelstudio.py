@@ -8,6 +8,7 @@ height); brush masks are Label Studio's RLE of the RGBA image (:func:`decode_bru
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
@@ -123,17 +124,34 @@ def _task_image(path: Path, where: str, ref: str, results: list) -> ToolImage:
     width, height = sizes[0] if sizes else (1, 1)  # a task without regions: an empty label file, no size needed
     file_name = image_file_name(ref) or f"{path.stem}_{where.rsplit('[', 1)[-1].rstrip(']')}.jpg"
     image = ToolImage(path, where, file_name, ref, width, height, shapes_key="result")
+    point_of: dict[str, int] = {}  # result id -> index into image.points
     for i, result in enumerate(results):
         found = _result(i, result, width, height)
         if found is None:
             continue
         if isinstance(found, ToolPoint):
+            if isinstance(result.get("id"), str):
+                point_of.setdefault(result["id"], len(image.points))
             image.points.append(found)
         elif isinstance(found, ToolObject):
             image.objects.append(found)
         else:
             image.problems.append(found)
+    _join_related(image, results, point_of)
     return image
+
+
+def _join_related(image: ToolImage, results: list, point_of: dict[str, int]) -> None:
+    """A ``relation`` result between a keypoint without parentID and a region makes the region its parent."""
+    regions = {o.group for o in image.objects if o.group is not None}
+    for r in results:
+        if not (isinstance(r, dict) and r.get("type") == "relation"):
+            continue
+        ends = (r.get("from_id"), r.get("to_id"))
+        for point_id, region_id in (ends, ends[::-1]):
+            at = point_of.get(point_id) if isinstance(point_id, str) else None
+            if at is not None and image.points[at].group is None and region_id in regions:
+                image.points[at] = replace(image.points[at], group=region_id)
 
 
 def _result(i: int, result: Any, width: int, height: int) -> ToolObject | ToolPoint | ToolProblem | None:

@@ -151,3 +151,18 @@ def test_cancelled_annotations_are_passed_over(tmp_path):
         {"was_cancelled": True, "result": [cat]}, {"result": [dog]}, {"result": [cat]}]}]))
     (image,) = read_labelstudio(path)
     assert [o.label for o in image.objects] == ["dog"]
+
+
+def test_a_relation_makes_a_region_the_parent_of_a_keypoint(tmp_path):
+    polygon = {"points": [[10, 10], [40, 10], [40, 40], [10, 40]], "polygonlabels": ["cat"]}
+    (image,) = export(tmp_path, [
+        result("polygonlabels", polygon, id="a"),
+        result("polygonlabels", {**polygon, "points": [[60, 10], [90, 10], [90, 40]]}, id="b"),
+        result("keypointlabels", {"x": 20, "y": 20, "width": 1, "keypointlabels": ["tail"]}, id="k1"),  # inside a, related to b
+        result("keypointlabels", {"x": 85, "y": 15, "width": 1, "keypointlabels": ["nose"]}, id="k2", parentID="a"),
+        {"type": "relation", "from_id": "b", "to_id": "k1", "direction": "right"},
+        {"type": "relation", "from_id": "k2", "to_id": "b", "direction": "right"},  # parentID is kept over a relation
+        {"type": "relation", "from_id": "k1", "to_id": "gone", "direction": "right"},
+    ])
+    assert [p.group for p in image.points] == ["b", "a"]
+    assert join_points(image, {}).owner == [1, 0]
