@@ -172,6 +172,10 @@ class ToolSource:
             u = self.dataset.unmatched[0]
             report.notes.append(f"{len(self.dataset.unmatched)} keypoints joined no object (first: {u['file']} {u['label']!r} at "
                                 f"({u['x']:g}, {u['y']:g}): {u['why']}); all in --report")
+        several = [i for images in self.dataset.images for i in images if i.other_annotations]
+        if several:
+            report.notes.append(f"{len(several)} tasks hold several annotations (first: {several[0].where}): the first one not "
+                                "cancelled is converted, the others left out")
         climbing = [i.image_ref for images in self.dataset.images for i in images if i.image_ref.startswith(("/", "../"))]
         if self.kind == "labelme" and report.images_not_found and climbing and self.images_finder is None:
             report.notes.append(f"imagePath leads out of the Labelme folder (e.g. {climbing[0]!r}): images are looked for inside it "

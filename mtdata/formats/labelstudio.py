@@ -56,24 +56,27 @@ def read_labelstudio(path: str | Path) -> list[ToolImage]:
     images = []
     for t, task in enumerate(data):
         where = f"{path.name}[{t}]"
+        others = 0
         if "data" in task or "annotations" in task:
-            ref, results = _full_task(task, where, path)
+            ref, results, others = _full_task(task, where, path)
         else:
             ref, results = _min_task(task, where, path)
         images.append(_task_image(path, where, ref, results))
+        images[-1].other_annotations = others
     return images
 
 
-def _full_task(task: dict, where: str, path: Path) -> tuple[str, list]:
+def _full_task(task: dict, where: str, path: Path) -> tuple[str, list, int]:
+    """(the image, the results of the first annotation not cancelled, how many more were not cancelled)."""
     data, annotations = task.get("data"), task.get("annotations", [])
     if not isinstance(data, dict) or not isinstance(annotations, list):
         raise InputError(f"{where}: a task holds 'data' (an object) and 'annotations' (a list), found "
                          f"{describe(data)} and {describe(annotations)}", file=path)
-    kept = [a for a in annotations if isinstance(a, dict) and not a.get("was_cancelled")]
-    results = kept[0].get("result", []) if kept else []
+    kept = [i for i, a in enumerate(annotations) if isinstance(a, dict) and not a.get("was_cancelled")]
+    results = annotations[kept[0]].get("result", []) if kept else []
     if not isinstance(results, list):
-        raise InputError(f"{where}: annotations[0].result must be a list, found {describe(results)}", file=path)
-    return _image_ref(data, where, path), results
+        raise InputError(f"{where}: annotations[{kept[0]}].result must be a list, found {describe(results)}", file=path)
+    return _image_ref(data, where, path), results, max(len(kept) - 1, 0)
 
 
 def _min_task(task: dict, where: str, path: Path) -> tuple[str, list]:

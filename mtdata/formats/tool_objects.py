@@ -101,6 +101,7 @@ class ToolImage:
     problems: list[ToolProblem] = field(default_factory=list)
     embedded: bool = False
     shapes_key: str = "shapes"  # what the file calls its list of shapes: Labelme shapes, Label Studio result
+    other_annotations: int = 0  # Label Studio: annotations of the task besides the one read (other annotators)
 
     def shape_where(self, index: int, label: str) -> str:
         return f"{self.where} {self.shapes_key}[{index}] {label!r}"

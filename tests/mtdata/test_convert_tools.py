@@ -209,3 +209,13 @@ def test_out_inside_the_labelme_folder_is_refused(tmp_path):
     write_labelme(random_coco(1, images=2), tmp_path / "train")
     result = convert(tmp_path / "train", tmp_path / "train" / "out")
     assert result.exit_code == 2 and "overlaps the input" in result.stderr and not (tmp_path / "train" / "out").exists()
+
+
+def test_a_second_annotator_is_named_in_a_note(tmp_path):
+    export = write_labelstudio(random_coco(4, images=3), tmp_path / "train.json")
+    tasks = json.loads(export.read_text())
+    tasks[1]["annotations"].append({"id": 99, "result": []})
+    export.write_text(json.dumps(tasks))
+    result = convert(export, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    assert "1 tasks hold several annotations (first: train.json[1])" in " ".join(result.output.split())

@@ -150,7 +150,7 @@ def test_cancelled_annotations_are_passed_over(tmp_path):
     path.write_text(json.dumps([{"data": {"image": "a.jpg"}, "annotations": [
         {"was_cancelled": True, "result": [cat]}, {"result": [dog]}, {"result": [cat]}]}]))
     (image,) = read_labelstudio(path)
-    assert [o.label for o in image.objects] == ["dog"]
+    assert [o.label for o in image.objects] == ["dog"] and image.other_annotations == 1
 
 
 def test_a_relation_makes_a_region_the_parent_of_a_keypoint(tmp_path):
