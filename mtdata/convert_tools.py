@@ -14,7 +14,7 @@ from pathlib import Path
 
 from mtdata.convert import ConvertReport, convert_coco
 from mtdata.convert_files import ImageFinder
-from mtdata.errors import InputError, MtdataError, raise_os_error
+from mtdata.errors import InputError, MtdataError, raise_os_error, why_missing
 from mtdata.formats.coco import Skip
 from mtdata.formats.coco_checks import file_name_problem
 from mtdata.formats.tool_objects import ToolDataset, ToolImage, tool_coco_files
@@ -69,7 +69,7 @@ def detect_format(sources: list[Path], out: Path | None = None) -> str:
         if path.is_dir():
             path = json_files(path, out)[0]
         if not path.is_file():
-            raise InputError("annotation file not found" if not path.exists() else "not a file", file=path)
+            raise InputError(why_missing(path, "annotation file not found") if not path.exists() else "not a file", file=path)
         kind = _sniff(path)
         if kind is None:
             raise InputError("cannot tell the format: expected COCO (a JSON object with images, annotations and "
@@ -93,7 +93,7 @@ def labelme_splits(sources: list[Path], out: Path) -> tuple[list[Path], list[lis
         elif source.is_file():
             groups.setdefault(source.parent, []).append(source)
         else:
-            raise InputError("annotation file not found" if not source.exists() else "not a file", file=source)
+            raise InputError(why_missing(source, "annotation file not found") if not source.exists() else "not a file", file=source)
     paths = list(groups)
     return paths, [[read_labelme(p) for p in dict.fromkeys(files)] for files in groups.values()]
 
@@ -105,7 +105,8 @@ def labelstudio_splits(sources: list[Path]) -> tuple[list[Path], list[list[ToolI
     paths = [Path(p) for p in sources]
     for path in paths:
         if not path.is_file():
-            raise InputError("Label Studio exports are JSON files, found a folder" if path.is_dir() else "annotation file not found",
+            raise InputError("Label Studio exports are JSON files, found a folder" if path.is_dir()
+                             else why_missing(path, "annotation file not found"),
                              file=path)
     return paths, [read_labelstudio(p) for p in paths]
 

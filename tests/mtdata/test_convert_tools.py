@@ -219,3 +219,10 @@ def test_a_second_annotator_is_named_in_a_note(tmp_path):
     result = convert(export, tmp_path / "out")
     assert result.exit_code == 0, result.output
     assert "1 tasks hold several annotations (first: train.json[1])" in " ".join(result.output.split())
+
+
+@pytest.mark.parametrize("fmt", [None, "labelme", "labelstudio"])
+def test_a_source_that_is_a_symlink_loop_is_named(tmp_path, fmt):
+    (tmp_path / "train").symlink_to("train")
+    result = convert(tmp_path / "train", tmp_path / "out", *(["--from", fmt] if fmt else []))
+    assert result.exit_code == 2 and "train: is a symlink loop" in result.stderr, result.stderr
