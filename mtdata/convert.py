@@ -58,6 +58,8 @@ class ConvertReport:
     images_not_found: list[str] = field(default_factory=list)
     images_refused: list[dict] = field(default_factory=list)  # {image_id, file_name, why}: named, never looked for outside
     lossy_joins: list[dict] = field(default_factory=list)  # {annotation_id, image_id, iou}: overlapping parts joined
+    unmatched_keypoints: list[dict] = field(default_factory=list)  # tool input: {file, label, x, y, why} of points no object took
+    keypoint_ties: list[dict] = field(default_factory=list)  # tool input: {file, label, x, y, objects, chosen}
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -83,6 +85,8 @@ class ConvertReport:
             "images_not_found": self.images_not_found,
             "images_refused": self.images_refused,
             "lossy_joins": self.lossy_joins,
+            "unmatched_keypoints": self.unmatched_keypoints,
+            "keypoint_ties": self.keypoint_ties,
             "notes": self.notes,
         }
 
@@ -192,6 +196,7 @@ def convert_coco(
     strict: bool = False,
     follow_links: bool = False,
     progress: Progress | None = None,
+    source=None,
 ) -> ConvertReport:
     """Convert COCO files to one YOLO dataset at ``out`` (written atomically).
 
@@ -207,6 +212,7 @@ def convert_coco(
         strict: any invalid annotation (or image not found or refused) fails the conversion and nothing is written.
         follow_links: take images that are symlinks out of ``images_dir`` (default: refused, named).
         progress: called with (images done, images total).
+        source: what to read instead of COCO files (a :class:`mtdata.convert_tools.ToolSource`: Labelme, Label Studio).
 
     Raises:
         MtdataError: file-level problems, or invalid annotations with ``strict``.
@@ -228,6 +234,8 @@ def convert_coco(
     splits = _split_names(annotation_files, split, report)
     with atomic_output_dir(out, overwrite, inputs) as work:
         finder = ImageFinder(Path(images_dir), follow_links, skip=(work, report.out)) if images_dir else None
+        if source is not None:
+            finder = source.image_finder(finder, work)
         # Creating ~20k label files takes seconds of system time: as soon as a file's images
         # are read, a helper creates them while the annotations are read and converted.
         prepared: dict[str, SplitFiles] = {}
@@ -237,7 +245,7 @@ def convert_coco(
                 def start(images, split_label=split_label, path=path):
                     prepared[split_label] = _start_split_files(images, split_label, path, work, finder, copy)
 
-                files.append(read_coco(path, on_images=start))
+                files.append(read_coco(path, on_images=start) if source is None else source.read(path, split_label, start))
             categories = _select_categories(_check_categories(files), classes, annotation_files[0])
             kpt_categories = [c for c in categories if c.keypoints]
             if task == "pose":
@@ -264,7 +272,7 @@ def convert_coco(
                 task=yolo_task, num_classes=len(names), num_keypoints=num_keypoints if yolo_task != "segment" else 0,
                 keypoint_classes=frozenset(keypoint_class),
             )
-            if images_dir is None:
+            if finder is None:
                 report.notes.append("no --images given: wrote labels and data.yaml only; images/<split>/ must be filled in")
 
             total = sum(len(f.images) for f in files)
@@ -306,6 +314,8 @@ def convert_coco(
         finally:
             for split_files in prepared.values():
                 split_files.close()
+        if source is not None:
+            source.finish(report)
 
         if strict and (report.invalid or report.images_not_found or report.images_refused):
             first = report.invalid[0] if report.invalid else None

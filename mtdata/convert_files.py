@@ -213,7 +213,9 @@ class SplitFiles:
                 if source is None:
                     continue
                 self.image_dir.mkdir(parents=True, exist_ok=True)
-                place_image(source, self.image_dir / image.file_name.rsplit("/", 1)[-1], self.copy)
+                target = self.image_dir / image.file_name.rsplit("/", 1)[-1]
+                if source != target:  # else written there already (an image a Labelme file embeds)
+                    place_image(source, target, self.copy)
                 os.close(os.open(self.label_paths[i], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 self.found[i] = True
         except BaseException as e:  # noqa: BLE001  (handed to the main thread by wait())

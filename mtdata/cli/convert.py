@@ -18,12 +18,13 @@ SYNTH_MAX_SIZE = 4096
 
 @app.command()
 def convert(
-    annotations: Annotated[list[Path], typer.Argument(readable=False, help="COCO JSON files; each is a split named from its stem.")],
+    annotations: Annotated[list[Path], typer.Argument(readable=False, help=(
+        "COCO or Label Studio JSON files (each a split named from its stem), or Labelme folders or files (each folder a split)."))],
     out: Annotated[Path, typer.Argument(readable=False, help="Output dataset folder (created; must be empty unless --overwrite).")],
     images: Annotated[Optional[Path], typer.Option("--images", readable=False, help="Folder holding the images (file_name under it, under <split>/, or below).")] = None,
     task: Annotated[str, typer.Option(help="multitask | segment | pose")] = "multitask",
     split: Annotated[Optional[str], typer.Option(help="Split name for a single file.")] = None,
-    classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep.")] = None,
+    classes: Annotated[Optional[str], typer.Option(help="Comma-separated category names to keep (Labelme/Label Studio: also their order).")] = None,
     copy: Annotated[bool, typer.Option("--copy", help="Copy images instead of symlinking.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace a non-empty OUT.")] = False,
     crowd: Annotated[str, typer.Option(help="skip | include crowd annotations.")] = "skip",
@@ -32,14 +33,18 @@ def convert(
         "--follow-links", help="Take images that are symlinks to files outside --images (refused by default: only for folders you trust).",
     )] = False,
     report: Annotated[Optional[Path], typer.Option("--report", readable=False, help="Write the full report as JSON.")] = None,
+    source_format: Annotated[Optional[str], typer.Option("--from", help="coco | labelme | labelstudio (default: from the content).")] = None,
+    keypoints: Annotated[Optional[list[str]], typer.Option("--keypoints", help=(
+        "Labelme/Label Studio: the keypoint order, CLASS=kpt1,kpt2,... (repeatable) or a YAML file mapping classes to names."))] = None,
 ) -> None:
-    """Convert COCO JSON to YOLO multitask, segment or pose labels."""
+    """Convert COCO, Labelme or Label Studio JSON to YOLO multitask, segment or pose labels."""
     check_report(report)
-    from mtdata.convert import convert_coco
+    from mtdata.convert_tools import convert_annotations, parse_keypoint_order
 
     with user_errors(), progress_bar("converting") as progress:
-        result = convert_coco(
-            annotations, out, images_dir=images, task=task, split=split,
+        result = convert_annotations(
+            annotations, out, source_format=source_format, keypoints=parse_keypoint_order(keypoints),
+            images_dir=images, task=task, split=split,
             classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
             copy=copy, overwrite=overwrite, crowd=crowd, strict=strict, follow_links=follow_links, progress=progress,
         )
@@ -82,6 +87,7 @@ def render_convert(result) -> None:
         console.print(f"[yellow]refused[/] image {refused['image_id']}: {escape(refused['why'])}", highlight=False)
     if len(result.images_refused) > 5:
         console.print(f"[yellow]... and {len(result.images_refused) - 5} more images refused (see --report)")
+    render_tool_keypoints(result)
     if result.lossy_joins:
         first = result.lossy_joins[0]
         console.print(
@@ -90,6 +96,13 @@ def render_convert(result) -> None:
         )
     for note in result.notes:
         console.print(f"[cyan]note:[/] {escape(note)}", highlight=False)
+
+
+def render_tool_keypoints(result) -> None:
+    """Labelme and Label Studio input: the points that joined no object (the notes say how many)."""
+    for point in result.unmatched_keypoints[:5]:
+        console.print(f"[yellow]keypoint joined no object[/] {escape(point['file'])} {escape(repr(point['label']))} at "
+                      f"({point['x']:g}, {point['y']:g}): {escape(point['why'])}", highlight=False)
 
 
 @app.command()
