@@ -5,7 +5,7 @@ keypoints, discs, 30% of discs in two parts joined by ``mtdata convert``), conve
 the same COCO file: as multitask labels (what ``mtdata check`` reads) and as segment labels (what
 ultralytics reads). Then, each in its own child process and in the same run:
 
-- ``mtdata.check.check_dataset(data.yaml)``: every rule, full image decode, content hashes,
+- ``mtdata.check.dataset.check_dataset(data.yaml)``: every rule, full image decode, content hashes,
   shapely geometry, keypoint rules, leakage across splits; one process per CPU.
 - ``ultralytics.data.utils.verify_image_label`` over the same images with the segment labels,
   mapped with ``ThreadPool(NUM_THREADS)`` exactly as ``YOLODataset.cache_labels`` does
@@ -70,7 +70,7 @@ print(f"CALL_SECONDS {t2 - t1:.3f} IMPORT_SECONDS {t1 - t0:.3f} CALL_CPU {cpu() 
 MTDATA_CHILD = """
 import resource, sys, time
 t0 = time.perf_counter()
-from mtdata.check import check_dataset
+from mtdata.check.dataset import check_dataset
 def cpu():
     return sum(getattr(resource.getrusage(w), a) for w in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN) for a in ("ru_utime", "ru_stime"))
 c1 = cpu()
@@ -88,7 +88,7 @@ def build(work: Path, images: int, size: int, seed: int) -> dict:
     """Write the COCO source with images, then convert it to multitask and to segment labels."""
     import cv2
 
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import SynthSpec, make_coco
 
     val = max(4, images // 5)

@@ -60,7 +60,7 @@ def timed(command: list[str], env: dict, work: Path, repeat: int) -> tuple[float
 
 def make_datasets(work: Path) -> None:
     sys.path.insert(0, str(REPO))
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
 
     write_synth(work / "coco", images=4, size=64, seed=0)

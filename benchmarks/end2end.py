@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO))
 
 def train_small(work: Path, images: int, size: int, epochs: int) -> tuple[Path, list[Path]]:
     """A yolo26n-multitask trained ``epochs`` on ``mtdata synth``; returns (best.pt, the val images)."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
     from mttrain import MultiTaskYOLO
 

@@ -46,7 +46,7 @@ SETS = ("synth", "planes")
 
 def prepare(work: Path, set_name: str, train: int = 200, val: int = 40, size: int = 160) -> dict[str, Path]:
     """Write the set's COCO files and its three datasets under ``work/set_name`` (once); task -> data.yaml."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
 
     root = work / set_name
     coco = root / "coco"
@@ -81,7 +81,7 @@ def train_args(epochs: int, imgsz: int, batch: int, seed: int, project: Path, na
 def _referee(base):
     """``base`` validator whose predictions (save_json) are scored by COCOeval against the source COCO file."""
     from mtdata.export import dataset_ids
-    from mtdata.formats.data_yaml import read_data_yaml
+    from mtdata.formats.yolo.data_yaml import read_data_yaml
     from mtdata.keypoints import default_sigmas
     from mttrain._ultralytics import no_requirement_installs
     from mttrain.coco_eval import prediction_results, run_coco_eval

@@ -84,7 +84,7 @@ def latency(repeats: int, imgsz: int, family: str = "v8", end2end: bool = False)
 
 def synthetic_multitask(out: Path, images: int, size: int) -> Path:
     """``mtdata synth`` + ``mtdata convert`` (multitask); returns data.yaml."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
 
     write_synth(out / "coco", images=images, size=size, seed=2)

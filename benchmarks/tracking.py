@@ -120,7 +120,7 @@ def keypoint_jitter(tracks_json: Path) -> float:
 
 def make_clip(out: Path, frames: int, size: int, objects: int, seed: int) -> dict[str, Path]:
     """The clip, its frames as images, and a multitask dataset of its odd frames (val: every 8th)."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
 
     files = write_synth_video(out / "clip", VideoSpec(frames=frames, size=size, objects=objects), seed=seed,
                               frames_as_images=True)

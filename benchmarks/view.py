@@ -24,9 +24,9 @@ import cv2
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mtdata.convert import convert_coco
+from mtdata.convert.dataset import convert_coco
 from mtdata.synth import SynthSpec, make_coco
-from mtdata.view_app import private_mongod
+from mtdata.view.app import private_mongod
 
 
 def make_data(root: Path, images: int, size: int, seed: int) -> tuple[Path, Path, int]:
@@ -65,7 +65,7 @@ def main() -> None:
             os.environ["FIFTYONE_DATABASE_URI"] = uri
             os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
             t0 = time.perf_counter()
-            from mtdata.view import build_dataset, import_fiftyone
+            from mtdata.view.dataset import build_dataset, import_fiftyone
 
             fo = import_fiftyone()
             fo.config.show_progress_bars = False

@@ -9,9 +9,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mtdata.check import check_dataset
-from mtdata.convert import convert_coco
-from mtdata.merge import merge_datasets
+from mtdata.check.dataset import check_dataset
+from mtdata.convert.dataset import convert_coco
+from mtdata.merge.dataset import merge_datasets
 from mtdata.synth import write_synth
 
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mtdata.check import check_dataset
-from mtdata.formats.data_yaml import read_data_yaml
-from mtdata.view import build_dataset
-from mtdata.view_predictions import EVAL_KEY, add_predictions, evaluate, load_model
+from mtdata.check.dataset import check_dataset
+from mtdata.formats.yolo.data_yaml import read_data_yaml
+from mtdata.view.dataset import build_dataset
+from mtdata.view.predictions import EVAL_KEY, add_predictions, evaluate, load_model
 
 
 def main(data: Path, model_path: Path) -> None:

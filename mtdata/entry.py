@@ -6,7 +6,7 @@ command: one line, exit 128+N, nothing written.
 
 import sys
 
-from mtdata import interrupts
+from mtdata._runtime import interrupts
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ crowd objects kept by ``--crowd include``, ``iscrowd: 1`` (while their label fil
 unchanged). Otherwise categories are ``class + 1`` (supercategory: the name) and images
 ``1..N`` in sorted path order.
 
-Rows are read as the trainer reads them (:func:`mtdata.verify.verify_label_text`): a row that
+Rows are read as the trainer reads them (:func:`mtdata.check.verify.verify_label_text`): a row that
 does not parse, whose polygon has zero area or crosses itself, or that repeats an earlier row,
 is left out and reported, so the export holds the same objects that training and validation
 see (and that ``mtdata check`` passes). Pixel values are rounded to the precision of the label
@@ -31,15 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mtdata.errors import DatasetConfigError, InputError, OutputError
-from mtdata.formats.coco_write import annotation_entries, category_entries, coco_document, image_entry
-from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml, shown_value
-from mtdata.formats.splits import label_path, split_entries
-from mtdata.formats.yolo import rows_to_labels
+from mtdata.formats.coco.write import annotation_entries, category_entries, coco_document, image_entry
+from mtdata.formats.yolo.data_yaml import DatasetConfig, read_data_yaml, shown_value
+from mtdata.formats.yolo.splits import label_path, split_entries
+from mtdata.formats.yolo.rows import rows_to_labels
 from mtdata.image_header import read_image_header
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
-from mtdata.output import atomic_output_file, check_output_file
+from mtdata._runtime.output import atomic_output_file, check_output_file
 from mtdata.records import ImageLabels
-from mtdata.verify import duplicate_rows, verify_label_text
+from mtdata.check.verify import duplicate_rows, verify_label_text
 
 EXPORT_TASKS = ("multitask", "segment", "pose")
 Progress = Callable[[int, int], None]
@@ -275,7 +275,7 @@ def build_coco(
         except InputError as e:
             report.images_unreadable.append(f"{path}: {e.message}")
             continue
-        label_file = Path(label_path(path_str))  # the one rule (mtdata.formats.splits)
+        label_file = Path(label_path(path_str))  # the one rule (mtdata.formats.yolo.splits)
         labels = ImageLabels.empty(resolution_wh, config.num_keypoints)
         crowd: set[int] = set()
         decimals = None
@@ -316,7 +316,7 @@ def build_coco(
 
 
 def write_json_atomic(data: dict, out: Path) -> None:
-    """Write JSON to a temporary file beside ``out``, then rename it over ``out`` (:func:`mtdata.output.atomic_output_file`)."""
+    """Write JSON to a temporary file beside ``out``, then rename it over ``out`` (:func:`mtdata._runtime.output.atomic_output_file`)."""
     with atomic_output_file(out) as work, open(work, "w") as f:
         json.dump(data, f)
 

@@ -28,7 +28,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from mtdata.export import DatasetIds, build_coco, dataset_ids, write_json_atomic
-from mtdata.formats.data_yaml import DatasetConfig
+from mtdata.formats.yolo.data_yaml import DatasetConfig
 
 IOU_TYPES = (("box", "bbox"), ("mask", "segm"), ("pose", "keypoints"))
 

@@ -1,6 +1,6 @@
 """The multitask dataset: ultralytics' YOLODataset reading multitask rows through mtdata.
 
-Rows are parsed by ``mtdata.formats.yolo`` with the dataset's ``LabelLayout`` (layout by
+Rows are parsed by ``mtdata.formats.yolo.rows`` with the dataset's ``LabelLayout`` (layout by
 class, never by length), so ``mtdata check`` sees exactly what training sees: a row the
 parser rejects is dropped here and reported as an error there; an image that cannot be
 decoded is dropped here and reported there. Masks and keypoints ride together through
@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 
 from mtdata.errors import DatasetConfigError
-from mtdata.formats.data_yaml import DatasetConfig
-from mtdata.formats.splits import list_entry
-from mtdata.formats.yolo import LabelLayout, read_label_text
+from mtdata.formats.yolo.data_yaml import DatasetConfig
+from mtdata.formats.yolo.splits import list_entry
+from mtdata.formats.yolo.rows import LabelLayout, read_label_text
 from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import InputFileError
-from mtdata.verify import duplicate_rows, verify_image, verify_label_file
+from mtdata.check.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset, check_file_speeds
 from mttrain.data_config import read_multitask_config
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mtdata.errors import DatasetConfigError
-from mtdata.formats.data_yaml import DatasetConfig, read_data_yaml
+from mtdata.formats.yolo.data_yaml import DatasetConfig, read_data_yaml
 
 MERGE = "`mtdata merge POSE SEGMENT OUT` (a pose and a segment dataset of the same images)"
 CONVERT = "`mtdata convert --task multitask` (the default) on a COCO file with masks and keypoints"

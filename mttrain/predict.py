@@ -170,13 +170,13 @@ def _keypoint_classes(model) -> list[int]:
 
 def result_rows(result: Results, keypoint_classes: list[int], min_visible: float = 0.5,
                 with_track_ids: bool = False) -> list[str]:
-    """Multitask label rows (normalized, as ``mtdata.formats.yolo`` writes them) for one Results.
+    """Multitask label rows (normalized, as ``mtdata.formats.yolo.rows`` writes them) for one Results.
 
     Keypoints with confidence < ``min_visible`` are written ``0 0 0``, visible ones with visibility 2; objects
     whose mask outline has fewer than 3 points are left out (a row needs a polygon). With ``with_track_ids``,
     tracked boxes' rows end with `` TRACK_ID``.
     """
-    from mtdata.formats.yolo import YoloRow, format_multitask_row
+    from mtdata.formats.yolo.rows import YoloRow, format_multitask_row
 
     if result.masks is None or result.boxes is None:
         return []

@@ -300,8 +300,8 @@ class TracksJSON(_AtomicJSON):
 
 def read_track_rows(file: Path, layout) -> list[tuple[int, object]]:
     """``(track_id, YoloRow)`` for each row of a label file ``mttrain track --save-txt`` wrote: a multitask row
-    (``mtdata.formats.yolo``) with the track id appended as its last value, as ultralytics appends it."""
-    from mtdata.formats.yolo import RowProblem, parse_row
+    (``mtdata.formats.yolo.rows``) with the track id appended as its last value, as ultralytics appends it."""
+    from mtdata.formats.yolo.rows import RowProblem, parse_row
 
     out = []
     for number, line in enumerate(Path(file).read_text().splitlines(), 1):

@@ -15,7 +15,7 @@ def fiftyone_db(tmp_path_factory) -> dict[str, str]:
     """
     import sys
 
-    from mtdata.view_app import find_mongod, private_mongod
+    from mtdata.view.app import find_mongod, private_mongod
 
     try:
         find_mongod()

@@ -2,7 +2,7 @@
 
 import gc
 
-from mtdata import interrupts
+from mtdata._runtime import interrupts
 from mtdata.cli import check, convert, export, merge, view  # noqa: F401  (importing registers the commands)
 from mtdata.cli.app import app, report_interrupt_outside_commands
 from mtdata.cli.usage import run_app

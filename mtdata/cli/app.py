@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mtdata import interrupts
+from mtdata._runtime import interrupts
 from mtdata.errors import MtdataError
 
 app = typer.Typer(
@@ -69,7 +69,7 @@ def _report_interrupt(e: KeyboardInterrupt, interrupted: str) -> None:
 
 
 def _os_error_line(error: OSError) -> str:
-    from mtdata.output import printable
+    from mtdata._runtime.output import printable
 
     reason = error.strerror or str(error)
     if error.filename2 is not None:
@@ -106,7 +106,7 @@ def progress_bar(description: str) -> Iterator[Callable[[int, int], None]]:
 def check_report(path: Optional[Path]) -> None:
     """Refuse a ``--report`` path that cannot be written (a folder, not UTF-8) before the command's work."""
     if path is not None:
-        from mtdata.output import check_output_file
+        from mtdata._runtime.output import check_output_file
 
         with user_errors():
             check_output_file(path, overwrite=True)
@@ -115,7 +115,7 @@ def check_report(path: Optional[Path]) -> None:
 def write_report(path: Optional[Path], data: dict) -> None:
     """Write a command's ``--report`` JSON atomically (a report cut short would read as a whole one)."""
     if path is not None:
-        from mtdata.output import atomic_output_file
+        from mtdata._runtime.output import atomic_output_file
 
         with user_errors(), atomic_output_file(path) as work:
             work.write_text(json.dumps(data, indent=2, default=str))

@@ -38,18 +38,18 @@ def check(
         return
     if data is None:
         fail("give the dataset's data.yaml (or --rules to list the rules)")
-    from mtdata.check import check_dataset
+    from mtdata.check.dataset import check_dataset
 
     with user_errors():
         if fix is not None:  # before the check, which may take a while
-            from mtdata.output import check_output_dir
+            from mtdata._runtime.output import check_output_dir
 
             check_output_dir(fix, False, [data])
         with progress_bar("checking") as progress:
             result = check_dataset(data, split=split, workers=workers, progress=progress)
         fixed = None
         if fix is not None:
-            from mtdata.fix import fix_dataset
+            from mtdata.check.fix import fix_dataset
 
             fixed = fix_dataset(data, fix, result=None if split else result)
     if format == "json":
@@ -82,7 +82,7 @@ def render_findings(result) -> None:
         console.print(line, soft_wrap=True, highlight=False)
     s = result.summary
     if s["rules"]:
-        from mtdata.rules import RULES
+        from mtdata.check.rules import RULES
 
         table = Table(title="findings by rule", show_edge=False)
         for column, justify in (("rule", "left"), ("severity", "left"), ("count", "right")):
@@ -114,7 +114,7 @@ def render_fix(report) -> None:
 
 
 def render_rules(format: str) -> None:
-    from mtdata.rules import RULES
+    from mtdata.check.rules import RULES
 
     if format == "json":
         rows = [{"id": r.id, "group": r.group, "severity": r.severity.value, "summary": r.summary} for r in RULES.values()]

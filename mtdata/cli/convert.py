@@ -39,7 +39,7 @@ def convert(
 ) -> None:
     """Convert COCO, Labelme or Label Studio JSON to YOLO multitask, segment or pose labels."""
     check_report(report)
-    from mtdata.convert_tools import convert_annotations, parse_keypoint_order
+    from mtdata.convert.tools import convert_annotations, parse_keypoint_order
 
     with user_errors(), progress_bar("converting") as progress:
         result = convert_annotations(
@@ -120,7 +120,7 @@ def synth(
 ) -> None:
     """Write a small synthetic COCO dataset (stars with 5 keypoints, discs without), or with --video a video
     of moving stars and discs with ground-truth track ids, masks and keypoints per frame."""
-    from mtdata.output import atomic_output_dir
+    from mtdata._runtime.output import atomic_output_dir
 
     if video is not None:
         from mtdata.synth_video import VideoSpec, write_synth_video

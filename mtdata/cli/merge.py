@@ -26,7 +26,7 @@ def merge(
 ) -> None:
     """Pair each pose with its mask one-to-one by box IoU and write a multitask dataset."""
     check_report(report)
-    from mtdata.merge import merge_datasets
+    from mtdata.merge.dataset import merge_datasets
 
     with user_errors(), progress_bar("merging") as progress:
         result = merge_datasets(
@@ -81,7 +81,7 @@ def render_merge(result) -> None:
 
     unmatched = sum(result.kpt_unmatched.values())
     if unmatched:
-        from mtdata.merge import UNMATCHED_REASONS
+        from mtdata.merge.dataset import UNMATCHED_REASONS
 
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(result.kpt_unmatched.items()))
         console.print(f"[yellow]{unmatched} KPT row{'s' if unmatched > 1 else ''} found no mask[/] ({reasons}): listed in {result.unmatched_file}", highlight=False, soft_wrap=True)

@@ -46,23 +46,23 @@ def view(
 
 
 def _view(data, splits, predictions, name, port, address, no_launch, persistent, check, conf, imgsz, trust_weights) -> None:
-    from mtdata.formats.data_yaml import read_data_yaml
-    from mtdata.view import build_dataset, import_fiftyone, keypoint_counts
+    from mtdata.formats.yolo.data_yaml import read_data_yaml
+    from mtdata.view.dataset import build_dataset, import_fiftyone, keypoint_counts
 
     config = read_data_yaml(data)  # an unreadable dataset fails here, in one line, before anything starts
     if not no_launch:
-        from mtdata.view_app import check_port_free
+        from mtdata.view.app import check_port_free
 
         check_port_free(address, port)
     model = None
     if predictions is not None:
-        from mtdata.view_predictions import load_model
+        from mtdata.view.predictions import load_model
 
         model = load_model(predictions, config, trust_weights=trust_weights)
     findings = _findings(data, splits) if check else []
 
     import_fiftyone()
-    from mtdata.view_app import ProcessWatch, serve, shutdown
+    from mtdata.view.app import ProcessWatch, serve, shutdown
 
     watch = ProcessWatch()  # from here on, every process that appears below us is FiftyOne's
     dataset = None
@@ -81,7 +81,7 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
             summary.append(f"{tagged} image{'s' if tagged != 1 else ''} with findings")
         console.print(f"dataset [bold]{dataset.name}[/]: {', '.join(summary)}", highlight=False, soft_wrap=True)
         if model is not None:
-            from mtdata.view_predictions import add_predictions, evaluate
+            from mtdata.view.predictions import add_predictions, evaluate
 
             with progress_bar("predicting") as progress:
                 count = add_predictions(dataset, model, config, conf=conf, imgsz=imgsz, progress=progress)
@@ -108,7 +108,7 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
 
 def _findings(data: Path, splits: list[str]) -> list:
     """``mtdata check`` findings over the splits shown (all of them when none or several are asked)."""
-    from mtdata.check import check_dataset
+    from mtdata.check.dataset import check_dataset
 
     with progress_bar("checking") as progress:
         result = check_dataset(data, split=splits[0] if len(splits) == 1 else None, progress=progress)

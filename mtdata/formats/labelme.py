@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from mtdata.errors import InputError, MtdataError
-from mtdata.formats.coco_checks import MAX_IMAGE_SIDE, describe, is_int
+from mtdata.formats.coco.checks import MAX_IMAGE_SIDE, describe, is_int
 from mtdata.formats.tool_objects import (
     ToolImage,
     ToolObject,

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, unquote, urlparse
 import numpy as np
 
 from mtdata.errors import InputError
-from mtdata.formats.coco_checks import MAX_IMAGE_SIDE, describe, is_int
+from mtdata.formats.coco.checks import MAX_IMAGE_SIDE, describe, is_int
 from mtdata.formats.labelme import load_json
 from mtdata.formats.tool_objects import (
     ToolImage,

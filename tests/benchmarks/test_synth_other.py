@@ -14,8 +14,8 @@ from shapely.ops import unary_union
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 from synth_other import BRICK_ID, PLANE_ID, PLANE_KEYPOINTS, make_coco, write_other_synth  # noqa: E402
 
-from mtdata.check import check_dataset  # noqa: E402
-from mtdata.convert import convert_coco  # noqa: E402
+from mtdata.check.dataset import check_dataset  # noqa: E402
+from mtdata.convert.dataset import convert_coco  # noqa: E402
 from mtdata.keypoints import derive_flip_idx  # noqa: E402
 
 

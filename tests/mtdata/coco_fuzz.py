@@ -438,7 +438,7 @@ def _within(path: str, folder) -> bool:
 
 def _ours(path: str, allowed) -> bool:
     """``path`` is ``allowed``, inside it, a sibling named after it, or the temporary folder an atomic write of it
-    makes beside it (``.NAME.tmp-*``, mtdata.output)."""
+    makes beside it (``.NAME.tmp-*``, mtdata._runtime.output)."""
     allowed = str(allowed)
     parent, name = os.path.split(allowed)
     return _within(path, allowed) or path.startswith(allowed + "-") or path.startswith(os.path.join(parent, f".{name}.tmp-"))
@@ -448,7 +448,7 @@ def _run_cli(args: list[str], cwd: Path, watch: Path, allowed: list[Path], linke
     """Run ``mtdata convert args`` here (a forked child): exit code, output, opened paths outside ``allowed``."""
     from typer.testing import CliRunner
 
-    import mtdata.convert_labels
+    import mtdata.convert.labels
     from mtdata.cli import app
 
     bad_opens: list[str] = []
@@ -469,7 +469,7 @@ def _run_cli(args: list[str], cwd: Path, watch: Path, allowed: list[Path], linke
     sys.addaudithook(audit)
     os.chdir(cwd)
     if two_processes:
-        mtdata.convert_labels.PARALLEL_MIN_IMAGES = 2
+        mtdata.convert.labels.PARALLEL_MIN_IMAGES = 2
     result = CliRunner().invoke(app, ["convert", *args])
     trace = None
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -575,8 +575,8 @@ def _outcome_problems(case: Case, result: dict, out_name: str) -> list[str]:
 
 def _dataset_problems(case: Case, out: Path) -> list[str]:
     from mtdata.errors import MtdataError
-    from mtdata.formats.data_yaml import read_data_yaml
-    from mtdata.formats.yolo import read_label_file
+    from mtdata.formats.yolo.data_yaml import read_data_yaml
+    from mtdata.formats.yolo.rows import read_label_file
 
     problems = []
     images_root = case.images.resolve()
@@ -605,7 +605,7 @@ def preload() -> None:
     """Import what every case needs once, before the cases fork (as a user's process has it when it converts)."""
     import importlib
 
-    for module in ("mtdata.cli", "mtdata.convert", "mtdata.formats.coco_columns", "pycocotools.mask", "typer.testing"):
+    for module in ("mtdata.cli", "mtdata.convert.dataset", "mtdata.formats.coco.columns", "pycocotools.mask", "typer.testing"):
         importlib.import_module(module)
 
 

@@ -20,11 +20,11 @@ import numpy as np
 import pytest
 import yaml
 
-from mtdata.check import check_dataset
+from mtdata.check.dataset import check_dataset
 from mtdata.errors import MtdataError
 from mtdata.export import export_coco
-from mtdata.fix import fix_dataset
-from mtdata.formats.data_yaml import IMAGE_SUFFIXES, read_data_yaml
+from mtdata.check.fix import fix_dataset
+from mtdata.formats.yolo.data_yaml import IMAGE_SUFFIXES, read_data_yaml
 from tests.mtdata.factories import png_bomb
 from tests.mtdata.fuzzing import FUZZ_SCALE, MESSAGE_LIMIT, hostile_label_text, report, run_cases
 
@@ -33,7 +33,7 @@ SECRET = b"SECRET-MARK-7f3a"
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory) -> Path:
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
 
     root = tmp_path_factory.mktemp("fuzz-base")

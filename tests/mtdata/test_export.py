@@ -15,12 +15,12 @@ from pycocotools.coco import COCO
 from typer.testing import CliRunner
 
 from mtdata.cli import app
-from mtdata.convert import convert_coco
+from mtdata.convert.dataset import convert_coco
 from mtdata.export import build_coco, export_coco
-from mtdata.formats.coco_write import annotation_entries, category_entries
-from mtdata.formats.data_yaml import read_data_yaml
-from mtdata.formats.splits import split_pairs
-from mtdata.formats.yolo import read_label_file
+from mtdata.formats.coco.write import annotation_entries, category_entries
+from mtdata.formats.yolo.data_yaml import read_data_yaml
+from mtdata.formats.yolo.splits import split_pairs
+from mtdata.formats.yolo.rows import read_label_file
 from mtdata.records import ImageLabels
 from tests.mtdata.factories import SHARED_DATA, square
 
@@ -270,7 +270,7 @@ COLLINEAR = "1 0.1 0.1 0.2 0.2 0.3 0.3"
 
 def test_rows_check_calls_errors_are_not_exported(tmp_path):
     """Zero-area and self-crossing polygons: check reports them as errors, export leaves them out, at the same lines."""
-    from mtdata.check import check_dataset
+    from mtdata.check.dataset import check_dataset
 
     good = "1 0.1 0.1 0.3 0.1 0.3 0.3 0.1 0.3\n"
     data_yaml = write_tiny_dataset(tmp_path / "ds", good + COLLINEAR + "\n" + BOW_TIE + "\n")

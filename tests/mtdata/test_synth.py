@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtdata.cli import app
-from mtdata.formats.coco import read_coco
+from mtdata.formats.coco.read import read_coco
 from mtdata.geometry import decode_rle, polygon_signed_area
 from mtdata.keypoints import derive_flip_idx
 from mtdata.synth import DISC_ID, FIGURE_ID, SynthSpec, make_coco, write_synth

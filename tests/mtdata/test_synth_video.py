@@ -73,7 +73,7 @@ def test_ground_truth_matches_the_pixels_and_tracks_are_unbroken(tmp_path):
 
 
 def test_mtdata_convert_reads_the_ground_truth(tmp_path):
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
 
     files = write_synth_video(tmp_path / "v", VideoSpec(frames=8, size=96), frames_as_images=True)
     result = convert_coco([files["annotations"]], tmp_path / "ds", images_dir=tmp_path / "v" / "images", split="train")

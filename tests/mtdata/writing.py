@@ -28,7 +28,7 @@ class Command:
 def make_inputs(root: Path, *, coco_images: int, synth_images: int) -> dict[str, Path]:
     """A label-only COCO file (``big``), its pose and segment datasets, a synthetic COCO with images (``synth``)
     and that converted with copied images (``ds``)."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import SynthSpec, make_coco, write_synth
 
     coco, _ = make_coco(SynthSpec(images=coco_images, size=320, objects=(2, 4)), seed=1, draw=False)

@@ -12,7 +12,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")
 
 def make_multitask_dataset(out: Path, images: int, size: int, seed: int) -> Path:
     """``mtdata synth`` + ``mtdata convert`` into ``out``; returns the data.yaml path."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
 
     coco = out / "coco"

@@ -53,7 +53,7 @@ def test_help_does_not_import_torch():
 
 def other_task_datasets(out: Path) -> dict[str, Path]:
     """A pose and a segment dataset (mtdata convert --task pose / segment), as a user may have them."""
-    from mtdata.convert import convert_coco
+    from mtdata.convert.dataset import convert_coco
     from mtdata.synth import write_synth
 
     coco = out / "coco"

@@ -136,8 +136,8 @@ def test_the_trainer_lists_as_ultralytics_and_as_mtdata(tmp_path):
     from ultralytics.data.base import BaseDataset
     from ultralytics.data.utils import img2label_paths
 
-    from mtdata.formats.data_yaml import parse_data_dict
-    from mtdata.formats.splits import label_path, split_pairs
+    from mtdata.formats.yolo.data_yaml import parse_data_dict
+    from mtdata.formats.yolo.splits import label_path, split_pairs
     from mttrain.data import MultiTaskDataset
 
     entries = _odd_layout(tmp_path)

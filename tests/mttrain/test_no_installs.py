@@ -66,7 +66,7 @@ def test_track_needs_lap_and_never_installs_it(pip_calls, tiny_model, tmp_path):
 
 def test_an_undecodable_image_is_reported_not_a_reason_to_install(pip_calls, tmp_path):
     import mttrain._ultralytics  # noqa: F401  ultralytics' Image.open patch is in place once mttrain is
-    from mtdata.verify import verify_image
+    from mtdata.check.verify import verify_image
 
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\x00\x01 not an image" * 20)

@@ -115,13 +115,13 @@ def test_predictor_and_validator_share_one_postprocess():
 
 
 def layout():
-    from mtdata.formats.yolo import LabelLayout
+    from mtdata.formats.yolo.rows import LabelLayout
 
     return LabelLayout("multitask", num_classes=2, num_keypoints=K, keypoint_classes=frozenset({0}))
 
 
 def test_results_save_txt_writes_multitask_rows_mtdata_reads(tmp_path):
-    from mtdata.formats.yolo import read_label_file
+    from mtdata.formats.yolo.rows import read_label_file
 
     predictor = MultiTaskPredictor(overrides=dict(conf=0.25))
     predictor.model = SimpleNamespace(kpt_shape=(K, 3), kpt_names={0: list("abcde")}, names={0: "figure", 1: "disc"})

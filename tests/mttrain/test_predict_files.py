@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 from typer.testing import CliRunner
 
-from mtdata.formats.data_yaml import read_data_yaml
-from mtdata.formats.yolo import read_label_file
+from mtdata.formats.yolo.data_yaml import read_data_yaml
+from mtdata.formats.yolo.rows import read_label_file
 from mttrain.cli import app
 
 runner = CliRunner()

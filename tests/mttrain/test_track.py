@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 import tracking  # noqa: E402
 
-from mtdata.formats.data_yaml import read_data_yaml  # noqa: E402
+from mtdata.formats.yolo.data_yaml import read_data_yaml  # noqa: E402
 from mttrain.cli import app  # noqa: E402
 from mttrain.video import read_track_rows  # noqa: E402
 

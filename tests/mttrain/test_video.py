@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from mtdata.errors import InputError
-from mtdata.formats.data_yaml import read_data_yaml
+from mtdata.formats.yolo.data_yaml import read_data_yaml
 from mttrain.cli import app
 from mttrain.errors import ArgumentError
 from mttrain.predict import MultiTaskResults

@@ -1,0 +1,195 @@
+"""Half of a job in a forked child: it sees the parent's memory as it was, and hands back a small result.
+
+Used where the second core would otherwise idle behind numpy work that cannot be threaded
+(``mtdata convert`` after the COCO file is read). Linux only: macOS frameworks are not
+fork-safe once threads run, and Windows has no fork.
+
+A child of a process that has used polars' thread pool gets a pool without threads: its
+first polars call would hang. :mod:`mtdata._runtime.number_text` therefore reads with numpy in any
+child forked after polars was loaded.
+
+Every worker process of mtdata (this module's child, the process pools of merge and check, the
+helper Python of convert) dies with its parent: :func:`become_worker` (or the prelude of
+:func:`python_child`) asks Linux for SIGKILL when the parent ends (``PR_SET_PDEATHSIG``), so a
+parent killed outright (SIGKILL, the OOM killer) leaves no worker writing on into a folder that
+nobody will rename, or waiting forever for work. Stopping signals are the parent's to handle:
+workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent stops its workers) and
+die at once on SIGTERM and SIGHUP.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import os
+import pickle
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from mtdata._runtime.output import read_to_end, write_all
+
+
+def can_fork() -> bool:
+    """Linux with two cores or more (one core gains nothing from a second process)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return sys.platform.startswith("linux") and cores > 1
+
+
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+    prctl.restype = ctypes.c_int
+    return prctl
+
+
+def parent_pid() -> int:
+    """This process's id, for :func:`become_worker` in its children (and readies what they will call)."""
+    _prctl()
+    return os.getpid()
+
+
+def die_with_parent(parent: int) -> bool:
+    """In a child process: be killed (SIGKILL) when the parent ``parent`` ends; leave at once if it has ended.
+
+    Linux delivers the signal when the thread that forked this process ends: fork from the main
+    thread (the process pools do). Returns False where the system offers no such request
+    (macOS, Windows): the parent's clean-up is then all that stops its children.
+    """
+    prctl = _prctl()
+    armed = prctl is not None and prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) == 0
+    if os.getppid() != parent:  # the parent ended before the request took hold
+        os._exit(1)
+    return armed
+
+
+def become_worker(parent: int) -> None:
+    """Ready a worker process forked from ``parent`` (a pool's initializer): it dies with its parent,
+    ignores SIGINT and dies at once on SIGTERM and SIGHUP (the parent's handlers do not apply here)."""
+    die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+
+
+# Runs first in a helper Python (``python_child``): dies with its parent, like become_worker; the
+# parent's pid comes as the first argument and is taken off sys.argv.
+_CHILD_PRELUDE = (
+    "import os as _os, signal as _signal, sys as _sys\n"
+    "_parent = int(_sys.argv.pop(1))\n"
+    "_signal.signal(_signal.SIGINT, _signal.SIG_IGN)\n"
+    "if _sys.platform.startswith('linux'):\n"
+    "    import ctypes as _ctypes\n"
+    "    _ctypes.CDLL(None).prctl(1, 9, 0, 0, 0)\n"
+    "if _os.getppid() != _parent:\n"
+    "    _os._exit(1)\n"
+)
+
+
+def python_child(script: str, *args: str) -> list[str]:
+    """The command line of a helper Python that runs ``script`` (``sys.argv[1:]`` is ``args``) and dies with this process.
+
+    Isolated (``-I -S``: no site packages, no user paths), so it starts in ~10 ms.
+    """
+    return [sys.executable, "-I", "-S", "-c", _CHILD_PRELUDE + script, str(os.getpid()), *args]
+
+
+class ForkedCall:
+    """Run ``work(receive)`` in a forked child; :meth:`result` returns what it returned.
+
+    ``receive()`` (in the child) blocks until the parent calls :meth:`send` and returns what
+    was sent: the parent may finish preparing something first. The child dies with the
+    parent (:func:`become_worker`) and leaves with ``os._exit``: no clean-up of the parent's
+    runs there, and no locks that the parent's threads might have held at the fork are touched
+    unless ``work`` touches them.
+    """
+
+    def __init__(self, work: Callable[[Callable[[], Any]], Any]):
+        to_child, self._to_child = os.pipe()
+        self._from_child, from_child = os.pipe()
+        parent = parent_pid()
+        self.pid = os.fork()
+        if self.pid == 0:  # the child
+            code = 0
+            try:
+                become_worker(parent)
+                os.close(self._to_child)
+                os.close(self._from_child)
+                payload = ("ok", work(lambda: pickle.loads(_read_all(to_child))))
+            except BaseException as e:  # noqa: BLE001  (handed to the parent, which raises it)
+                payload, code = ("error", _picklable(e)), 1
+            try:
+                _write_all(from_child, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
+            finally:
+                os._exit(code)
+        os.close(to_child)
+        os.close(from_child)
+        self._sent = False
+
+    def send(self, value: Any) -> None:
+        """Hand ``value`` to the child's ``receive()`` (once)."""
+        self._sent = True
+        fd, self._to_child = self._to_child, -1
+        _write_all(fd, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def result(self) -> Any:
+        """What ``work`` returned; raises what it raised."""
+        if not self._sent:
+            try:
+                self.send(None)
+            except BrokenPipeError:  # the child ended without reading: its status says how, below
+                pass
+        fd, self._from_child = self._from_child, -1
+        data = _read_all(fd)
+        _, status = os.waitpid(self.pid, 0)
+        self.pid = 0  # reaped: the number may belong to another process from now on
+        if not data:
+            raise RuntimeError(f"a forked worker died without a result (status {os.waitstatus_to_exitcode(status)})")
+        kind, value = pickle.loads(data)
+        if kind == "error":
+            raise value
+        return value
+
+    def kill(self) -> None:
+        """Stop the child if it still runs (the parent failed); harmless after :meth:`result`."""
+        if self.pid:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+            self.pid = 0
+        for fd in (self._from_child, self._to_child):
+            if fd >= 0:
+                os.close(fd)
+        self._from_child = self._to_child = -1
+
+
+def _picklable(error: BaseException) -> BaseException:
+    try:
+        pickle.loads(pickle.dumps(error))
+        return error
+    except Exception:  # noqa: BLE001  (an exception whose arguments do not round-trip: keep its words)
+        return RuntimeError(f"{type(error).__name__}: {error}")
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    try:
+        write_all(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int) -> bytes:
+    try:
+        return read_to_end(fd)
+    finally:
+        os.close(fd)

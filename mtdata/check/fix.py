@@ -1,0 +1,349 @@
+"""``mtdata check --fix OUT``: a corrected copy of a dataset and a log of every change.
+
+The source is never modified. OUT is built in a temporary folder and renamed into place
+(:func:`mtdata._runtime.output.atomic_output_dir`). Label rows are fixed as follows; a row that is not
+changed is copied byte for byte, a changed row is rewritten from its parsed values:
+
+- keypoints with a visibility outside {0, 1, 2}, labeled keypoints outside the image, and
+  unlabeled keypoints with non-zero coordinates become ``0 0 0``;
+- coordinates outside [0, 1] within the 0.01 tolerance are clipped;
+- self-intersecting polygons are repaired (shapely ``make_valid``, parts joined without losing
+  area by :func:`mtdata.geometry.join_polygons`);
+- duplicate rows, zero-area polygons and rows that still cannot be parsed are dropped;
+- label files without an image are left out.
+
+Images are linked (symlinks to the originals, as ``mtdata convert`` does): fixing never touches
+pixels. data.yaml is copied with ``path`` pointing at the copy. Nothing else goes into OUT:
+only the images and label files of the splits, and the files data.yaml names, each from inside
+the dataset folder (a label file or list that links outside it is left out, and logged), so a
+``notes.txt -> /etc/shadow`` beside the labels never lands in OUT. Everything the fix cannot
+correct (corrupt images, leakage, data.yaml errors, warnings) is counted as ``unfixed``.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import math
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+import shapely
+
+from mtdata.check.dataset import CheckResult, check_dataset
+from mtdata.check.objects import was_clipped
+from mtdata.check.data_yaml import check_data_yaml
+from mtdata.errors import MtdataError, raise_os_error
+from mtdata.formats.yolo.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
+from mtdata.formats.yolo.rows import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
+from mtdata.geometry import join_polygons
+from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
+from mtdata._runtime.output import atomic_output_dir, place_image
+from mtdata.check.polygons import polygon_defects
+from mtdata.check.verify import row_key, rule_of_problem
+
+LOG_NAME = "fix_log.json"
+FIXED_RULES = frozenset({
+    "row_non_numeric", "row_class_not_integer", "row_class_out_of_range", "row_not_finite", "row_wrong_count",
+    "row_too_few_points", "row_invalid", "row_duplicate", "coord_out_of_bounds", "coord_clipped", "zero_area",
+    "polygon_self_intersecting", "kpt_bad_visibility", "kpt_out_of_image", "kpt_unlabeled_nonzero",
+    "label_without_image",
+})
+
+
+@dataclass
+class FixChange:
+    """One change: ``file`` relative to the dataset root, 1-based ``line`` (None: whole file)."""
+
+    file: str
+    line: int | None
+    rule: str | None
+    action: str
+
+
+@dataclass
+class FixReport:
+    out: Path
+    changes: list[FixChange] = field(default_factory=list)
+    files_changed: int = 0
+    unfixed: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out), "files_changed": self.files_changed,
+            "changes": [asdict(c) for c in self.changes], "unfixed": dict(self.unfixed),
+        }
+
+
+def _keypoint_slots(class_id: int, layout: LabelLayout) -> int | None:
+    """Index of the first keypoint value in a row's values (after the class), or None."""
+    if layout.task == "multitask" and class_id in layout.keypoint_classes:
+        return 0
+    if layout.task == "pose" and layout.keypoint_dims == 3:
+        return 4
+    return None
+
+
+def _zero_bad_keypoints(line: str, layout: LabelLayout) -> tuple[str, list[int]] | None:
+    """The line with invalid keypoints (bad visibility, labeled outside the image) set to 0 0 0."""
+    tokens = line.split()
+    try:
+        values = number_values(tokens, line)  # the parser's own number rule
+    except RowProblem:
+        return None
+    if not values or not math.isfinite(values[0]) or values[0] != int(values[0]) or not 0 <= values[0] < layout.num_classes:
+        return None
+    start = _keypoint_slots(int(values[0]), layout)
+    k = layout.num_keypoints
+    if start is None or len(values) < 1 + start + 3 * k:
+        return None
+    bad = []
+    for j in range(k):
+        at = 1 + start + 3 * j
+        x, y, v = values[at:at + 3]
+        outside = not (-COORD_TOLERANCE <= x <= 1 + COORD_TOLERANCE and -COORD_TOLERANCE <= y <= 1 + COORD_TOLERANCE)
+        if v not in (0.0, 1.0, 2.0) or (v > 0 and outside):
+            bad.append(j)
+            tokens[at:at + 3] = ["0", "0", "0"]
+    return (" ".join(tokens), bad) if bad else None
+
+
+def _repair_polygon(polygon: np.ndarray) -> np.ndarray | None:
+    """A polygon with the same filled area that does not cross itself, or None if nothing is left."""
+    fixed = shapely.make_valid(shapely.Polygon(polygon))
+    parts = [np.asarray(g.exterior.coords)[:-1] for g in getattr(fixed, "geoms", [fixed]) if g.geom_type == "Polygon" and g.area > 0]
+    joined = join_polygons(parts)
+    return joined if len(joined) >= 3 else None
+
+
+def _parse_salvaging_keypoints(line: str, layout: LabelLayout, notes: list) -> YoloRow:
+    """Parse a row; when it fails, try again with its invalid keypoints set to 0 0 0."""
+    try:
+        return layout.parse(line)
+    except RowProblem as problem:
+        salvaged = _zero_bad_keypoints(line, layout)
+        if salvaged is None:
+            raise
+        row = layout.parse(salvaged[0])  # may raise the row's next problem: then it is dropped
+        notes.append((rule_of_problem(problem), f"set keypoints {', '.join(map(str, salvaged[1]))} to 0 0 0"))
+        return row
+
+
+def fix_label_text(text: str, layout: LabelLayout, file: str) -> tuple[str, list[FixChange]]:
+    """Fix the rows of one label file; unchanged rows (and blank lines) are kept verbatim."""
+    out, changes = [], []
+    seen: dict[tuple, int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            out.append(line)
+            continue
+        notes: list[tuple[str, str]] = []
+        try:
+            row = _parse_salvaging_keypoints(line, layout, notes)
+        except RowProblem as left:
+            changes.append(FixChange(file, number, rule_of_problem(left), f"dropped the row: {left.message}"))
+            continue
+        row, more = _fix_row(row, line, layout, notes)
+        if row is None:
+            changes.append(FixChange(file, number, more[0], more[1]))
+            continue
+        key = row_key(row)
+        if key in seen:
+            changes.append(FixChange(file, number, "row_duplicate", f"dropped: repeats line {seen[key]}"))
+            continue
+        seen[key] = number
+        changes += [FixChange(file, number, rule, action) for rule, action in notes]
+        out.append(layout.format(row) if notes else line)
+    new_text = "".join(line + "\n" for line in out)
+    return new_text, changes
+
+
+def _fix_row(row: YoloRow, line: str, layout: LabelLayout, notes: list) -> tuple[YoloRow | None, tuple]:
+    """Clip, zero stray keypoints and repair the polygon of a parsed row; (None, (rule, action)) drops it."""
+    if not notes and was_clipped(line, row, layout):
+        notes.append(("coord_clipped", "clipped coordinates to [0, 1]"))
+    kpts = row.keypoints_xyn
+    if kpts is not None:
+        stray = (kpts[:, 2] == 0) & ((kpts[:, 0] != 0) | (kpts[:, 1] != 0))
+        if stray.any():
+            kpts = kpts.copy()
+            kpts[stray, :2] = 0
+            row = replace(row, keypoints_xyn=kpts)
+            notes.append(("kpt_unlabeled_nonzero", f"zeroed unlabeled keypoints {', '.join(map(str, np.flatnonzero(stray)))}"))
+    polygon = row.polygon_xyn
+    if polygon is not None:
+        (defect,), _ = polygon_defects([polygon])  # check's, export's and the trainer's verdict
+        if defect is not None and defect[0] == "zero_area":
+            return None, ("zero_area", "dropped: the polygon encloses no area")
+        if defect is not None:
+            repaired = _repair_polygon(polygon)
+            if repaired is None:
+                return None, ("polygon_self_intersecting", "dropped: nothing is left of the polygon after repair")
+            row = replace(row, polygon_xyn=np.clip(repaired, 0.0, 1.0))
+            if polygon_defects([row.polygon_xyn])[0][0] is not None:  # clipping folded it again
+                return None, ("polygon_self_intersecting", "dropped: the repaired polygon is still not usable")
+            notes.append(("polygon_self_intersecting", f"repaired the polygon ({len(polygon)} -> {len(repaired)} points)"))
+    return row, ()
+
+
+def _exists(path: str) -> bool:
+    """``os.path.lexists``, except that an error other than "no such file" (a link loop, a folder that cannot be
+    searched) is raised: --fix must not take an unreadable label file for a missing one."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError as e:
+        if e.errno == errno.ENAMETOOLONG:  # a name no file system holds names no file
+            return False
+        raise
+    return True
+
+
+def _cannot_read(error: Exception) -> bool:
+    """An OS error reading a file of the dataset (permissions, a link loop), as against a file --fix leaves out by
+    rule (not a regular file, over the size bound)."""
+    return isinstance(error, OSError) or (isinstance(error, InputFileError) and error.unreadable)
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Does ``path``, links resolved, lie inside ``root`` (resolved)?"""
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(root)
+    except (OSError, ValueError):
+        return False
+
+
+def _write_bytes(target: Path, data: bytes) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+
+
+def _named_files(data: dict, config, yaml_dir: Path) -> list[Path]:
+    """Files data.yaml names that belong in the copy: split lists (``train: train.txt``) and ``coco_ids``."""
+    named = [folder for split in config.splits for folder in config.image_dirs(split) if folder.suffix == ".txt"]
+    if isinstance(data.get("coco_ids"), str):
+        ids = Path(data["coco_ids"])
+        named.append(ids if ids.is_absolute() else yaml_dir / ids)
+    return named
+
+
+def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | None = None) -> FixReport:
+    """Write a corrected copy of the dataset of ``data_yaml`` to ``out`` with ``out/fix_log.json``.
+
+    What goes into ``out``: the label files of the dataset's splits (fixed), links to their
+    images, data.yaml and the files it names (split lists, ``coco_ids``), each only from inside
+    the dataset folder once links are resolved (images excepted: a link to an image is copied as
+    a link, never its bytes). Everything else (notes, caches, a link to ``/etc/shadow``) is
+    left out, and the log says so.
+
+    Args:
+        data_yaml: the dataset's data.yaml.
+        out: a new (or empty) folder outside the dataset.
+        result: this dataset's check result, when already computed (for the unfixed counts
+            and the label files without an image).
+
+    Raises:
+        MtdataError: data.yaml leaves the row layout unknown, a split lies outside the
+            dataset folder, or ``out`` overlaps the dataset.
+    """
+    path = Path(data_yaml).resolve()
+    checked = check_data_yaml(path)
+    if not checked.layout_ok:
+        first = next(f for f in checked.findings if f.severity.value == "error")
+        raise MtdataError(f"--fix needs a readable data.yaml layout; fix this first: {first.message}", file=path, line=first.line)
+    config, layout = checked.config, checked.config.layout()
+    root = config.root
+    for split in config.splits:
+        for folder in config.image_dirs(split):
+            if root not in folder.resolve().parents and folder.resolve() != root:
+                raise MtdataError(f"--fix copies the dataset folder {root}, but split '{split}' lies outside it: {folder}", file=path)
+    result = result or check_dataset(path)
+    orphans = {os.path.abspath(f.file) for f in result.findings if f.rule == "label_without_image"}
+    report = FixReport(Path(out).resolve())
+    yaml_target = path.relative_to(root) if root in path.parents else Path(path.name)
+    data = load_yaml_mapping(path)
+    placed: set[str] = set()  # absolute source paths (links not resolved) that went into OUT
+
+    def relative(source: str) -> Path | None:
+        """The place of a source path in OUT, or None when it is not below the dataset folder."""
+        rel = Path(os.path.relpath(os.path.abspath(source), root))
+        return None if rel.parts[:1] == ("..",) or rel.is_absolute() else rel
+
+    def leave_out(source: str | Path, why: str) -> None:
+        rel = relative(str(source))
+        report.changes.append(FixChange(str(rel if rel is not None else source), None, None, f"left out: {why}"))
+
+    with atomic_output_dir(out, False, [root, path]) as work:
+        for _, image, label in result.pairs:
+            if image is not None and image not in placed:
+                rel = relative(image)
+                if rel is not None and rel.suffix.lower() in IMAGE_SUFFIXES:
+                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
+                    place_image(image, work / rel)  # a link, never the bytes: fixing does not touch pixels
+                    placed.add(image)
+            if label is None or label in placed:
+                continue
+            placed.add(label)
+            rel = relative(label)
+            if rel is None or not _exists(label):
+                continue
+            if os.path.abspath(label) in orphans:
+                report.changes.append(FixChange(str(rel), None, "label_without_image", "left out: no image"))
+                continue
+            if not _inside(Path(label), root):
+                leave_out(label, "a link to a file outside the dataset folder")
+                continue
+            try:
+                raw = read_input_file(label, MAX_LABEL_BYTES, "label file")
+            except (OSError, InputFileError) as e:
+                if _cannot_read(e):  # OUT would silently lack the file: refuse, nothing is written
+                    raise
+                leave_out(label, getattr(e, "reason", None) or str(e))
+                continue
+            try:
+                text = raw.decode("utf-8-sig")
+            except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
+                _write_bytes(work / rel, raw)
+                continue
+            new_text, changes = fix_label_text(text, layout, str(rel))
+            _write_bytes(work / rel, new_text.encode("utf-8") if changes else raw)
+            if changes:
+                report.changes += changes
+                report.files_changed += 1
+        for named in _named_files(data, config, path.parent):
+            rel = relative(str(named))
+            if rel is None or str(named) in placed or not named.is_file():
+                continue
+            placed.add(str(named))
+            if not _inside(named, root):
+                leave_out(named, "a link to a file outside the dataset folder")
+                continue
+            try:
+                _write_bytes(work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
+            except (OSError, InputFileError) as e:
+                if _cannot_read(e):
+                    raise
+                leave_out(named, getattr(e, "reason", None) or str(e))
+        for folder, dirs, files in os.walk(root, onerror=raise_os_error):  # say what was not copied; an unreadable folder is an error
+            dirs.sort()
+            for name in sorted(files):
+                source = os.path.join(folder, name)
+                if source not in placed and os.path.abspath(source) != str(path) and os.path.abspath(source) not in orphans:
+                    leave_out(source, "not an image, label file or file named by data.yaml")
+        target = work / yaml_target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        new_path = os.path.relpath(work, target.parent)
+        if "path" in data and str(data["path"]) != new_path:
+            report.changes.append(FixChange(str(yaml_target), checked.key_lines.get("path"), None, f"path: {data['path'] if isinstance(data['path'], str) else shown_value(data['path'])} -> {new_path}"))
+            data["path"] = new_path
+            target.write_text(dump_yaml(data))
+        else:
+            _write_bytes(target, read_input_file(path, MAX_DATA_YAML_BYTES, "data.yaml"))
+        unfixed = Counter(f.rule for f in result.findings if f.rule not in FIXED_RULES)
+        report.unfixed = dict(sorted(unfixed.items()))
+        (work / LOG_NAME).write_text(json.dumps({"source": str(path), **report.to_dict()}, indent=2))
+    return report

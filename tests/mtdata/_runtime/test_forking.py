@@ -1,0 +1,167 @@
+"""``ForkedCall``: a forked child's result, its errors and the parent's hand-over come back whole; every kind of
+worker process of mtdata dies with its parent."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from mtdata.errors import OutputError
+from mtdata._runtime.forking import ForkedCall, can_fork
+
+pytestmark = pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux with two cores or more")
+
+
+def test_result_sees_the_parents_memory_and_what_was_sent():
+    big = np.arange(1_000_000)  # the child reads the parent's memory as it was at the fork
+    call = ForkedCall(lambda receive: (os.getpid(), int(big.sum()), receive()))
+    call.send({"written": np.array([True, False])})
+    pid, total, received = call.result()
+    assert pid != os.getpid() and total == int(big.sum())
+    assert received["written"].tolist() == [True, False]
+
+
+def test_a_large_result_comes_back_whole():
+    call = ForkedCall(lambda receive: np.arange(3_000_000, dtype=np.float64))  # 24 MB: many pipe buffers
+    assert np.array_equal(call.result(), np.arange(3_000_000, dtype=np.float64))
+
+
+@pytest.mark.parametrize("error", [
+    OutputError("cannot write this label file: No space left on device", file="labels/val/a.txt"),
+    ValueError("plain"),
+], ids=["mtdata-error-keeps-its-file", "other"])
+def test_the_childs_error_is_raised_in_the_parent(error):
+    def fail(receive):
+        raise error
+
+    with pytest.raises(type(error)) as raised:
+        ForkedCall(fail).result()
+    assert str(raised.value) == str(error)
+
+
+def test_an_error_that_does_not_pickle_keeps_its_words():
+    class Odd(Exception):
+        def __init__(self, a, b):  # pickle re-creates it with one argument: fails
+            super().__init__(f"{a}-{b}")
+
+    def fail(receive):
+        raise Odd(1, 2)
+
+    with pytest.raises(RuntimeError, match="Odd: 1-2"):
+        ForkedCall(fail).result()
+
+
+def test_a_child_that_dies_is_an_error_not_a_hang():
+    call = ForkedCall(lambda receive: os._exit(3))
+    with pytest.raises(RuntimeError, match="died without a result"):
+        call.result()
+
+
+def test_kill_stops_a_waiting_child():
+    call = ForkedCall(lambda receive: receive())  # would wait for send() forever
+    pid = call.pid
+    call.kill()
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)  # reaped: nothing left behind
+    call.kill()  # again: harmless
+
+
+# --- children die with their parent -------------------------------------------------------------
+
+PARENT = """
+import os, signal, subprocess, sys, threading, time
+kind = sys.argv[1]
+if kind == "forked":
+    from mtdata._runtime.forking import ForkedCall
+    child = ForkedCall(lambda receive: time.sleep(60))
+elif kind == "helper":
+    from mtdata._runtime.forking import python_child
+    subprocess.Popen(python_child("import time; time.sleep(60)"))
+elif kind == "merge pool":
+    from mtdata.merge.dataset import _Pool
+    pool = _Pool.start(2)
+    pool.executor.submit(time.sleep, 60)
+    pool.executor.submit(time.sleep, 60)
+elif kind == "check pool":
+    import mtdata.check.dataset as check
+    def busy(args):  # in __main__: the pool pickles it by name, and its forked workers have it
+        time.sleep(60)
+    check._check_chunk = busy  # check's own pool, kept busy (a lambda would not pickle: the pool would end)
+    threading.Thread(target=check._run, args=([None] * 512, None, {}, 2, None), daemon=True).start()
+# the children start and finish their set-up: wait for them rather than a fixed time, which a loaded
+# machine outruns (a pool spawns its workers only once work is submitted, after the module's imports)
+deadline = time.monotonic() + 30
+def children():
+    mine = str(os.getpid()).encode()
+    found = []
+    for p in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[1] == mine:
+                    found.append(p)
+        except (OSError, IndexError):
+            pass
+    return found
+while len(children()) < (2 if kind.endswith("pool") else 1) and time.monotonic() < deadline:
+    time.sleep(0.05)
+time.sleep(0.5)  # past their set-up (a worker's initializer sets its death signal)
+print("ready", flush=True)
+time.sleep(0.5)  # the test lists them
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _state(pid: int) -> tuple[bytes, int] | None:
+    """(state, parent pid) of a process, from /proc; None when there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        return fields[0], int(fields[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _alive(pid: int) -> bool:
+    state = _state(pid)
+    return state is not None and state[0] not in (b"Z", b"X")
+
+
+def _children(parent: int) -> list[int]:
+    return [int(p) for p in os.listdir("/proc") if p.isdigit() and (_state(int(p)) or (b"", 0))[1] == parent]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+@pytest.mark.parametrize("kind", ["forked", "helper", "merge pool", "check pool"])
+def test_children_die_with_a_parent_killed_outright(kind):
+    parent = subprocess.Popen([sys.executable, "-c", PARENT, kind], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert parent.stdout.readline().strip() == "ready"
+    children = [pid for pid in _children(parent.pid) if _alive(pid)]
+    parent.stdout.close()
+    assert parent.wait(timeout=30) == -signal.SIGKILL
+    assert children, f"{kind}: no child process started"
+    deadline = time.monotonic() + 2.0
+    while any(map(_alive, children)) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    left = [p for p in children if _alive(p)]
+    for pid in left:  # do not leave them to the next test
+        os.kill(pid, signal.SIGKILL)
+    assert not left, f"{kind}: {left} outlived their parent"
+
+
+def test_python_child_passes_its_arguments_and_the_forked_child_ignores_ctrl_c():
+    from mtdata._runtime.forking import python_child
+
+    done = subprocess.run(python_child("import sys; print(sys.argv[1:])", "a", "b c"), capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "['a', 'b c']"
+
+    def ignores(receive):
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the whole process group: the parent handles it
+        return "still here"
+
+    assert ForkedCall(ignores).result() == "still here"
