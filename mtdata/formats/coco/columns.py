@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 
 from mtdata.formats.coco.checks import MAX_ID
+from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
 from mtdata._runtime.number_text import parse_numbers
 
 # What COCO says an id is (mtdata.formats.coco.checks.is_id): anything else sends the file to
@@ -97,8 +98,6 @@ class AnnotationTable(Sequence):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        from mtdata.formats.coco.read import CocoAnnotation
-
         i = range(len(self))[index]
         if i in self.slow:
             return self.slow[i]
@@ -328,14 +327,12 @@ def _table_from_columns(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, 
     keypoint_counts = np.zeros(n, dtype=np.int64)
     keypoint_counts[fast & kpt_ok] = kpt_sizes
 
-    from mtdata.formats.coco.read import _compact_annotation
-
     slow = {}
     for i in np.flatnonzero(~fast).tolist():
         raw = {"id": int(ids[i]), "image_id": int(image_ids[i]), "category_id": int(category_ids[i]), "iscrowd": bool(iscrowd[i]),
                "bbox": boxes[i].tolist() if has_bbox[i] else bbox_lists.get(i),
                "segmentation": None if seg_null[i] else json.loads(seg_blob[seg_starts[i] : seg_ends[i]]),
                "keypoints": None if kpt_null[i] else json.loads(kpt_blob[kpt_starts[i] : kpt_ends[i]])}
-        slow[i] = _compact_annotation(raw)
+        slow[i] = compact_annotation(raw)
     return AnnotationTable(ids, image_ids, category_ids, iscrowd, boxes, has_bbox, part_counts, part_sizes,
                            polygon_values, keypoint_counts, keypoint_values, slow)

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mtdata.formats.coco.read import CocoAnnotation, _compact_annotation, annotation_join_loss, image_labels, read_coco
+from mtdata.formats.coco.read import annotation_join_loss, image_labels, read_coco
+from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
 from mtdata.formats.coco.objects import _join_pairs, _rings, table_objects
 from mtdata.geometry import join_polygons
 from mtdata.synth import SynthSpec, make_coco
@@ -103,7 +104,7 @@ def same_annotation(a: CocoAnnotation, b: CocoAnnotation) -> None:
 def test_fast_reader_reads_what_json_reads(tmp_path, indent, rotate):
     path = write_mixed(tmp_path, indent, rotate)
     table = read_coco(path).annotations
-    reference = json.loads(path.read_text(), object_hook=_compact_annotation)["annotations"]
+    reference = json.loads(path.read_text(), object_hook=compact_annotation)["annotations"]
     assert len(table) == len(reference)
     for got, want in zip(table, reference):
         same_annotation(got, want)
