@@ -18,8 +18,8 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
-from mtdata.cli.app import fail
-from mtdata.cli.app import user_errors as _user_errors
+from mtdata.cli.shared import fail
+from mtdata.cli.shared import user_errors as _user_errors
 
 app = typer.Typer(
     name="mttrain",
@@ -386,7 +386,7 @@ def _consume(results, total: int | None, writer) -> dict:
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from mtdata.cli.app import err_console
+    from mtdata.cli.shared import err_console
 
     frames = objects = 0
     start = time.perf_counter()
@@ -466,7 +466,7 @@ def _check_weights_path(model: Path) -> None:
 
 
 def main() -> None:
-    from mtdata.cli.usage import run_app
+    from mtdata.cli.shared import run_app
 
     run_app(app)
 
