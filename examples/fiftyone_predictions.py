@@ -13,15 +13,18 @@ from pathlib import Path
 from mtdata.check.dataset import check_dataset
 from mtdata.formats.yolo.data_yaml import read_data_yaml
 from mtdata.view.dataset import build_dataset
-from mtdata.view.predictions import EVAL_KEY, add_predictions, evaluate, load_model
+from mtdata.view.predictions import EVAL_KEY, add_predictions, check_model_matches, evaluate, model_facts
+from mttrain import MultiTaskYOLO
+from mttrain.predict import masks_in_image
 
 
 def main(data: Path, model_path: Path) -> None:
     config = read_data_yaml(data)
     findings = check_dataset(data).findings
     dataset = build_dataset(data, name="mt-example", findings=findings)
-    model = load_model(model_path, config)
-    count = add_predictions(dataset, model, config, imgsz=128)
+    model = MultiTaskYOLO(str(model_path))  # mtdata imports no model library: the model is handed in
+    check_model_matches(model_path, *model_facts(model), config)
+    count = add_predictions(dataset, model, config, imgsz=128, masks_in_image=masks_in_image)
     scores = evaluate(dataset, config)
     print(f"{dataset.name}: {len(dataset)} samples, {count} predicted objects, evaluation {scores}")
     for sample in dataset.sort_by(f"{EVAL_KEY}_fp", reverse=True).limit(3):

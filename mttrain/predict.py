@@ -168,6 +168,19 @@ def _keypoint_classes(model) -> list[int]:
     return []
 
 
+def masks_in_image(result: Results) -> np.ndarray | None:
+    """(N, H, W) bool masks of one ``Results`` in original image pixels, undoing the letterbox when needed
+    (``mtdata view --predictions`` hands this to :func:`mtdata.view.predictions.add_predictions`)."""
+    if result.masks is None:
+        return None
+    data = result.masks.data
+    h, w = result.orig_shape
+    if tuple(data.shape[1:]) != (h, w):  # the same un-letterboxing ultralytics' own plots use
+        tensor = torch.as_tensor(data.cpu().numpy() if hasattr(data, "cpu") else np.asarray(data), dtype=torch.float32)[None]
+        data = ops.scale_masks(tensor, (h, w))[0]
+    return (data.cpu().numpy() if hasattr(data, "cpu") else np.asarray(data)) > 0.5
+
+
 def result_rows(result: Results, keypoint_classes: list[int], min_visible: float = 0.5,
                 with_track_ids: bool = False) -> list[str]:
     """Multitask label rows (normalized, as ``mtdata.formats.yolo.rows`` writes them) for one Results.

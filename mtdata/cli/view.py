@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import signal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mtdata.cli.app import app, console, progress_bar, user_errors
+
+if TYPE_CHECKING:
+    from mtdata.formats.yolo.data_yaml import DatasetConfig
 
 
 def _sigterm_as_interrupt(signum, frame):
@@ -56,8 +59,6 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
         check_port_free(address, port)
     model = None
     if predictions is not None:
-        from mtdata.view.predictions import load_model
-
         model = load_model(predictions, config, trust_weights=trust_weights)
     findings = _findings(data, splits) if check else []
 
@@ -82,9 +83,12 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
         console.print(f"dataset [bold]{dataset.name}[/]: {', '.join(summary)}", highlight=False, soft_wrap=True)
         if model is not None:
             from mtdata.view.predictions import add_predictions, evaluate
+            from mttrain.predict import masks_in_image
 
             with progress_bar("predicting") as progress:
-                count = add_predictions(dataset, model, config, conf=conf, imgsz=imgsz, progress=progress)
+                count = add_predictions(
+                    dataset, model, config, conf=conf, imgsz=imgsz, progress=progress, masks_in_image=masks_in_image,
+                )
             scores = evaluate(dataset, config)
             oks = f", mean OKS {scores['oks_mean']:.3f} over {scores['oks_count']} poses" if scores["oks_mean"] is not None else ""
             console.print(
@@ -104,6 +108,38 @@ def _view(data, splits, predictions, name, port, address, no_launch, persistent,
         if dataset is not None and not keep:
             dataset.delete()
         shutdown(watch)
+
+
+def load_model(model_path: str | Path, config: DatasetConfig, trust_weights: bool = False):
+    """Load an mttrain ``.pt``/``.onnx`` and check it against the dataset (here, in the CLI layer: the library's
+    :mod:`mtdata.view.predictions` is handed the model and imports no model library).
+
+    A ``.pt`` may hold model classes and tensors only (it is loaded with ``weights_only``), unless
+    ``trust_weights``: then it is fully unpickled, which runs any code it holds.
+
+    Raises:
+        MtdataError: mttrain is not importable, the file is missing or unreadable, asks for code to run,
+            or the model's classes/keypoints do not match ``config``.
+    """
+    from mtdata.errors import InputError, MtdataError
+    from mtdata.view.predictions import check_model_matches, model_facts
+
+    model_path = Path(model_path)
+    if not model_path.is_file():
+        raise InputError("model file not found", file=model_path)
+    try:
+        from mttrain import MultiTaskYOLO
+    except ImportError as e:
+        raise MtdataError(f"--predictions needs the trainer: mttrain is not importable ({e}); install the train extra, `pip install 'mt[train]'`") from e
+    try:
+        model = MultiTaskYOLO(str(model_path), trust_weights=trust_weights)
+    except MtdataError:  # mttrain's own one-line errors (refused, unreadable, not a multitask model)
+        raise
+    except Exception as e:  # torch/onnx raise many types for a file that is not a model
+        raise InputError(f"cannot load the model: {type(e).__name__}: {str(e)[:200]}", file=model_path) from e
+    names, kpt_shape, classes = model_facts(model)
+    check_model_matches(model_path, names, kpt_shape, classes, config)
+    return model
 
 
 def _findings(data: Path, splits: list[str]) -> list:

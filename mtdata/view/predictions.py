@@ -5,11 +5,11 @@ the box, ``predictions_keypoints`` Keypoints linked by ``fo.Instance``), then Fi
 ``evaluate_detections`` matches them to the labels (mask IoU when both have masks) and each
 matched prediction gets the keypoint OKS against its label, so the App can sort by mistakes.
 
-The model comes from ``mttrain`` (imported lazily): ``MultiTaskYOLO(path).predict(...)``
-returns ultralytics ``Results`` with ``boxes`` (xyxy, conf, cls in original pixels),
-``masks.data`` (N, H, W) at the letterboxed input size or the original size, and
-``keypoints.data`` (N, K, 3) x, y, confidence in original pixels; objects of classes without
-keypoints have all-zero keypoint confidences.
+The model is handed in (``mtdata view`` loads an mttrain model in its CLI layer; this module imports no
+model library): its ``predict(...)`` returns ultralytics-style ``Results`` with ``boxes`` (xyxy, conf,
+cls in original pixels), ``masks.data`` (N, H, W) at the original size or at the letterboxed input size
+(then the caller hands in its ``masks_in_image``), and ``keypoints.data`` (N, K, 3) x, y, confidence in
+original pixels; objects of classes without keypoints have all-zero keypoint confidences.
 """
 
 from __future__ import annotations
@@ -27,33 +27,40 @@ from mtdata.view.app import quiet_logger
 
 EVAL_KEY = "eval"
 
+MasksInImage = Callable[[object], "np.ndarray | None"]  # a Results -> (N, H, W) bool masks in image pixels, or None
+
 
 def _numpy(value) -> np.ndarray:
     return value.cpu().numpy() if hasattr(value, "cpu") else np.asarray(value)
 
 
-def masks_in_image(result) -> np.ndarray | None:
-    """(N, H, W) bool masks in original image pixels, undoing the letterbox when needed."""
+def masks_at_original_size(result) -> np.ndarray | None:
+    """(N, H, W) bool masks of a ``Results`` whose masks are at the image's size already.
+
+    A model whose masks come at its letterboxed input size hands in its own ``masks_in_image``
+    (mttrain's is :func:`mttrain.predict.masks_in_image`): this module knows no model library.
+    """
     if result.masks is None:
         return None
-    data = result.masks.data
-    h, w = result.orig_shape
-    if tuple(data.shape[1:]) != (h, w):
-        import torch
-        from ultralytics.utils import ops  # the same un-letterboxing ultralytics' own plots use
-
-        tensor = torch.as_tensor(_numpy(data), dtype=torch.float32)[None]
-        data = ops.scale_masks(tensor, (h, w))[0]
-    return _numpy(data) > 0.5
+    data = _numpy(result.masks.data)
+    if tuple(data.shape[1:]) != tuple(result.orig_shape):
+        raise MtdataError(
+            f"the model's masks are {data.shape[2]}x{data.shape[1]}, its image {result.orig_shape[1]}x{result.orig_shape[0]}: "
+            "pass masks_in_image (the model's own un-letterboxing, e.g. mttrain.predict.masks_in_image)"
+        )
+    return data > 0.5
 
 
-def result_fields(result, keypoint_classes: frozenset[int], names: dict[int, str]) -> tuple[list[dict], list[dict]]:
+def result_fields(
+    result, keypoint_classes: frozenset[int], names: dict[int, str], masks_in_image: MasksInImage = masks_at_original_size,
+) -> tuple[list[dict], list[dict]]:
     """One image's ``Results`` as FiftyOne fields (see ``mtdata.view.dataset.object_fields``).
 
     Args:
         result: an ultralytics ``Results`` for one image.
         keypoint_classes: class ids that have keypoints; others get no ``fo.Keypoint``.
         names: class id -> name (the dataset's, checked against the model's beforehand).
+        masks_in_image: ``result`` -> (N, H, W) bool masks in original image pixels, or None.
 
     Returns:
         (detection fields, keypoint fields). Every predicted point is kept with its
@@ -98,10 +105,10 @@ def result_fields(result, keypoint_classes: frozenset[int], names: dict[int, str
     return detections, keypoints
 
 
-def results_to_fiftyone(result, keypoint_classes, names):
+def results_to_fiftyone(result, keypoint_classes, names, masks_in_image: MasksInImage = masks_at_original_size):
     """One ``Results`` as (``fo.Detections``, ``fo.Keypoints``)."""
     fo = import_fiftyone()
-    detections, keypoints = result_fields(result, frozenset(keypoint_classes), names)
+    detections, keypoints = result_fields(result, frozenset(keypoint_classes), names, masks_in_image)
     dets, kpts = to_fiftyone_labels(detections, keypoints)
     return fo.Detections(detections=dets), fo.Keypoints(keypoints=kpts)
 
@@ -141,34 +148,6 @@ def _names_summary(names: dict[int, str], limit: int = 6) -> str:
     return "{" + shown + more + "}"
 
 
-def load_model(model_path: str | Path, config: DatasetConfig, trust_weights: bool = False):
-    """Load an mttrain ``.pt``/``.onnx`` and check it against the dataset.
-
-    A ``.pt`` may hold model classes and tensors only (it is loaded with ``weights_only``), unless
-    ``trust_weights``: then it is fully unpickled, which runs any code it holds.
-
-    Raises:
-        MtdataError: mttrain is not importable, the file is missing or unreadable, asks for code to run,
-            or the model's classes/keypoints do not match ``config``.
-    """
-    model_path = Path(model_path)
-    if not model_path.is_file():
-        raise InputError("model file not found", file=model_path)
-    try:
-        from mttrain import MultiTaskYOLO
-    except ImportError as e:
-        raise MtdataError(f"--predictions needs the trainer: mttrain is not importable ({e}); install the train extra, `pip install 'mt[train]'`") from e
-    try:
-        model = MultiTaskYOLO(str(model_path), trust_weights=trust_weights)
-    except MtdataError:  # mttrain's own one-line errors (refused, unreadable, not a multitask model)
-        raise
-    except Exception as e:  # torch/onnx raise many types for a file that is not a model
-        raise InputError(f"cannot load the model: {type(e).__name__}: {str(e)[:200]}", file=model_path) from e
-    names, kpt_shape, classes = model_facts(model)
-    check_model_matches(model_path, names, kpt_shape, classes, config)
-    return model
-
-
 def add_predictions(
     dataset,
     model,
@@ -179,8 +158,12 @@ def add_predictions(
     batch: int = 16,
     field: str = PRED_FIELD,
     progress: Callable[[int, int], None] | None = None,
+    masks_in_image: MasksInImage = masks_at_original_size,
 ) -> int:
     """Run ``model`` on every sample and store its predictions in ``field`` (+ ``field_keypoints``).
+
+    ``model.predict(source=paths, conf=..., verbose=False[, imgsz=...])`` returns one ultralytics-style
+    ``Results`` per path; ``masks_in_image`` brings its masks to image pixels (see :func:`result_fields`).
 
     Samples without metadata (their image could not be read, or is over the size limit of
     :mod:`mtdata.image_header`: a decompression bomb) are not given to the model: it would
@@ -207,7 +190,7 @@ def add_predictions(
             raise MtdataError(f"the model returned {len(results)} results for {len(chunk_paths)} images")
         dets, kpts = {}, {}
         for sample_id, result in zip(chunk_ids, results):
-            detections, keypoints = result_fields(result, keypoint_classes, config.names)
+            detections, keypoints = result_fields(result, keypoint_classes, config.names, masks_in_image)
             d, k = to_fiftyone_labels(detections, keypoints)
             dets[sample_id], kpts[sample_id] = fo.Detections(detections=d), fo.Keypoints(keypoints=k)
             objects += len(d)

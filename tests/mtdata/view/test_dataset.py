@@ -16,6 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from mtdata.cli import app
+from mtdata.errors import MtdataError
 from mtdata.formats.yolo.data_yaml import read_data_yaml
 from mtdata.formats.yolo.rows import read_label_file, rows_to_labels
 from mtdata.geometry import polygon_to_mask
@@ -151,6 +152,7 @@ def test_ultralytics_results_become_linked_detections_and_keypoints(imgsz):
     import cv2
 
     from mtdata.view.predictions import results_to_fiftyone
+    from mttrain.predict import masks_in_image
 
     h, w = 100, 160
     figure = np.zeros((h, w), dtype=np.uint8)
@@ -169,7 +171,11 @@ def test_ultralytics_results_become_linked_detections_and_keypoints(imgsz):
     boxes = [[20, 10, 60, 50, 0.9, 0], [90, 40, 130, 80, 0.6, 1]]
     keypoints = np.zeros((2, 3, 3))
     keypoints[0] = [[20, 10, 0.95], [60, 50, 0.2], [40, 30, 0.7]]  # the disc's row stays zero, as mttrain returns it
-    detections, kpts = results_to_fiftyone(_results((h, w), boxes, masks, keypoints, {0: "figure", 1: "disc"}), {0}, {0: "figure", 1: "disc"})
+    result = _results((h, w), boxes, masks, keypoints, {0: "figure", 1: "disc"})
+    detections, kpts = results_to_fiftyone(result, {0}, {0: "figure", 1: "disc"}, masks_in_image)
+    if imgsz is not None:  # the library knows no model's letterbox: without the model's own masks_in_image, one error
+        with pytest.raises(MtdataError, match=f"the model's masks are {imgsz}x{imgsz}, its image 160x100: pass masks_in_image"):
+            results_to_fiftyone(result, {0}, {0: "figure", 1: "disc"})
 
     assert [d.label for d in detections.detections] == ["figure", "disc"]
     assert [d.confidence for d in detections.detections] == pytest.approx([0.9, 0.6])
