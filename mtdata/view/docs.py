@@ -1,30 +1,78 @@
-"""FiftyOne's sample documents written directly, for bulk loading (fiftyone 1.x).
+"""The one seam into FiftyOne's internals: sample documents written straight into its collection.
 
 ``Dataset.add_samples`` builds a mongoengine document per label, serializes it, and after the
-insert rebuilds every document from its dict again: ~2 ms per rich sample, most of the load
-time. Here the same documents are written as plain dicts, in the layout
-``fo.Sample.to_mongo_dict()`` produces, and inserted in batches. This module is the only
-place that knows that layout and touches FiftyOne internals (``Dataset._doc``,
-``Dataset._sample_collection``); ``tests/mtdata/view/test_dataset.py`` compares its output with
-``to_mongo_dict()`` of the same labels built through the public API, so a FiftyOne release
-that changes the layout fails there, loudly.
+insert rebuilds every document from its dict again: most of the load time. Here the same
+documents are written as plain dicts, in the layout ``fo.Sample.to_mongo_dict()`` produces,
+and inserted in batches (benchmarks/view.py: FIGURES).
+
+``mtdata.view.dataset.build_dataset`` takes this path only when :func:`available` says so: the
+installed FiftyOne is a release this module was checked against (``SUPPORTED_FIFTYONE``) and
+every internal it touches (:func:`check_internals`) is in place, decided once per process;
+otherwise it goes through ``fo.Sample`` and ``Dataset.add_samples``, FiftyOne's public API,
+with the same result. The internals touched: ``Dataset._sample_collection`` (the pymongo
+collection), ``Dataset._doc.id`` (the ``_dataset_id`` of each sample), the stored layout of
+samples, ``Detection``/``Keypoint``/``Instance``/``ImageMetadata`` and of masks
+(``fiftyone.core.utils.serialize_numpy_array``), and ``_rand``'s distribution.
+``tests/mtdata/view/test_docs.py`` fails, naming what moved, when any of them does.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import random
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 
-SUPPORTED_FIFTYONE = (1,)  # major versions whose sample layout this module writes
+from mtdata.formats.yolo.data_yaml import DatasetConfig
+from mtdata.view.entries import ImageEntry
+from mtdata.view.fields import GT_FIELD, keypoints_field
+from mtdata.view.labels import FindingIndex, sample_parts
+
+# [low, high) (major, minor): the releases whose internals the tests were run against. Widen it
+# only after tests/mtdata/view/test_docs.py passes on the new release.
+SUPPORTED_FIFTYONE = ((1, 22), (1, 23))
 BATCH = 256  # samples per insert_many
 
 
-def check_version(fo) -> None:
-    major = int(fo.__version__.split(".")[0])
-    if major not in SUPPORTED_FIFTYONE:
-        raise RuntimeError(f"mtdata.view.docs writes fiftyone 1.x sample documents; found fiftyone {fo.__version__}")
+def version_supported(version: str) -> bool:
+    """Whether FiftyOne ``version`` (``"1.22.1"``) is in ``SUPPORTED_FIFTYONE``."""
+    try:
+        major_minor = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:  # "2.0.0rc1" parses; "dev" does not: not a release we know
+        return False
+    low, high = SUPPORTED_FIFTYONE
+    return low <= major_minor < high
+
+
+def check_internals() -> list[str]:
+    """What this module expects of FiftyOne's internals and is missing; empty when all is in place."""
+    import fiftyone as fo
+    import fiftyone.core.odm.sample as odm_sample
+    import fiftyone.core.utils as fou
+
+    problems = []
+    if not isinstance(inspect.getattr_static(fo.Dataset, "_sample_collection", None), property):
+        problems.append("fo.Dataset._sample_collection is no longer a property (the pymongo collection of samples)")
+    if "_doc" not in inspect.getsource(fo.Dataset.__init__):
+        problems.append("fo.Dataset.__init__ no longer sets self._doc (its .id is each sample's _dataset_id)")
+    if "_dataset_id" not in inspect.getsource(fo.Dataset._make_dict):
+        problems.append("fo.Dataset._make_dict no longer stores _dataset_id in each sample document")
+    if list(inspect.signature(fou.serialize_numpy_array).parameters) != ["array", "ascii"]:
+        problems.append("fiftyone.core.utils.serialize_numpy_array(array, ascii) changed signature (masks)")
+    rand = getattr(odm_sample, "_generate_rand", None)
+    if rand is None or "* 0.001 + 0.999" not in inspect.getsource(rand):
+        problems.append("fiftyone.core.odm.sample._generate_rand no longer draws _rand uniform in [0.999, 1)")
+    return problems
+
+
+@functools.cache
+def available() -> bool:
+    """Whether this seam may write to the installed FiftyOne (checked once per process)."""
+    import fiftyone as fo
+
+    return version_supported(fo.__version__) and not check_internals()
 
 
 def _rand() -> float:
@@ -33,7 +81,7 @@ def _rand() -> float:
 
 
 def detection_doc(fields: dict, serialize_array) -> dict:
-    """One ``fo.Detection`` as stored; ``fields`` as made by ``mtdata.view.dataset.object_fields``."""
+    """One ``fo.Detection`` as stored; ``fields`` as made by ``mtdata.view.labels.object_fields``."""
     doc = {
         "_id": fields["id"], "_cls": "Detection", "attributes": {}, "tags": list(fields["tags"]),
         "label": fields["label"], "bounding_box": list(fields["bounding_box"]),
@@ -86,22 +134,39 @@ def keypoints_doc(keypoints: list[dict]) -> dict:
     return {"_cls": "Keypoints", "keypoints": keypoints}
 
 
+def entry_to_doc(entry: ImageEntry, config: DatasetConfig, findings: FindingIndex | None = None) -> dict:
+    """An ``ImageEntry`` as the sample document FiftyOne stores: ``entry_to_sample(...).to_mongo_dict()``."""
+    from fiftyone.core.utils import serialize_numpy_array
+
+    tags, detections, keypoints = sample_parts(entry, config, findings or FindingIndex())
+    fields = {
+        "label_file": str(entry.label_file) if entry.label_file else None,
+        GT_FIELD: detections_doc([detection_doc(d, serialize_numpy_array) for d in detections]),
+    }
+    if config.num_keypoints:
+        fields[keypoints_field(GT_FIELD)] = keypoints_doc([keypoint_doc(k) for k in keypoints])
+    return sample_doc(str(entry.image), tags, entry.metadata, fields)
+
+
 def insert_samples(dataset, docs: Iterable[dict]) -> int:
     """Insert sample documents into ``dataset`` in batches; returns how many.
 
     The dataset's schema must already declare every field the documents use (see
     ``mtdata.view.dataset.declare_schema``): nothing here expands it.
+
+    Raises:
+        RuntimeError: the installed FiftyOne is not one this seam was written for (:func:`available`).
     """
     import fiftyone as fo
 
-    check_version(fo)
+    if not available():
+        raise RuntimeError(f"mtdata.view.docs was not written for fiftyone {fo.__version__}: use Dataset.add_samples")
     if dataset.media_type is None:
         dataset.media_type = "image"
     collection = dataset._sample_collection
     dataset_id = dataset._doc.id
     count = 0
-    docs = iter(docs)
-    for batch in _batches(docs, BATCH):
+    for batch in _batches(iter(docs), BATCH):
         now = datetime.now(UTC).replace(tzinfo=None)  # FiftyOne stores naive UTC
         for doc in batch:
             doc["_dataset_id"] = dataset_id

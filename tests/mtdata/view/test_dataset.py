@@ -1,7 +1,8 @@
 """``mtdata view``: the FiftyOne dataset agrees with the label files; predictions, evaluation, bad input.
 
-Datasets are made with ``mtdata synth`` + ``mtdata convert``; tests that talk to MongoDB use the
-session's private mongod (``fiftyone_db`` in conftest.py).
+Datasets are made with ``mtdata synth`` + ``mtdata convert`` (``datasets`` in conftest.py); tests that
+talk to MongoDB use the session's private mongod (``fiftyone_db`` in tests/conftest.py). The two write
+paths (public API, ``mtdata.view.docs``) are compared in test_docs.py.
 """
 
 from __future__ import annotations
@@ -35,21 +36,6 @@ def one_error_line(result) -> str:
     assert result.exit_code == 2, result.output
     assert len(lines) == 1 and lines[0].startswith("error:"), result.stderr
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def datasets(tmp_path_factory) -> dict[str, Path]:
-    """task -> data.yaml of one synthetic COCO set converted three ways (read-only)."""
-    root = tmp_path_factory.mktemp("view-data")
-    coco = root / "coco"
-    assert cli("synth", coco, "--images", 8, "--size", 128, "--seed", 2).exit_code == 0
-    annotations = [coco / "annotations" / "instances_train.json", coco / "annotations" / "instances_val.json"]
-    out = {}
-    for task in ("multitask", "segment", "pose"):
-        result = cli("convert", *annotations, root / task, "--images", coco / "images", "--task", task)
-        assert result.exit_code == 0, result.output
-        out[task] = root / task / "data.yaml"
-    return out
 
 
 def centre_mask(polygon_xy: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -95,42 +81,6 @@ def test_keypoints_are_normalized_with_absent_points_nan_and_hidden_points_kept(
     points = keypoint_points(kpts, (64, 80))
     assert points[0] == [0.5, 0.2] and points[2] == [0.125, 0.5]
     assert all(math.isnan(v) for v in points[1])
-
-
-def test_documents_written_in_bulk_equal_what_the_public_api_stores(datasets):
-    """The guard of mtdata.view.docs: a FiftyOne release that changes the sample layout fails here."""
-    pytest.importorskip("fiftyone")
-    from mtdata.view.dataset import entry_to_doc, entry_to_sample, iter_split
-
-    config = read_data_yaml(datasets["multitask"])
-    entries = [e for e in iter_split(config, "train") if len(e.labels)][:3]
-    assert entries
-    for entry in entries:
-        public = entry_to_sample(entry, config).to_mongo_dict()
-        public = {k: v for k, v in public.items() if v is not None}  # Dataset.add_samples drops top-level Nones
-        assert _canonical(entry_to_doc(entry, config)) == _canonical(public)
-
-
-def _canonical(doc: dict) -> object:
-    """ObjectIds numbered by first appearance (the two paths draw different ids), NaN comparable, no _rand."""
-    from bson import ObjectId
-
-    ids: dict = {}
-
-    def walk(value):
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items() if k not in ("_rand",)}
-        if isinstance(value, list):
-            return [walk(v) for v in value]
-        if isinstance(value, ObjectId):
-            return ("id", ids.setdefault(value, len(ids)))
-        if isinstance(value, float) and math.isnan(value):
-            return "nan"
-        if isinstance(value, bytes):
-            return bytes(value)
-        return value
-
-    return walk(dict(doc))
 
 
 def _results(orig_hw, boxes, masks, keypoints, names):
@@ -319,29 +269,6 @@ def test_the_skeleton_classes_and_colours_come_from_data_yaml(multitask_view, da
     scheme = multitask_view.app_config.color_scheme
     colours = {f["path"]: f["fieldColor"] for f in scheme.fields}
     assert len(set(colours.values())) == len(colours) and {"ground_truth", "ground_truth_keypoints"} <= set(colours)
-
-
-def test_the_public_api_path_stores_the_same_labels(fiftyone_db, datasets):
-    """build_dataset(bulk=False) goes through fo.Sample + add_samples: the fallback should FiftyOne's layout move."""
-    from mtdata.view.dataset import build_dataset
-
-    fast = build_dataset(datasets["multitask"], ["val"], name="test-view-bulk")
-    public = build_dataset(datasets["multitask"], ["val"], name="test-view-public", bulk=False)
-    try:
-        def content(dataset):
-            out = []
-            for sample in dataset.sort_by("filepath"):
-                dets = [(d.label, d.bounding_box, d.mask.tolist(), d.line, d.tags) for d in sample.ground_truth.detections]
-                kpts = [(k.label, np.nan_to_num(np.array(k.points, dtype=float), nan=-1).tolist(), k.visibility, k.line)
-                        for k in sample.ground_truth_keypoints.keypoints]
-                out.append((sample.filepath, sample.tags, sample.metadata.to_dict(), sample.label_file, dets, kpts))
-            return out
-
-        assert content(fast) == content(public) and len(fast) > 0
-        assert fast.get_field_schema(flat=True).keys() == public.get_field_schema(flat=True).keys()
-    finally:
-        fast.delete()
-        public.delete()
 
 
 @pytest.mark.parametrize("task", ["segment", "pose"])
