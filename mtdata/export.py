@@ -30,16 +30,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mtdata._runtime.output import atomic_output_file, check_output_file
+from mtdata.check.verify import duplicate_rows, verify_label_text
 from mtdata.errors import DatasetConfigError, InputError, OutputError
 from mtdata.formats.coco.write import annotation_entries, category_entries, coco_document, image_entry
 from mtdata.formats.yolo.data_yaml import DatasetConfig, read_data_yaml, shown_value
-from mtdata.formats.yolo.splits import label_path, split_entries
 from mtdata.formats.yolo.rows import rows_to_labels
+from mtdata.formats.yolo.splits import label_path, split_entries
 from mtdata.image_header import read_image_header
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
-from mtdata._runtime.output import atomic_output_file, check_output_file
 from mtdata.records import ImageLabels
-from mtdata.check.verify import duplicate_rows, verify_label_text
 
 EXPORT_TASKS = ("multitask", "segment", "pose")
 Progress = Callable[[int, int], None]

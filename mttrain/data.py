@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from mtdata.check.verify import duplicate_rows, verify_image, verify_label_file
 from mtdata.errors import DatasetConfigError
 from mtdata.formats.yolo.data_yaml import DatasetConfig
-from mtdata.formats.yolo.splits import list_entry
 from mtdata.formats.yolo.rows import LabelLayout, read_label_text
+from mtdata.formats.yolo.splits import list_entry
 from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import InputFileError
-from mtdata.check.verify import duplicate_rows, verify_image, verify_label_file
 from mttrain._ultralytics import YOLODataset, check_file_speeds
 from mttrain.data_config import read_multitask_config
 

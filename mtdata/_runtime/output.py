@@ -29,8 +29,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mtdata._runtime import interrupts
+from mtdata._runtime.stale_runs import (
+    remove_folder,
+    remove_stale_temporaries,
+    temporary_prefix,
+    this_run,
+    write_run_file,
+)
 from mtdata.errors import InputError, MtdataError, OutputError
-from mtdata._runtime.stale_runs import remove_folder, remove_stale_temporaries, temporary_prefix, this_run, write_run_file
 
 __all__ = ["atomic_output_dir", "atomic_output_file", "check_output_dir", "check_output_file", "check_output_name", "exchange",
            "place_image", "printable", "read_to_end", "remove_stale_temporaries", "resolve_path", "write_all", "write_file"]

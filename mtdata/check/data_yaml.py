@@ -13,10 +13,10 @@ from typing import Any
 
 import yaml
 
+from mtdata.check.rules import finding
 from mtdata.errors import Finding
 from mtdata.formats.yolo.data_yaml import YAML_LOADER, DatasetConfig, load_yaml_mapping
 from mtdata.formats.yolo.data_yaml_rules import read_data_dict
-from mtdata.check.rules import finding
 
 
 @dataclass

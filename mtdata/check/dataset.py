@@ -20,16 +20,16 @@ from pathlib import Path
 
 import cv2
 
-from mtdata.check.objects import FileRows, object_findings_batch
-from mtdata.check.data_yaml import check_data_yaml
-from mtdata.errors import Finding, MtdataError, Severity
 from mtdata._runtime.forking import become_worker, parent_pid
-from mtdata.formats.yolo.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
-from mtdata.formats.yolo.splits import label_path, split_entries  # noqa: F401  (label_path: callers of mtdata.check.dataset)
-from mtdata.formats.yolo.rows import LabelLayout, read_label_text
-from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
+from mtdata.check.data_yaml import check_data_yaml
+from mtdata.check.objects import FileRows, object_findings_batch
 from mtdata.check.rules import RULES, finding
 from mtdata.check.verify import verify_image, verify_label_texts
+from mtdata.errors import Finding, MtdataError, Severity
+from mtdata.formats.yolo.data_yaml import SPLIT_KEYS, DatasetConfig, label_dir_for
+from mtdata.formats.yolo.rows import LabelLayout, read_label_text
+from mtdata.formats.yolo.splits import label_path, split_entries  # noqa: F401  (label_path: callers of mtdata.check.dataset)
+from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
 
 Progress = Callable[[int, int], None]
 _CHUNK = 128  # files per task sent to a worker: large enough to amortize the pickling

@@ -33,17 +33,17 @@ from pathlib import Path
 import numpy as np
 import shapely
 
+from mtdata._runtime.output import atomic_output_dir, place_image
+from mtdata.check.data_yaml import check_data_yaml
 from mtdata.check.dataset import CheckResult, check_dataset
 from mtdata.check.objects import was_clipped
-from mtdata.check.data_yaml import check_data_yaml
+from mtdata.check.polygons import polygon_defects
+from mtdata.check.verify import row_key, rule_of_problem
 from mtdata.errors import MtdataError, raise_os_error
 from mtdata.formats.yolo.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
 from mtdata.formats.yolo.rows import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
 from mtdata.geometry import join_polygons
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
-from mtdata._runtime.output import atomic_output_dir, place_image
-from mtdata.check.polygons import polygon_defects
-from mtdata.check.verify import row_key, rule_of_problem
 
 LOG_NAME = "fix_log.json"
 FIXED_RULES = frozenset({

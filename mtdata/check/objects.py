@@ -14,12 +14,12 @@ from dataclasses import dataclass
 import numpy as np
 import shapely
 
-from mtdata.errors import Finding
-from mtdata.formats.yolo.rows import LabelLayout, ParsedLabels, YoloRow
-from mtdata.geometry import paired_iou, polygon_xyxy
 from mtdata.check.polygons import polygon_defects
 from mtdata.check.rules import finding
 from mtdata.check.verify import row_key
+from mtdata.errors import Finding
+from mtdata.formats.yolo.rows import LabelLayout, ParsedLabels, YoloRow
+from mtdata.geometry import paired_iou, polygon_xyxy
 
 TRAIN_SIZE = 640  # ultralytics' default imgsz: tiny objects are judged at this long side
 MIN_SIDE_PX = 2  # ultralytics' box_candidates(wh_thr=2) drops boxes this small after augmentation

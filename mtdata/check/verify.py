@@ -31,6 +31,8 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from mtdata.check.polygons import polygon_defects
+from mtdata.check.rules import finding
 from mtdata.errors import Finding, InputError, Severity
 from mtdata.formats.yolo.rows import LabelLayout, ParsedLabels, RowProblem, YoloRow, parse_label_text, read_label_text
 from mtdata.image_header import (
@@ -44,8 +46,6 @@ from mtdata.image_header import (
     too_large_reason,
 )
 from mtdata.input_files import MAX_IMAGE_BYTES, InputFileError, read_input_file
-from mtdata.check.polygons import polygon_defects
-from mtdata.check.rules import finding
 
 MIN_IMAGE_SIDE = 10  # ultralytics' check_image rejects images under 10 pixels on a side
 

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import numpy as np
 
+from mtdata._runtime.output import atomic_output_dir, check_output_dir
 from mtdata.convert.files import ImageFinder, SplitFiles
 from mtdata.convert.labels import ObjectRules, write_split_labels
 from mtdata.errors import InputError, MtdataError
-from mtdata.formats.coco.read import CocoCategory, CocoFile, Skip, read_coco
 from mtdata.formats.coco.checks import file_names_problems, split_name_problem
+from mtdata.formats.coco.read import CocoCategory, CocoFile, Skip, read_coco
 from mtdata.formats.yolo.data_yaml import DatasetConfig, write_data_yaml
 from mtdata.formats.yolo.rows import LabelLayout
 from mtdata.keypoints import derive_flip_idx
-from mtdata._runtime.output import atomic_output_dir, check_output_dir
 
 CONVERT_TASKS = ("multitask", "segment", "pose")
 SPLIT_PREFIXES = ("instances_", "person_keypoints_")

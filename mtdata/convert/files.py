@@ -19,11 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdata.errors import OutputError
 from mtdata._runtime.forking import python_child
+from mtdata._runtime.output import place_image, write_file
+from mtdata.errors import OutputError
 from mtdata.formats.coco.objects import ObjectColumns
 from mtdata.formats.yolo.bulk import label_texts
-from mtdata._runtime.output import place_image, write_file
 
 
 class ImageFinder:

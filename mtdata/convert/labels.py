@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtdata.convert.files import LabelTexts, SplitFiles, write_labels
 from mtdata._runtime.forking import ForkedCall, can_fork
+from mtdata.convert.files import LabelTexts, SplitFiles, write_labels
 from mtdata.formats.coco.columns import AnnotationTable
 from mtdata.formats.coco.objects import ObjectColumns, lookup, table_objects
 

@@ -12,13 +12,13 @@ import os
 import re
 from pathlib import Path
 
+from mtdata._runtime.output import write_file
 from mtdata.convert.dataset import ConvertReport, convert_coco
 from mtdata.convert.files import ImageFinder
 from mtdata.errors import InputError, MtdataError, raise_os_error, why_missing
-from mtdata.formats.coco.read import Skip
 from mtdata.formats.coco.checks import file_name_problem
+from mtdata.formats.coco.read import Skip
 from mtdata.formats.tool_objects import ToolDataset, ToolImage, tool_coco_files
-from mtdata._runtime.output import write_file
 
 FORMATS = ("coco", "labelme", "labelstudio")
 _SNIFF_BYTES = 1 << 20

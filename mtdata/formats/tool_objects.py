@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from mtdata.errors import InputError
-from mtdata.formats.coco.read import CocoAnnotation, CocoCategory, CocoFile, CocoImage
 from mtdata.formats.coco.columns import AnnotationTable
+from mtdata.formats.coco.read import CocoAnnotation, CocoCategory, CocoFile, CocoImage
 from mtdata.limits import MAX_KEYPOINTS
 
 # Points inside several objects: the smallest one wins (a hand inside a person's outline is the hand's);

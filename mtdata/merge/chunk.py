@@ -21,15 +21,15 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mtdata._runtime.forking import become_worker
+from mtdata._runtime.number_text import load_reader
+from mtdata._runtime.output import place_image, read_to_end, write_file
+from mtdata._runtime.worker_memory import keep_freed_memory
+from mtdata.formats.yolo.blocks import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
 from mtdata.formats.yolo.rows import LabelLayout
 from mtdata.geometry import paired_iou
 from mtdata.input_files import MAX_LABEL_BYTES
 from mtdata.merge.match import match_boxes
 from mtdata.merge.plan import JobBatch
-from mtdata.formats.yolo.blocks import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
-from mtdata._runtime.number_text import load_reader
-from mtdata._runtime.output import place_image, read_to_end, write_file
-from mtdata._runtime.worker_memory import keep_freed_memory
 
 
 @dataclass(frozen=True)

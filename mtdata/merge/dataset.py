@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 
-from mtdata.errors import DatasetConfigError, InputError, MtdataError, why_missing
 from mtdata._runtime.forking import parent_pid
+from mtdata._runtime.output import atomic_output_dir, check_output_dir
+from mtdata.errors import DatasetConfigError, InputError, MtdataError, why_missing
 from mtdata.formats.yolo.data_yaml import DatasetConfig, load_yaml_mapping, parse_data_dict, write_data_yaml
 from mtdata.merge.chunk import MergeContext, merge_chunk, prepare_worker
 from mtdata.merge.plan import ImageJob, JobBatch, MergePlan, build_jobs, count_seg_labels
-from mtdata._runtime.output import atomic_output_dir, check_output_dir
 
 Progress = Callable[[int, int], None]
 PARALLEL_MIN_IMAGES = 2000  # below this, starting worker processes costs more than it saves

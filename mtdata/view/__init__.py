@@ -3,3 +3,12 @@
 write), ``fields`` (names, colours, the lazy import), ``predictions``, ``app`` (serving the App). The only room
 that imports fiftyone.
 """
+
+
+def __getattr__(name: str):
+    """``from mtdata.view import build_dataset`` (the notebook entry point) without importing fiftyone with the package."""
+    if name == "build_dataset":
+        from mtdata.view.dataset import build_dataset
+
+        return build_dataset
+    raise AttributeError(f"module 'mtdata.view' has no attribute {name!r}")

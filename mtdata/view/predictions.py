@@ -22,9 +22,9 @@ import numpy as np
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.yolo.data_yaml import DatasetConfig
 from mtdata.keypoints import BOX_AREA_FACTOR, default_sigmas, object_keypoint_similarity
+from mtdata.view.app import quiet_logger
 from mtdata.view.fields import GT_FIELD, PRED_FIELD, import_fiftyone, keypoints_field
 from mtdata.view.labels import to_fiftyone_labels
-from mtdata.view.app import quiet_logger
 
 EVAL_KEY = "eval"
 

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from mtdata.check.dataset import check_dataset
+from mtdata.check.fix import fix_dataset
 from mtdata.errors import MtdataError
 from mtdata.export import export_coco
-from mtdata.check.fix import fix_dataset
 from mtdata.formats.yolo.data_yaml import IMAGE_SUFFIXES, read_data_yaml
 from tests.mtdata.factories import png_bomb
 from tests.mtdata.fuzzing import FUZZ_SCALE, MESSAGE_LIMIT, hostile_label_text, report, run_cases

@@ -19,8 +19,8 @@ from mtdata.convert.dataset import convert_coco
 from mtdata.export import build_coco, export_coco
 from mtdata.formats.coco.write import annotation_entries, category_entries
 from mtdata.formats.yolo.data_yaml import read_data_yaml
-from mtdata.formats.yolo.splits import split_pairs
 from mtdata.formats.yolo.rows import read_label_file
+from mtdata.formats.yolo.splits import split_pairs
 from mtdata.records import ImageLabels
 from tests.mtdata.factories import SHARED_DATA, square
 

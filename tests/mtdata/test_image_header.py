@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from mtdata.check.verify import verify_image
 from mtdata.errors import InputError
 from mtdata.image_header import MAX_IMAGE_PIXELS, ImageTooLarge, read_image_header
-from mtdata.check.verify import verify_image
 from tests.mtdata.factories import png_bomb
 
 
@@ -118,8 +118,8 @@ def test_not_an_image(tmp_path):
 
 def test_a_format_only_opencv_reads_is_measured_after_decoding(tmp_path, monkeypatch):
     """When Pillow cannot read the header, OpenCV decodes and the same limit applies to what it decoded."""
-    import mtdata.image_header as image_header
     import mtdata.check.verify as verify
+    import mtdata.image_header as image_header
 
     path = tmp_path / "a.png"
     path.write_bytes(cv2.imencode(".png", np.zeros((40, 50), np.uint8))[1].tobytes())

@@ -145,8 +145,8 @@ def test_every_command_that_loads_weights_refuses_in_one_line(entry, variant, vi
 
 
 def test_every_python_function_that_loads_weights_refuses(victims, tiny_data, tiny_model):
-    from mtdata.formats.yolo.data_yaml import read_data_yaml
     from mtdata.cli.view import load_model
+    from mtdata.formats.yolo.data_yaml import read_data_yaml
     from mttrain import MultiTaskYOLO
     from mttrain.export import export_weights
     from mttrain.transfer import load_weights, read_checkpoint_model

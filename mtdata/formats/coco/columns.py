@@ -22,9 +22,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 import numpy as np
 
+from mtdata._runtime.number_text import parse_numbers
 from mtdata.formats.coco.checks import MAX_ID
 from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
-from mtdata._runtime.number_text import parse_numbers
 
 # What COCO says an id is (mtdata.formats.coco.checks.is_id): anything else sends the file to
 # json, whose reader names the entry and what it holds.

@@ -32,7 +32,6 @@ from mtdata.keypoints import BOX_AREA_FACTOR
 from mtdata.records import ImageLabels
 
 
-
 def image_entry(image_id: int, file_name: str, resolution_wh: tuple[int, int]) -> dict[str, Any]:
     """A COCO ``images`` entry."""
     width, height = resolution_wh

@@ -22,9 +22,9 @@ from functools import lru_cache
 
 import numpy as np
 
+from mtdata._runtime.number_text import parse_numbers
 from mtdata.formats.yolo.rows import LabelLayout, YoloRow, format_multitask_row, format_segment_row, parse_label_text
 from mtdata.geometry import polygon_xyxy
-from mtdata._runtime.number_text import parse_numbers
 
 
 @dataclass

@@ -12,8 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from mtdata.errors import OutputError
 from mtdata._runtime.forking import ForkedCall, can_fork
+from mtdata.errors import OutputError
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux with two cores or more")
 

@@ -89,8 +89,8 @@ def _killed_run(out: Path) -> Path:
 
 
 def test_out_gets_the_mode_any_new_folder_or_file_gets(tmp_path):
-    from mtdata.export import write_json_atomic
     from mtdata._runtime.output import atomic_output_dir
+    from mtdata.export import write_json_atomic
 
     previous = os.umask(0o022)
     try:

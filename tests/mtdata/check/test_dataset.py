@@ -16,14 +16,14 @@ import yaml
 from PIL import Image
 from typer.testing import CliRunner
 
-from mtdata.check.dataset import check_dataset
 from mtdata.check.data_yaml import check_data_dict
+from mtdata.check.dataset import check_dataset
+from mtdata.check.rules import RULES
 from mtdata.cli import app
 from mtdata.convert.dataset import convert_coco
 from mtdata.errors import DatasetConfigError, Severity
 from mtdata.formats.yolo.data_yaml import dump_yaml, parse_data_dict
 from mtdata.formats.yolo.splits import label_path
-from mtdata.check.rules import RULES
 from tests.mtdata.factories import SHARED_DATA, png_bomb
 
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics, imported by the agreement tests, must not reach the network

@@ -7,8 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from mtdata.geometry import join_polygons
 from mtdata.check.polygons import MAX_PAIRWISE_POINTS, has_crossing, polygon_defects
+from mtdata.geometry import join_polygons
 from tests.mtdata.factories import square
 
 BOW_TIE = np.array([[0.1, 0.1], [0.5, 0.3], [0.5, 0.1], [0.1, 0.4]])

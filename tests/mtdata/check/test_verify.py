@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mtdata.errors import Severity
-from mtdata.formats.yolo.rows import LabelLayout, RowProblem
 from mtdata.check.rules import RULES
 from mtdata.check.verify import RULE_OF_KIND, duplicate_rows, rule_of_problem, verify_image, verify_label_file
+from mtdata.errors import Severity
+from mtdata.formats.yolo.rows import LabelLayout, RowProblem
 
 REPO = Path(__file__).resolve().parents[3]
 

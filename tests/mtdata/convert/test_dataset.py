@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from mtdata.cli import app
 from mtdata._runtime.forking import can_fork
+from mtdata.cli import app
 from mtdata.formats.yolo.data_yaml import read_data_yaml
 from mtdata.formats.yolo.rows import read_label_file
 from mtdata.geometry import polygon_iou, polygon_signed_area

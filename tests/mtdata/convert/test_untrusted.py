@@ -13,6 +13,7 @@ from pycocotools import mask as mask_utils
 
 from mtdata.convert.files import SplitFiles
 from mtdata.formats.yolo.data_yaml import read_data_yaml
+from tests.mtdata.convert.test_dataset import convert, dataset_rows, leftovers, tree_digest
 from tests.mtdata.factories import (
     coco_annotation,
     coco_dict,
@@ -22,7 +23,6 @@ from tests.mtdata.factories import (
     plain_category,
     write_json,
 )
-from tests.mtdata.convert.test_dataset import convert, dataset_rows, leftovers, tree_digest
 
 SECRET = b"not an image of the dataset"
 

@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mtdata.geometry import boxes_iou
-from mtdata.merge.match import match_boxes
-from mtdata.merge.chunk import match_rows
 from mtdata.formats.yolo.blocks import RowBlock
+from mtdata.geometry import boxes_iou
+from mtdata.merge.chunk import match_rows
+from mtdata.merge.match import match_boxes
 
 
 @st.composite

@@ -434,8 +434,8 @@ def test_an_image_over_the_size_limit_is_shown_unreadable_and_never_given_to_the
 def test_predictions_are_evaluated_with_masks_and_keypoint_oks(fiftyone_db, datasets):
     from fiftyone import ViewField as F
 
-    from mtdata.view.dataset import build_dataset
     from mtdata.keypoints import object_keypoint_similarity
+    from mtdata.view.dataset import build_dataset
     from mtdata.view.predictions import add_predictions, evaluate
 
     config = read_data_yaml(datasets["multitask"])
@@ -536,3 +536,16 @@ def test_predictions_of_an_mttrain_model_through_the_cli(fiftyone_db, datasets, 
             assert det.mask.shape == (round((y + bh) * h) - round(y * h), round((x + bw) * w) - round(x * w))
     finally:
         dataset.delete()
+
+
+def test_build_dataset_is_importable_from_the_package_without_loading_fiftyone():
+    """The README's notebook line, ``from mtdata.view import build_dataset``; importing ``mtdata.view`` alone (as
+    any of its modules does) does not load fiftyone."""
+    import subprocess
+    import sys
+
+    code = ("import sys, mtdata.view; assert 'fiftyone' not in sys.modules; "
+            "from mtdata.view import build_dataset; from mtdata.view.dataset import build_dataset as b; "
+            "assert build_dataset is b; print('ok')")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]

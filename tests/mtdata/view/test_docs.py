@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
 from mtdata.formats.yolo.data_yaml import read_data_yaml

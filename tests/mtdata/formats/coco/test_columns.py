@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
+from mtdata.formats.coco.objects import _join_pairs, _rings, table_objects
 from mtdata.formats.coco.read import annotation_join_loss, image_labels, read_coco
 from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
-from mtdata.formats.coco.objects import _join_pairs, _rings, table_objects
 from mtdata.geometry import join_polygons
 from mtdata.synth import SynthSpec, make_coco
 from tests.mtdata.factories import (

@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from mtdata.formats.yolo.rows import LabelLayout, parse_label_text
 from mtdata.formats.yolo.blocks import absent_keypoints_text, read_pose_block, read_segment_block
+from mtdata.formats.yolo.rows import LabelLayout, parse_label_text
 
 K = 2
 # Six decimals are within half their last digit of the value; 0.0859375 -> 0.085938 is that half exactly,

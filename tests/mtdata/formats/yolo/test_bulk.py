@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtdata.formats.yolo.rows import LabelLayout, format_label_text, labels_to_rows, parse_label_text
 from mtdata.formats.yolo.bulk import label_texts
+from mtdata.formats.yolo.rows import LabelLayout, format_label_text, labels_to_rows, parse_label_text
 from mtdata.records import ImageLabels
 
 K = 4

@@ -15,8 +15,8 @@ from mtdata.formats.yolo.data_yaml import (
     read_data_yaml,
     write_data_yaml,
 )
-from mtdata.formats.yolo.splits import label_path, split_pairs
 from mtdata.formats.yolo.rows import LabelLayout
+from mtdata.formats.yolo.splits import label_path, split_pairs
 
 FILE = Path("/data/set/data.yaml")
 
@@ -414,9 +414,9 @@ def test_an_empty_split_list_is_a_split_without_images():
 
 def test_what_the_commands_raise_is_always_an_error():
     # parse_data_dict raises the first problem: without the split-presence rules, every rule the reader has is an error
+    from mtdata.check.rules import RULES
     from mtdata.errors import Severity
     from mtdata.formats.yolo.data_yaml_rules import read_data_dict
-    from mtdata.check.rules import RULES
 
     rules = {p.rule for _, data, _ in FINDINGS_TABLE for p in read_data_dict(data, FILE, splits_required=False).problems}
     assert len(rules) == 6 and all(RULES[r].severity is Severity.ERROR for r in rules), rules

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from mtdata.formats.yolo.rows import LabelLayout, parse_label_text
-from mtdata.formats.yolo.blocks import read_pose_block, read_segment_block
 from mtdata.check.verify import RULE_OF_KIND
+from mtdata.formats.yolo.blocks import read_pose_block, read_segment_block
+from mtdata.formats.yolo.rows import LabelLayout, parse_label_text
 from tests.mtdata.fuzzing import FUZZ_SCALE, MESSAGE_LIMIT, hostile_label_text, report, run_cases
 
 LAYOUTS = [
