@@ -300,20 +300,26 @@ def test_cli_export_errors_are_one_line_exit_2(args, message, tiny_model, tmp_pa
 
 # -- the same answers as the .pt (slow: trains a small model) -------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """(best.pt, data.yaml, val images) of a small model that finds boxes, masks and keypoints."""
+def train_small(tmp_path_factory, cfg: str) -> tuple[Path, Path, list[Path]]:
+    """(best.pt, data.yaml, val images) of a small ``cfg`` model trained 25 epochs at 96 px: enough that it
+    finds boxes, masks and keypoints for the parity tests."""
     from mttrain.model import MultiTaskYOLO
     from tests.mttrain.conftest import make_multitask_dataset
 
-    out = tmp_path_factory.mktemp("mt-export")
+    out = tmp_path_factory.mktemp(f"mt-export-{cfg.split('-')[0]}")
     data = make_multitask_dataset(out, images=64, size=96, seed=1)
-    MultiTaskYOLO("yolov8n-multitask.yaml").train(
+    MultiTaskYOLO(cfg).train(
         data=str(data), epochs=25, imgsz=96, batch=8, workers=0, seed=0, deterministic=True, optimizer="AdamW",
         lr0=0.005, warmup_epochs=0, mosaic=0.0, plots=False, verbose=False, project=str(out / "runs"), name="fit",
     )
     images = sorted((out / "coco" / "images" / "val").glob("*.jpg"))
     return out / "runs" / "fit" / "weights" / "best.pt", data, images
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small yolov8n-multitask: :func:`train_small`."""
+    return train_small(tmp_path_factory, "yolov8n-multitask.yaml")
 
 
 def match(a, b) -> list[tuple[int, int]]:
@@ -723,19 +729,9 @@ def test_cli_export_takes_nms_false(tiny_model26, tmp_path):
 
 @pytest.fixture(scope="module")
 def trained26(tmp_path_factory):
-    """(best.pt, data.yaml, val images) of a small yolo26 model trained as ``trained`` (it then finds ~2 objects
-    and ~4 visible keypoints per image at conf 0.25 with nms=False)."""
-    from mttrain.model import MultiTaskYOLO
-    from tests.mttrain.conftest import make_multitask_dataset
-
-    out = tmp_path_factory.mktemp("mt-export26")
-    data = make_multitask_dataset(out, images=64, size=96, seed=1)
-    MultiTaskYOLO("yolo26n-multitask.yaml").train(
-        data=str(data), epochs=25, imgsz=96, batch=8, workers=0, seed=0, deterministic=True, optimizer="AdamW",
-        lr0=0.005, warmup_epochs=0, mosaic=0.0, plots=False, verbose=False, project=str(out / "runs"), name="fit",
-    )
-    images = sorted((out / "coco" / "images" / "val").glob("*.jpg"))
-    return out / "runs" / "fit" / "weights" / "best.pt", data, images
+    """A small yolo26n-multitask trained as ``trained`` (it then finds ~2 objects and ~4 visible keypoints per
+    image at conf 0.25 with nms=False)."""
+    return train_small(tmp_path_factory, "yolo26n-multitask.yaml")
 
 
 @pytest.mark.slow
