@@ -26,8 +26,16 @@ with interrupts.deferred():
 """
 
 
+def _as_from_a_terminal() -> None:
+    """In the child, before it runs: the stopping signals at their defaults, as a shell starts a command. The test
+    run itself may be under ``nohup`` (SIGHUP ignored), and an ignored signal stays ignored by design."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _python(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False,
+                          preexec_fn=_as_from_a_terminal)
 
 
 def test_a_deferred_signal_is_raised_when_the_block_ends():
@@ -76,7 +84,8 @@ def _temporary(out: Path) -> list[Path]:
 def _start_synth(out: Path) -> subprocess.Popen:
     """A synth run that takes a while, once it has begun writing (its temporary folder exists)."""
     process = subprocess.Popen([sys.executable, "-m", "mtdata", "synth", str(out), "--images", "3000", "--size", "64"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=_as_from_a_terminal)
     deadline = time.monotonic() + 60
     while not _temporary(out) and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
