@@ -61,10 +61,14 @@ def open_input_file(path: str | Path, limit: int, what: str = "file") -> BinaryI
             raise InputFileError(f"the {what} is not a regular file (a folder, FIFO or device): not read", file=path)
         if info.st_size > limit:
             raise InputFileError(f"the {what} holds {info.st_size:,} bytes, over the limit of {limit:,}: not read", file=path)
-        return os.fdopen(fd, "rb")
     except BaseException:
         os.close(fd)
         raise
+    # Outside the ``try``: from ``fdopen`` on, the file object owns the descriptor and only it closes it. Closed
+    # here too (an interrupt landing on the ``return``, as it did before), it was closed twice, and the second
+    # close, when the orphaned object was freed, hit whatever file had reused the number ("Bad file descriptor"
+    # from an export stopped by Ctrl-C instead of its one line and 130). An interrupt there leaks it at worst.
+    return os.fdopen(fd, "rb")
 
 
 def read_input_file(path: str | Path, limit: int, what: str = "file") -> bytes:

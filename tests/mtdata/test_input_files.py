@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from mtdata.input_files import InputFileError, read_input_file
+from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
 
 
 def _fifo(tmp_path):
@@ -83,3 +83,20 @@ def test_reading_a_small_file_does_not_allocate_the_bound(tmp_path):
     path.write_bytes(b"x" * 100)
     outcome = run_bounded(lambda: len(read_input_file(path, 8 << 30)), (), memory=256 << 20)
     assert outcome.kind == "ok" and outcome.value == 100, outcome
+
+
+def test_an_interrupt_inside_fdopen_is_raised_as_the_interrupt_and_closes_the_descriptor_once(tmp_path, monkeypatch):
+    # A signal handled right after io.open returned, inside os.fdopen: the new file object is dropped, and
+    # closes the descriptor as it goes. The reader must not close it again (EBADF replaced the interrupt, and a
+    # number reused meanwhile would have been another file's): the interrupt comes out, nothing else.
+    path = tmp_path / "a.txt"
+    path.write_bytes(b"0 0.5 0.5 0.1 0.1\n")
+    real_fdopen = os.fdopen
+
+    def fdopen_then_interrupted(fd, *args, **kwargs):
+        real_fdopen(fd, *args, **kwargs)  # freed at once: closes fd
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "fdopen", fdopen_then_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        read_input_file(path, MAX_LABEL_BYTES, "label file")
