@@ -1,20 +1,27 @@
-"""Every touch of ultralytics internals, in one place, for the supported version range.
+"""The touches of ultralytics internals, in one place, for the supported version range.
 
 mttrain subclasses ultralytics' model, loss, dataset, trainer, validator and predictor. The
-internals it relies on move between releases, so they are all imported here and
-``check_internals`` (run by the tests) fails loudly, naming what moved, when they do.
+internals it relies on move between releases, so the classes and functions it subclasses or
+patches are imported here, and :func:`check_internals` lists, naming what moved, every
+assumption that no longer holds (``tests/mttrain/test_ultralytics_internals.py`` fails on a non-empty list).
+Importing this module also installs the patches (safe checkpoint loading, no run-time installs,
+skeleton plots, FP32 OpenVINO) and refuses an ultralytics outside ``SUPPORTED``.
 
-Known traps in 8.4 handled here:
+Not everything goes through here: a few public names are imported where they are used
+(``nn.modules.conv.Conv`` in ``mttrain.nn.head``, ``data.utils.get_hash`` and ``utils.colorstr`` in
+``mttrain.data``, the classes the checkpoint allow-list names in ``mttrain.checkpoint_guard``), and
+ultralytics' argument table is read from its files, without importing it, by ``mttrain._ultralytics_cfg``.
+
+Known traps in 8.4:
 - ``parse_model`` resolves YAML layer names with ``globals()`` and special-cases heads by
-  identity (``m is Segment``): a new head class is invisible to it. ``build_with_head``
+  identity (``m is Segment``): a new head class is invisible to it. ``build_with_head`` (here)
   builds the YAML with ultralytics' own ``Segment`` in the head's place (so channel and width
   scaling stay ultralytics'), then swaps in the multitask head with the same inputs.
 - ``YOLODataset`` derives ``use_segments`` / ``use_keypoints`` from one task string, so they
-  are exclusive; the multitask dataset sets both (see ``mttrain.data``).
+  are exclusive; the multitask dataset sets both (in ``mttrain.data``).
 - ``Detect.forward`` returns a dict in training, a tensor in export mode and a tuple
-  otherwise; the multitask head keeps those contracts.
+  otherwise; the multitask head (``mttrain.nn.head``) keeps those contracts.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -426,7 +433,9 @@ _original_check_font = None
 
 
 def block_installs() -> None:
-    """Make every ultralytics install path check only (idempotent; runs when this module is imported)."""
+    """Make ultralytics' run-time installs and downloads check only (idempotent; runs when this module is imported):
+    ``check_requirements`` and ``check_apt_requirements`` raise MissingDependencyError instead of installing,
+    ``check_font`` takes a local font instead of downloading one, ``Image.open`` never installs pi-heif."""
     import sys
 
     from PIL import Image
