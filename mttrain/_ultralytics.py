@@ -308,11 +308,8 @@ _install_skeleton_annotator()
 # mode (no ``eval`` of a YAML's ``activation``, only nn.Module layers): a checkpoint's ``model.yaml`` is rebuilt by
 # the trainer, and a model YAML may come from a stranger too.
 
-from mttrain.checkpoint_guard import (  # noqa: E402
-    _data_globals,
-    load_checkpoint_file,
-    trust_weights_file,
-)
+from mttrain.checkpoint_guard import load_checkpoint_file, trust_weights_file  # noqa: E402
+from mttrain.checkpoint_pickle import data_globals  # noqa: E402
 
 ultralytics_torch_safe_load = _tasks.torch_safe_load  # ultralytics' own (full unpickling), for trusted files
 _original_torch_load = None  # ultralytics.utils.torch_utils.torch_load, set by _install_safe_loading()
@@ -637,7 +634,7 @@ def _check_loading_internals() -> list[str]:
         problems.append("engine.trainer.BaseTrainer loads with torch_load (not through load_checkpoint)")
     if not _tasks._SafeLoad.restricted():
         problems.append("nn.tasks._SafeLoad.restricted() is off although SAFE_LOAD is set (parse_model would eval)")
-    ours = set(_data_globals())
+    ours = set(data_globals())
     theirs = set(_tasks._SafeLoad._build())
     if theirs - ours:
         problems.append(f"ultralytics' safe-load allow-list has entries mttrain's lacks: {sorted(theirs - ours)}")
