@@ -4,7 +4,8 @@ What :func:`mtdata.formats.coco.read.image_labels` does image by image (validate
 join multi-part polygons, pad keypoints), done with whole-array operations over all the
 annotations of a file. Annotations the table keeps as objects (odd JSON) go through
 :func:`mtdata.formats.coco.read.annotation_object` one by one, so every check and message is the
-same; tests hold the two paths together.
+same; tests hold the two paths together. The checks are in :mod:`mtdata.formats.coco.table_checks`, the
+polygon joins in :mod:`mtdata.formats.coco.joins`; :func:`table_objects` puts the steps in order.
 """
 
 from __future__ import annotations
