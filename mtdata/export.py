@@ -275,26 +275,7 @@ def build_coco(
         except InputError as e:
             report.images_unreadable.append(f"{path}: {e.message}")
             continue
-        label_file = Path(label_path(path_str))  # the one rule (mtdata.formats.yolo.splits)
-        labels = ImageLabels.empty(resolution_wh, config.num_keypoints)
-        crowd: set[int] = set()
-        decimals = None
-        data = _label_bytes(label_file, report)
-        if data is not None:
-            try:
-                text = data.decode("utf-8-sig")
-            except UnicodeDecodeError as e:
-                report.rows_left_out.append(f"{label_file}: not UTF-8 text: {e.reason} at byte {e.start}")
-                text = None
-            if text is not None:
-                parsed, findings = verify_label_text(text, layout, label_file)  # the trainer's rows, the trainer's verdict
-                report.rows_left_out += [f"{f.file}:{f.line}: {f.message}" if f.line else f"{f.file}: {f.message}"
-                                         for f in findings if f.severity.value == "error"]
-                repeated = {i for i, _ in duplicate_rows(parsed)}
-                kept = [i for i in range(len(parsed.rows)) if i not in repeated]
-                labels = rows_to_labels([parsed.rows[i] for i in kept], resolution_wh, config.num_keypoints)
-                decimals = source_decimals(text)
-                crowd = _crowd_rows(ids.crowd.get(path_str), data, [parsed.lines[i] for i in kept], report)
+        labels, crowd, decimals = _image_labels(path_str, resolution_wh, config, layout, ids, report)
         file_name = path.relative_to(ids.image_dirs[path_str]).as_posix()
         images.append(image_entry(image_id, file_name, resolution_wh))
         annotations += annotation_entries(labels, image_id, ids.category_ids, keypoint_classes, first_id=len(annotations) + 1,
@@ -313,6 +294,31 @@ def build_coco(
                                   ids.supercategories)
     name = config.file.name if config.file else "data.yaml"
     return coco_document(images, annotations, categories, f"mtdata export of {name}, split {split}"), report
+
+
+def _image_labels(path_str: str, resolution_wh: tuple[int, int], config: DatasetConfig, layout, ids: DatasetIds,
+                  report: ExportReport) -> tuple[ImageLabels, set[int], int | None]:
+    """(the objects of an image's label file in pixels, the indexes of its crowd objects, the decimals its numbers
+    were written with (None: no text)); rows the trainer would refuse, and repeated rows, are left out and named in
+    ``report``."""
+    label_file = Path(label_path(path_str))  # the one rule (mtdata.formats.yolo.splits)
+    empty = ImageLabels.empty(resolution_wh, config.num_keypoints), set(), None
+    data = _label_bytes(label_file, report)
+    if data is None:
+        return empty
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        report.rows_left_out.append(f"{label_file}: not UTF-8 text: {e.reason} at byte {e.start}")
+        return empty
+    parsed, findings = verify_label_text(text, layout, label_file)  # the trainer's rows, the trainer's verdict
+    report.rows_left_out += [f"{f.file}:{f.line}: {f.message}" if f.line else f"{f.file}: {f.message}"
+                             for f in findings if f.severity.value == "error"]
+    repeated = {i for i, _ in duplicate_rows(parsed)}
+    kept = [i for i in range(len(parsed.rows)) if i not in repeated]
+    labels = rows_to_labels([parsed.rows[i] for i in kept], resolution_wh, config.num_keypoints)
+    crowd = _crowd_rows(ids.crowd.get(path_str), data, [parsed.lines[i] for i in kept], report)
+    return labels, crowd, source_decimals(text)
 
 
 def write_json_atomic(data: dict, out: Path) -> None:

@@ -1,8 +1,14 @@
-"""The record type every part of mtdata speaks: the objects of one image.
+"""The per-image record type: the objects of one image.
 
-Coordinates are absolute pixels in the image of size ``resolution_wh``. When an image's
-size is unknown (label-only datasets) the records use ``resolution_wh=(1, 1)``, which makes
-pixels and normalized coordinates the same thing; ratios such as IoU do not change.
+The per-image readers and writers speak it (COCO's :func:`~mtdata.formats.coco.read.image_labels` and
+writer, YOLO rows, export, view); the bulk paths do not: ``mtdata convert`` works on
+:class:`mtdata.formats.coco.objects.ObjectColumns`, merge on the YOLO
+:class:`mtdata.formats.yolo.blocks.RowBlock`, check on the normalized :class:`~mtdata.formats.yolo.rows.YoloRow`.
+
+Coordinates are absolute pixels in the image of size ``resolution_wh``. Where an image's size
+is unknown (view's unreadable images, for one) the callers pass ``resolution_wh=(1, 1)``, which makes
+pixels and normalized coordinates the same thing: area ratios such as IoU do not change, but
+pixel distances (OKS) are not pixels then.
 """
 
 from __future__ import annotations
@@ -20,11 +26,15 @@ VISIBILITY_ABSENT, VISIBILITY_HIDDEN, VISIBILITY_VISIBLE = 0, 1, 2  # COCO's enu
 class ImageLabels:
     """Objects of one image.
 
+    ``__post_init__`` turns the fields into the dtypes and shapes below and checks that every field
+    has N objects and keypoints are (N, K, 3); it does not check values (boxes' corner order, class
+    range, visibility), which the readers do.
+
     Attributes:
         resolution_wh: image (width, height) in pixels.
         class_id: (N,) int64 class index per object.
         xyxy: (N, 4) float64 boxes, pixels, (x1, y1, x2, y2).
-        polygons: N arrays of shape (P_i, 2), pixels, (x, y); (0, 2) when the object has no mask.
+        polygons: N float64 arrays of shape (P_i, 2), pixels, (x, y); (0, 2) when the object has no mask.
         keypoints: (N, K, 3) float64, pixels (x, y) and COCO visibility 0/1/2; K may be 0.
         source_ids: (N,) int64 id of each object in its source (COCO annotation id), -1 when none.
     """
@@ -64,7 +74,7 @@ class ImageLabels:
         return self.keypoints.shape[1]
 
     def __getitem__(self, index) -> "ImageLabels":
-        """Select objects with a boolean mask, an index array or a slice."""
+        """Select objects with a boolean mask, an index array, a slice or one index (a record of one object)."""
         picks = np.arange(len(self))[index]
         picks = np.atleast_1d(picks)
         return ImageLabels(
@@ -87,7 +97,8 @@ class ImageLabels:
         return (self.keypoints[..., 2] > 0).sum(axis=1)
 
     def with_keypoints(self, num_keypoints: int) -> "ImageLabels":
-        """Return a copy whose keypoints are padded with absent points (or cut) to K."""
+        """A new record whose keypoints (a new array) are padded with absent points (or cut) to K; the other fields
+        are the same arrays as this record's, not copies."""
         k = self.num_keypoints
         kpts = np.zeros((len(self), num_keypoints, 3))
         kpts[:, : min(k, num_keypoints)] = self.keypoints[:, :num_keypoints]
@@ -95,6 +106,8 @@ class ImageLabels:
 
     @staticmethod
     def concatenate(parts: list["ImageLabels"], resolution_wh: tuple[int, int], num_keypoints: int) -> "ImageLabels":
+        """The objects of ``parts`` in order, keypoints padded or cut to ``num_keypoints``, in an image of
+        ``resolution_wh`` (the parts' own sizes are not read: their pixels are taken as they are)."""
         parts = [p.with_keypoints(num_keypoints) for p in parts if len(p)]
         if not parts:
             return ImageLabels.empty(resolution_wh, num_keypoints)

@@ -121,7 +121,6 @@ def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id:
         {"id": DISC_ID, "name": "disc", "supercategory": "shape"},
     ]
     images, annotations, pixels = [], [], []
-    ann_id = 1
     s = spec.size
     for index in range(spec.images):
         image_id = first_image_id + index
@@ -130,72 +129,89 @@ def make_coco(spec: SynthSpec, seed: int = 0, draw: bool = True, first_image_id:
         if draw:
             canvas = rng.integers(90, 150, size=(s, s, 3), dtype=np.uint8)
             canvas = cv2.GaussianBlur(canvas, (5, 5), 0)
-        taken: list[tuple[float, float, float]] = []
-        for _ in range(int(rng.integers(spec.objects[0], spec.objects[1] + 1))):
-            spot = _place(rng, s, taken)
-            if spot is None:
-                continue
-            taken.append(spot)
-            cx, cy, r = spot
-            color = tuple(int(c) for c in rng.integers(0, 256, size=3))
-            if rng.random() < 0.5:
-                polygon, tips = _star(rng, cx, cy, r)
-                polygon = _densify(polygon, spec.star_points)
-                segmentation = [_flat(polygon)]
-                kp = tips
-                if spec.person_keypoints:  # 12 more points inside the star
-                    inside = rng.uniform(-0.3, 0.3, size=(12, 2)) * r + [cx, cy]
-                    kp = np.concatenate([tips, inside])
-                vis = np.full(len(kp), 2)
-                roll = rng.random(len(kp))
-                vis[roll < spec.hidden_ratio + spec.absent_ratio] = 1
-                vis[roll < spec.absent_ratio] = 0
-                kpts = np.concatenate([np.round(kp, 2), vis[:, None]], axis=1)
-                kpts[vis == 0, :2] = 0
-                x1, y1, x2, y2 = polygon_xyxy(polygon)
-                annotations.append({
-                    "id": ann_id, "image_id": image_id, "category_id": FIGURE_ID, "iscrowd": 0,
-                    "segmentation": segmentation, "area": float(polygon_areas([polygon])[0]),
-                    "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-                    "keypoints": [float(v) if i % 3 < 2 else int(v) for i, v in enumerate(kpts.reshape(-1))],
-                    "num_keypoints": int((vis > 0).sum()),
-                })
-                if canvas is not None:
-                    cv2.fillPoly(canvas, [np.round(polygon).astype(np.int32)], color)
-            else:
-                polygon = _ellipse(rng, cx, cy, r)
-                parts = [polygon]
-                if rng.random() < spec.multipart_ratio:
-                    parts = [polygon[:16], polygon[16:]]  # two halves: a disc cut by an occluder
-                x1, y1, x2, y2 = polygon_xyxy(polygon)
-                annotations.append({
-                    "id": ann_id, "image_id": image_id, "category_id": DISC_ID, "iscrowd": 0,
-                    "segmentation": [_flat(p) for p in parts], "area": float(polygon_areas([polygon])[0]),
-                    "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)],
-                })
-                if canvas is not None:
-                    cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in parts], color)
-            ann_id += 1
+        for fields in _image_objects(rng, spec, canvas):
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **fields})
         if rng.random() < spec.crowd_ratio:
-            from pycocotools import mask as mask_utils
-
-            mask = np.zeros((s, s), dtype=np.uint8)
-            cv2.circle(mask, (int(rng.uniform(0, s)), int(rng.uniform(0, s))), max(2, s // 10), 1, -1)
-            rle = mask_utils.encode(np.asfortranarray(mask))
-            x, y, w, h = mask_utils.toBbox(rle).tolist()
-            annotations.append({
-                "id": ann_id, "image_id": image_id, "category_id": FIGURE_ID, "iscrowd": 1,
-                "segmentation": {"size": [s, s], "counts": rle["counts"].decode()},
-                "area": float(mask.sum()), "bbox": [x, y, max(w, 1), max(h, 1)],
-                "keypoints": [0] * (3 * len(kp_names)), "num_keypoints": 0,
-            })
-            ann_id += 1
+            annotations.append({"id": len(annotations) + 1, "image_id": image_id, **_crowd_fields(rng, s, len(kp_names))})
         pixels.append(canvas)
     coco = {
         "info": {"description": "mtdata synthetic shapes"},
         "images": images, "annotations": annotations, "categories": categories,
     }
     return coco, (pixels if draw else None)
+
+
+def _image_objects(rng: np.random.Generator, spec: SynthSpec, canvas: np.ndarray | None) -> list[dict]:
+    """The annotations of one image (without id and image_id), figures and discs on free spots, drawn on ``canvas``."""
+    objects = []
+    taken: list[tuple[float, float, float]] = []
+    for _ in range(int(rng.integers(spec.objects[0], spec.objects[1] + 1))):
+        spot = _place(rng, spec.size, taken)
+        if spot is None:
+            continue
+        taken.append(spot)
+        color = tuple(int(c) for c in rng.integers(0, 256, size=3))
+        fields, parts = _figure_fields(rng, spec, *spot) if rng.random() < 0.5 else _disc_fields(rng, spec, *spot)
+        objects.append(fields)
+        if canvas is not None:
+            cv2.fillPoly(canvas, [np.round(p).astype(np.int32) for p in parts], color)
+    return objects
+
+
+def _box_fields(polygon: np.ndarray) -> dict:
+    """COCO ``area`` and ``bbox`` (xywh, 2 decimals) of a (P, 2) outline."""
+    x1, y1, x2, y2 = polygon_xyxy(polygon)
+    return {"area": float(polygon_areas([polygon])[0]),
+            "bbox": [round(float(x1), 2), round(float(y1), 2), round(float(x2 - x1), 2), round(float(y2 - y1), 2)]}
+
+
+def _figure_fields(rng: np.random.Generator, spec: SynthSpec, cx: float, cy: float, r: float) -> tuple[dict, list[np.ndarray]]:
+    """(annotation fields, [(P, 2) outline]) of a star centred at ``cx, cy`` whose tips (and, with person keypoints, 12
+    points inside) are its keypoints; some hidden (v=1) or absent (v=0, written as 0, 0, 0)."""
+    polygon, tips = _star(rng, cx, cy, r)
+    polygon = _densify(polygon, spec.star_points)
+    kp = tips
+    if spec.person_keypoints:  # 12 more points inside the star
+        inside = rng.uniform(-0.3, 0.3, size=(12, 2)) * r + [cx, cy]
+        kp = np.concatenate([tips, inside])
+    vis = np.full(len(kp), 2)
+    roll = rng.random(len(kp))
+    vis[roll < spec.hidden_ratio + spec.absent_ratio] = 1
+    vis[roll < spec.absent_ratio] = 0
+    kpts = np.concatenate([np.round(kp, 2), vis[:, None]], axis=1)
+    kpts[vis == 0, :2] = 0
+    box = _box_fields(polygon)
+    fields = {
+        "category_id": FIGURE_ID, "iscrowd": 0, "segmentation": [_flat(polygon)], "area": box["area"], "bbox": box["bbox"],
+        "keypoints": [float(v) if i % 3 < 2 else int(v) for i, v in enumerate(kpts.reshape(-1))],
+        "num_keypoints": int((vis > 0).sum()),
+    }
+    return fields, [polygon]
+
+
+def _disc_fields(rng: np.random.Generator, spec: SynthSpec, cx: float, cy: float, r: float) -> tuple[dict, list[np.ndarray]]:
+    """(annotation fields, its (P, 2) parts) of an ellipse centred at ``cx, cy``; with ``spec.multipart_ratio`` written as
+    two halves, a disc cut by an occluder."""
+    polygon = _ellipse(rng, cx, cy, r)
+    parts = [polygon]
+    if rng.random() < spec.multipart_ratio:
+        parts = [polygon[:16], polygon[16:]]
+    return {"category_id": DISC_ID, "iscrowd": 0, "segmentation": [_flat(p) for p in parts], **_box_fields(polygon)}, parts
+
+
+def _crowd_fields(rng: np.random.Generator, size: int, num_keypoints: int) -> dict:
+    """Annotation fields of a crowd figure: a disc as an RLE mask (COCO's uncompressed-size, compressed-counts form)."""
+    from pycocotools import mask as mask_utils
+
+    mask = np.zeros((size, size), dtype=np.uint8)
+    cv2.circle(mask, (int(rng.uniform(0, size)), int(rng.uniform(0, size))), max(2, size // 10), 1, -1)
+    rle = mask_utils.encode(np.asfortranarray(mask))
+    x, y, w, h = mask_utils.toBbox(rle).tolist()
+    return {
+        "category_id": FIGURE_ID, "iscrowd": 1, "segmentation": {"size": [size, size], "counts": rle["counts"].decode()},
+        "area": float(mask.sum()), "bbox": [x, y, max(w, 1), max(h, 1)],
+        "keypoints": [0] * (3 * num_keypoints), "num_keypoints": 0,
+    }
 
 
 def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0) -> dict[str, Path]:

@@ -1,20 +1,27 @@
-"""Every touch of ultralytics internals, in one place, for the supported version range.
+"""The touches of ultralytics internals, in one place, for the supported version range.
 
 mttrain subclasses ultralytics' model, loss, dataset, trainer, validator and predictor. The
-internals it relies on move between releases, so they are all imported here and
-``check_internals`` (run by the tests) fails loudly, naming what moved, when they do.
+internals it relies on move between releases, so the classes and functions it subclasses or
+patches are imported here, and :func:`check_internals` lists, naming what moved, every
+assumption that no longer holds (``tests/mttrain/test_ultralytics_internals.py`` fails on a non-empty list).
+Importing this module also installs the patches (safe checkpoint loading, no run-time installs,
+skeleton plots, FP32 OpenVINO) and refuses an ultralytics outside ``SUPPORTED``.
 
-Known traps in 8.4 handled here:
+Not everything goes through here: a few public names are imported where they are used
+(``nn.modules.conv.Conv`` in ``mttrain.nn.head``, ``data.utils.get_hash`` and ``utils.colorstr`` in
+``mttrain.data``, the classes the checkpoint allow-list names in ``mttrain.checkpoint_guard``), and
+ultralytics' argument table is read from its files, without importing it, by ``mttrain._ultralytics_cfg``.
+
+Known traps in 8.4:
 - ``parse_model`` resolves YAML layer names with ``globals()`` and special-cases heads by
-  identity (``m is Segment``): a new head class is invisible to it. ``build_with_head``
+  identity (``m is Segment``): a new head class is invisible to it. ``build_with_head`` (here)
   builds the YAML with ultralytics' own ``Segment`` in the head's place (so channel and width
   scaling stay ultralytics'), then swaps in the multitask head with the same inputs.
 - ``YOLODataset`` derives ``use_segments`` / ``use_keypoints`` from one task string, so they
-  are exclusive; the multitask dataset sets both (see ``mttrain.data``).
+  are exclusive; the multitask dataset sets both (in ``mttrain.data``).
 - ``Detect.forward`` returns a dict in training, a tensor in export mode and a tuple
-  otherwise; the multitask head keeps those contracts.
+  otherwise; the multitask head (``mttrain.nn.head``) keeps those contracts.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -301,11 +308,8 @@ _install_skeleton_annotator()
 # mode (no ``eval`` of a YAML's ``activation``, only nn.Module layers): a checkpoint's ``model.yaml`` is rebuilt by
 # the trainer, and a model YAML may come from a stranger too.
 
-from mttrain.checkpoint_guard import (  # noqa: E402
-    _data_globals,
-    load_checkpoint_file,
-    trust_weights_file,
-)
+from mttrain.checkpoint_guard import load_checkpoint_file, trust_weights_file  # noqa: E402
+from mttrain.checkpoint_pickle import data_globals  # noqa: E402
 
 ultralytics_torch_safe_load = _tasks.torch_safe_load  # ultralytics' own (full unpickling), for trusted files
 _original_torch_load = None  # ultralytics.utils.torch_utils.torch_load, set by _install_safe_loading()
@@ -426,7 +430,9 @@ _original_check_font = None
 
 
 def block_installs() -> None:
-    """Make every ultralytics install path check only (idempotent; runs when this module is imported)."""
+    """Make ultralytics' run-time installs and downloads check only (idempotent; runs when this module is imported):
+    ``check_requirements`` and ``check_apt_requirements`` raise MissingDependencyError instead of installing,
+    ``check_font`` takes a local font instead of downloading one, ``Image.open`` never installs pi-heif."""
     import sys
 
     from PIL import Image
@@ -628,7 +634,7 @@ def _check_loading_internals() -> list[str]:
         problems.append("engine.trainer.BaseTrainer loads with torch_load (not through load_checkpoint)")
     if not _tasks._SafeLoad.restricted():
         problems.append("nn.tasks._SafeLoad.restricted() is off although SAFE_LOAD is set (parse_model would eval)")
-    ours = set(_data_globals())
+    ours = set(data_globals())
     theirs = set(_tasks._SafeLoad._build())
     if theirs - ours:
         problems.append(f"ultralytics' safe-load allow-list has entries mttrain's lacks: {sorted(theirs - ours)}")

@@ -4,7 +4,7 @@ ultralytics loads every .pt with ``torch.load(weights_only=False)``: unpickling 
 ``mttrain._ultralytics`` routes every load of ultralytics' that mttrain reaches through
 :func:`load_checkpoint_file` (see ``_install_safe_loading`` there), which:
 
-1. reads ``data.pkl`` with torch's own zip reader and walks its opcodes (``_pickle_problem``): every global must
+1. reads ``data.pkl`` with torch's own zip reader and walks its opcodes (``mttrain.checkpoint_pickle.pickle_problem``): every global must
    be on the allow-list, and no call (REDUCE) may construct an allowed model class or pass one to a function
    (torch's ``_rebuild_from_type_v2(func, ...)`` calls ``func``): a checkpoint only ever builds modules with
    ``cls.__new__`` + ``__setstate__``, so constructors, which parse YAML and allocate, never run from a file;
@@ -17,7 +17,7 @@ The allow-list mirrors ultralytics' own ULTRALYTICS_SAFE_LOAD mode (``nn.tasks._
 fails when ultralytics adds an entry we do not have) plus mttrain's classes, which that mode rejects.
 :func:`trust_weights_file` (--trust-weights, trust_weights=True) restores ultralytics' own loading for one file.
 torch's private serialization helpers (``_is_zipfile``, ``_open_zipfile_reader``, ``_weights_only_unpickler``)
-are touched here only, and checked by ``mttrain._ultralytics.check_internals``.
+are touched here and in :mod:`mttrain.checkpoint_pickle` only, and checked by ``mttrain._ultralytics.check_internals``.
 """
 
 from __future__ import annotations
@@ -27,14 +27,12 @@ import threading
 from pathlib import Path
 
 from mtdata.limits import MAX_KEYPOINTS
+from mttrain.checkpoint_pickle import allowed_global, pickle_problem
 
 _TRUSTED: set[str] = set()  # resolved paths the user vouched for (process-wide: resume reloads the same file)
 _LOAD_LOCK = threading.Lock()
 
-MODULE_CLASS_PACKAGES = ("torch.nn.modules", "ultralytics.nn.modules", "ultralytics.nn.tasks", "mttrain.nn")
-OBJECT_CLASS_MODULES = ("ultralytics.utils.loss", "ultralytics.utils.tal", "mttrain.nn.loss")
 MAX_PICKLE_BYTES = 256 * 2**20  # data.pkl of a yolov8x checkpoint: ~0.3 MB; storages live beside it
-MAX_NESTING = 1000
 
 
 TRUSTED_ENV = "MTTRAIN_TRUSTED_WEIGHTS"  # os.pathsep-joined resolved paths: how the trust reaches child processes
@@ -54,266 +52,6 @@ def trust_weights_file(path) -> None:
 def _is_trusted(path) -> bool:
     resolved = os.path.realpath(os.fspath(path))
     return resolved in _TRUSTED or resolved in os.environ.get(TRUSTED_ENV, "").split(os.pathsep)
-
-
-def _restricted_getattr(obj, name: str):
-    """``builtins.getattr`` as official checkpoints use it (``Detect.forward``, enum members), nothing else."""
-    import enum
-
-    from torch import nn
-
-    if isinstance(obj, type) and issubclass(obj, nn.Module) and name in ("forward", "forward_fuse"):
-        return getattr(obj, name)
-    if isinstance(obj, type) and issubclass(obj, enum.Enum) and name in obj.__members__:
-        return obj[name]
-    if isinstance(obj, nn.Module) and name in ("forward", "forward_fuse"):
-        return getattr(type(obj), name).__get__(obj)
-    import pickle
-
-    owner = obj.__name__ if isinstance(obj, type) else type(obj).__name__
-    raise pickle.UnpicklingError(f"calls getattr({owner}, {name!r}), which no checkpoint needs")
-
-
-def _data_globals() -> dict[str, object]:
-    """Allowed globals that are data, not models: ultralytics' list (nn.tasks._SafeLoad._build) and its aliases."""
-    import pathlib
-
-    import numpy as np
-    from torch import nn
-    from ultralytics.nn.tasks import DetectionModel
-    from ultralytics.utils import IterableSimpleNamespace
-    from ultralytics.utils.loss import E2EDetectLoss
-
-    scalar = np.float64(0).__reduce__()[0]
-    out: dict[str, object] = {
-        "numpy.dtype": np.dtype,
-        "numpy.core.multiarray.scalar": scalar,
-        "numpy._core.multiarray.scalar": scalar,
-        "ultralytics.utils.IterableSimpleNamespace": IterableSimpleNamespace,
-        "ultralytics.yolo.utils.IterableSimpleNamespace": IterableSimpleNamespace,
-        "builtins.getattr": _restricted_getattr,
-        # legacy names of official checkpoints (ultralytics maps them the same way)
-        "ultralytics.nn.modules.block.Silence": nn.Identity,
-        "ultralytics.nn.tasks.YOLOv10DetectionModel": DetectionModel,
-        "ultralytics.utils.loss.v10DetectLoss": E2EDetectLoss,
-    }
-    for module in ("pathlib", "pathlib._local"):
-        for name in ("PosixPath", "WindowsPath"):
-            out[f"{module}.{name}"] = pathlib.WindowsPath if os.name == "nt" else pathlib.PosixPath
-    return out
-
-
-_DATA_GLOBALS: dict[str, object] | None = None
-_CONSTRUCTIBLE = ("ultralytics.utils.IterableSimpleNamespace", "ultralytics.yolo.utils.IterableSimpleNamespace",
-                  "numpy.dtype", "numpy.core.multiarray.scalar", "numpy._core.multiarray.scalar", "builtins.getattr",
-                  "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib._local.PosixPath", "pathlib._local.WindowsPath")
-
-
-_RESOLVED: dict[str, object] = {}  # name -> _allowed_global(name), the answer never changes in a process
-
-
-def _allowed_global(name: str):
-    """The object an allowed global ``module.Name`` stands for, or None when it is not allowed (memoized)."""
-    if name not in _RESOLVED:
-        _RESOLVED[name] = _resolve_global(name)
-    return _RESOLVED[name]
-
-
-def _resolve_global(name: str):
-    """The object an allowed global ``module.Name`` stands for, or None when it is not allowed.
-
-    Model classes: nn.Module subclasses defined in MODULE_CLASS_PACKAGES; plain classes defined in
-    OBJECT_CLASS_MODULES (losses, assigners); plus the data globals. Only those packages are ever imported.
-    """
-    import importlib
-    import re
-
-    from torch import nn
-
-    global _DATA_GLOBALS
-    if _DATA_GLOBALS is None:
-        _DATA_GLOBALS = _data_globals()
-    if name in _DATA_GLOBALS:
-        return _DATA_GLOBALS[name]
-    module, _, attr = name.rpartition(".")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", attr) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", module):
-        return None
-    in_packages = any(module == p or module.startswith(p + ".") for p in MODULE_CLASS_PACKAGES)
-    if not in_packages and module not in OBJECT_CLASS_MODULES:
-        return None
-    try:
-        obj = getattr(importlib.import_module(module), attr, None)
-    except ImportError:
-        return None
-    if not isinstance(obj, type) or obj.__module__ != module:
-        return None
-    if module in OBJECT_CLASS_MODULES or issubclass(obj, nn.Module):
-        return obj
-    return None
-
-
-def _getattr_allowed(owner: str, attr: str) -> bool:
-    """Whether ``getattr(owner, attr)`` is one an official checkpoint pickles (see ``_restricted_getattr``)."""
-    import enum
-
-    from torch import nn
-
-    obj = _allowed_global(owner)
-    if isinstance(obj, type) and issubclass(obj, nn.Module):
-        return attr in ("forward", "forward_fuse")
-    return isinstance(obj, type) and issubclass(obj, enum.Enum) and attr in obj.__members__
-
-
-def _is_model_class(name: str) -> bool:
-    """A class of the allow-list that a checkpoint may instantiate (``__new__``) but never call."""
-    return name not in _CONSTRUCTIBLE and isinstance(_allowed_global(name), type)
-
-
-class _Global(str):
-    """A global as the opcode walk sees it."""
-
-
-class _Called(str):
-    """What a REDUCE of ``builtins.getattr`` returned (a bound or unbound method)."""
-
-
-def _pickle_problem(data: bytes, protocol_limit: int = 5) -> str | None:
-    """What in pickle ``data`` may not run, in words (None when nothing): a global off the allow-list, or a call
-    that would construct an allowed model class or hand one (or a method) to a function.
-
-    Walks the opcodes with a symbolic stack (no object is built). Raises ValueError for bytes that are not a pickle.
-    """
-    import pickletools
-    from _compat_pickle import IMPORT_MAPPING, NAME_MAPPING
-
-    mark = object()
-    stack: list = []
-    memo: dict = {}
-
-    def pop_to_mark() -> list:
-        items = []
-        while stack:
-            item = stack.pop()
-            if item is mark:
-                return items[::-1]
-            items.append(item)
-        raise ValueError("MARK missing")
-
-    def holds_callable(value, depth: int = 0) -> str | None:
-        if depth > MAX_NESTING:
-            return "nesting too deep"
-        if isinstance(value, _Called):
-            return f"the method {value}"
-        if isinstance(value, _Global) and _is_model_class(value):
-            return f"the class {value}"
-        if isinstance(value, tuple):
-            for item in value:
-                found = holds_callable(item, depth + 1)
-                if found:
-                    return found
-        return None
-
-    for op, arg, _ in pickletools.genops(data):
-        name = op.name
-        if name == "GLOBAL":
-            module, _, attr = str(arg).partition(" ")
-            if (module, attr) in NAME_MAPPING:  # Python 2 names, mapped as torch's unpickler maps them
-                module, attr = NAME_MAPPING[(module, attr)]
-            elif module in IMPORT_MAPPING:
-                module = IMPORT_MAPPING[module]
-            full = f"{module}.{attr}"
-            if full not in _torch_default_globals() and _allowed_global(full) is None:
-                return f"asks for the global {full}, which no mttrain or ultralytics checkpoint needs"
-            stack.append(_Global(full))
-        elif name == "STACK_GLOBAL":
-            attr, module = stack.pop(), stack.pop()
-            if not isinstance(module, str) or not isinstance(attr, str):
-                raise ValueError("STACK_GLOBAL of non-strings")
-            full = f"{module}.{attr}"
-            if full not in _torch_default_globals() and _allowed_global(full) is None:
-                return f"asks for the global {full}, which no mttrain or ultralytics checkpoint needs"
-            stack.append(_Global(full))
-        elif name in ("SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
-                      "STRING"):
-            stack.append(str(arg))
-        elif name == "MARK":
-            stack.append(mark)
-        elif name == "EMPTY_TUPLE":
-            stack.append(())
-        elif name in ("TUPLE1", "TUPLE2", "TUPLE3"):
-            n = int(name[-1])
-            if len(stack) < n:
-                raise ValueError("stack underflow")
-            items = tuple(stack[-n:])
-            del stack[-n:]
-            stack.append(items)
-        elif name == "TUPLE":
-            stack.append(tuple(pop_to_mark()))
-        elif name in ("PUT", "BINPUT", "LONG_BINPUT"):
-            memo[arg] = stack[-1]
-        elif name == "MEMOIZE":
-            memo[len(memo)] = stack[-1]
-        elif name in ("GET", "BINGET", "LONG_BINGET"):
-            stack.append(memo.get(arg))
-        elif name == "DUP":
-            stack.append(stack[-1])
-        elif name in ("REDUCE", "NEWOBJ", "NEWOBJ_EX"):
-            args = stack.pop()
-            if name == "NEWOBJ_EX":
-                args = (args, stack.pop())
-            func = stack.pop()
-            if name == "REDUCE":
-                if isinstance(func, _Global) and _is_model_class(func):
-                    return f"calls the constructor of {func} (a checkpoint never does)"
-                if func == "builtins.getattr":
-                    if not (isinstance(args, tuple) and len(args) == 2 and isinstance(args[1], str)
-                            and isinstance(args[0], _Global) and _getattr_allowed(args[0], args[1])):
-                        shown = ", ".join(str(a) if isinstance(a, str) else "..." for a in args) if isinstance(
-                            args, tuple) else "..."
-                        return f"calls getattr({shown}), which no checkpoint needs"
-                    stack.append(_Called(f"{args[0]}.{args[1]}"))
-                    continue
-                found = holds_callable(args)
-                if found:
-                    return f"passes {found} to {func or 'a function'} (a checkpoint never does)"
-            stack.append(None)
-        elif name == "STOP":
-            break
-        else:  # everything else: its documented stack effect, values unknown
-            marked, before, after = _stack_effect(op)
-            if marked:
-                pop_to_mark()
-            if len(stack) < before:
-                raise ValueError("stack underflow")
-            if before:
-                del stack[-before:]
-            stack.extend([None] * after)
-    return None
-
-
-_STACK_EFFECTS: dict[str, tuple[bool, int, int]] = {}
-
-
-def _stack_effect(op) -> tuple[bool, int, int]:
-    """(pops to a MARK first, items popped before that mark, items pushed) of a pickletools opcode."""
-    if op.name not in _STACK_EFFECTS:
-        before = [s.name for s in op.stack_before]
-        marked = "mark" in before
-        _STACK_EFFECTS[op.name] = (marked, before.index("mark") if marked else len(before), len(op.stack_after))
-    return _STACK_EFFECTS[op.name]
-
-
-_TORCH_DEFAULT_GLOBALS: frozenset[str] | None = None
-
-
-def _torch_default_globals() -> frozenset[str]:
-    """Names torch's weights_only unpickler allows on its own (tensors, storages, dtypes, OrderedDict...)."""
-    global _TORCH_DEFAULT_GLOBALS
-    if _TORCH_DEFAULT_GLOBALS is None:
-        from torch import _weights_only_unpickler
-
-        _TORCH_DEFAULT_GLOBALS = frozenset(_weights_only_unpickler._get_allowed_globals())
-    return _TORCH_DEFAULT_GLOBALS
 
 
 def _read_pickle_record(path: Path) -> bytes:
@@ -373,7 +111,7 @@ def _legacy_pickle_problem(head: bytes, max_pickles: int = 8) -> str | None:
             for _op in pickletools.genops(stream):  # stops after STOP, leaving the stream at the next pickle
                 pass
             end = stream.tell()
-            problem = _pickle_problem(head[start:end])
+            problem = pickle_problem(head[start:end])
         except Exception:  # noqa: BLE001  not (or no longer) pickle bytes
             return None
         if problem:
@@ -424,7 +162,7 @@ def load_checkpoint_file(path, trust_weights: bool = False) -> dict:
         return _checked_checkpoint(ckpt, path, trusted=True)
     data = _read_pickle_record(path)
     try:
-        problem = _pickle_problem(data)
+        problem = pickle_problem(data)
     except Exception as e:  # noqa: BLE001  malformed opcodes of any kind
         raise WeightsError(f"not a readable checkpoint: data.pkl is not a valid pickle ({_first_line(e)})",
                            file=path) from e
@@ -435,11 +173,11 @@ def load_checkpoint_file(path, trust_weights: bool = False) -> dict:
         needed = torch.serialization.get_unsafe_globals_in_checkpoint(str(path))
     except Exception as e:  # noqa: BLE001
         raise WeightsError(f"not a readable checkpoint: {_first_line(e)}", file=path) from e
-    off_list = [name for name in needed if _allowed_global(name) is None]
+    off_list = [name for name in needed if allowed_global(name) is None]
     if off_list:  # torch's scan saw a global the opcode walk did not: refuse rather than guess
         raise WeightsError(f"refused: asks for the global {off_list[0]}, which no mttrain or ultralytics checkpoint "
                            "needs", file=path)
-    entries = [(_allowed_global(name), name) for name in needed]
+    entries = [(allowed_global(name), name) for name in needed]
     if "numpy.dtype" in needed:  # numpy.dtype(...) builds these; they are absent from the static scan
         import numpy as np
 

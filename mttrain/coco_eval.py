@@ -233,7 +233,6 @@ def evaluate(
         ({"box" | "mask" | "pose": {"map50_95", "map50", "map75", "mar", "map_<area>"}}, COCOeval's printed summary).
     """
     from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
 
     with _quiet():
         gt = COCO(str(gt_path))
@@ -257,29 +256,36 @@ def evaluate(
                 continue
         else:
             groups = {0: category_ids}
-        precisions, recalls, params = [], [], None
-        for k, cats in groups.items():
-            run = [dict(r) for r in dets if r["category_id"] in cats]  # copies: loadRes adds keys
-            if iou_type == "keypoints":
-                # a category with fewer keypoints than the model's K (padded by mtdata convert) compares its own
-                run = [{**r, "keypoints": r["keypoints"][: 3 * k]} for r in run]
-            dt = _results_coco(gt, run)
-            e = COCOeval(gt, dt, iouType=iou_type)
-            e.params.imgIds = sorted(image_ids)
-            e.params.catIds = sorted(cats)
-            if iou_type == "keypoints":
-                e.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)[:k]
-            with _quiet():
-                e.evaluate()
-                e.accumulate()
-            with contextlib.redirect_stdout(text):
-                print(f"COCOeval {iou_type}, categories {sorted(cats)}:")
-                e.summarize()
-            precisions.append(e.eval["precision"])
-            recalls.append(e.eval["recall"])
-            params = e.params
-        out[key] = _scores(np.concatenate(precisions, axis=2), np.concatenate(recalls, axis=1), params.iouThrs, params.areaRngLbl)
+        runs = [_evaluate_group(gt, dets, iou_type, k, cats, image_ids, sigmas, text) for k, cats in groups.items()]
+        params = runs[-1].params
+        out[key] = _scores(np.concatenate([e.eval["precision"] for e in runs], axis=2),
+                           np.concatenate([e.eval["recall"] for e in runs], axis=1), params.iouThrs, params.areaRngLbl)
     return out, text.getvalue()
+
+
+def _evaluate_group(gt, dets: list[dict[str, Any]], iou_type: str, k: int, cats: list[int], image_ids: list[int],
+                    sigmas, text: io.StringIO):
+    """COCOeval, evaluated and accumulated, of ``dets`` on the categories ``cats`` (for keypoints: those with ``k``
+    keypoints, compared on their first ``k``); its summary is printed into ``text``."""
+    from pycocotools.cocoeval import COCOeval
+
+    run = [dict(r) for r in dets if r["category_id"] in cats]  # copies: loadRes adds keys
+    if iou_type == "keypoints":
+        # a category with fewer keypoints than the model's K (padded by mtdata convert) compares its own
+        run = [{**r, "keypoints": r["keypoints"][: 3 * k]} for r in run]
+    dt = _results_coco(gt, run)
+    e = COCOeval(gt, dt, iouType=iou_type)
+    e.params.imgIds = sorted(image_ids)
+    e.params.catIds = sorted(cats)
+    if iou_type == "keypoints":
+        e.params.kpt_oks_sigmas = np.asarray(sigmas, dtype=np.float64)[:k]
+    with _quiet():
+        e.evaluate()
+        e.accumulate()
+    with contextlib.redirect_stdout(text):
+        print(f"COCOeval {iou_type}, categories {sorted(cats)}:")
+        e.summarize()
+    return e
 
 
 def run_coco_eval(

@@ -37,24 +37,26 @@ its ``check_requirements`` pip-installs what is missing (onnxslim). The model pr
 from __future__ import annotations
 
 import ast
-import contextlib
 import dataclasses
 import importlib.util
-import json
-import os
-import warnings
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from mtdata.errors import MtdataError
+from mttrain.export_formats import (  # noqa: F401  (INPUT_NAME, OUTPUT_NAMES: callers import them from here)
+    INPUT_NAME,
+    OUTPUT_NAMES,
+    atomic_file,
+    atomic_folder,
+    write_onnx,
+    write_openvino,
+    write_torchscript,
+)
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".torchscript", "openvino": "_openvino_model"}  # suffix or name ending
 EXPORT_SUFFIXES = (".onnx", ".torchscript")  # single-file exports; OpenVINO's is a folder named *_openvino_model
-INPUT_NAME = "images"
-OUTPUT_NAMES = ("detections", "protos")
 OUTPUT_DOCS = {
     "detections": "(batch, 4 + nc + nm + K*3, anchors): box center x, center y, width, height (input pixels); "
     "nc class probabilities; nm mask coefficients; K keypoints x, y (input pixels), visibility probability",
@@ -228,15 +230,15 @@ def export_model(model, file: str | Path, options: ExportOptions | None = None, 
     metadata = build_metadata(model, options, nm=int(outputs[1].shape[1]), source=source)
     file = Path(file)
     if options.format == "openvino":
-        with _atomic_folder(file) as tmp:
+        with atomic_folder(file) as tmp:
             stem = file.name[: -len(FORMATS["openvino"])] or "model"
-            _write_openvino(module, im, tmp / f"{stem}.xml", options, metadata)
+            write_openvino(module, im, tmp / f"{stem}.xml", options, metadata)
         return file
-    with _atomic_file(file) as tmp:
+    with atomic_file(file) as tmp:
         if options.format == "onnx":
-            _write_onnx(module, im, tmp, options, metadata, [tuple(t.shape) for t in outputs])
+            write_onnx(module, im, tmp, options, metadata, [tuple(t.shape) for t in outputs])
         else:
-            _write_torchscript(module, im, tmp, metadata)
+            write_torchscript(module, im, tmp, metadata)
     return file
 
 
@@ -369,95 +371,6 @@ def check_input_size(metadata: dict[str, Any], imgsz: int | list[int] | None, fi
                           f"use imgsz {use}, or re-export with --dynamic", file=file)
 
 
-def _write_onnx(module, im, file: Path, options: ExportOptions, metadata: dict[str, Any], shapes: list[tuple]) -> None:
-    import onnx
-    import torch
-
-    from mttrain._ultralytics import best_onnx_opset
-
-    dynamic_axes = None
-    if options.dynamic:
-        dynamic_axes = {
-            INPUT_NAME: {0: "batch", 2: "height", 3: "width"},
-            "detections": {0: "batch"} if metadata["end2end"] else {0: "batch", 2: "anchors"},
-            "protos": {0: "batch", 2: "proto_height", 3: "proto_width"},
-        }
-    with warnings.catch_warnings():
-        # The TorchScript-based exporter (dynamo=False) is deprecated in favour of dynamo, which needs
-        # onnxscript; the tracer warns about Python ints it records (anchors are rebuilt when dynamic).
-        warnings.simplefilter("ignore", category=DeprecationWarning)
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        torch.onnx.export(module, im, str(file), opset_version=options.opset or best_onnx_opset(),
-                          input_names=[INPUT_NAME], output_names=list(OUTPUT_NAMES), dynamic_axes=dynamic_axes,
-                          dynamo=False)
-    proto = onnx.load(str(file))
-    if options.simplify:
-        import onnxslim
-
-        proto = onnxslim.slim(proto)
-    if options.half:
-        from onnxruntime.transformers import float16
-
-        proto = float16.convert_float_to_float16(proto, keep_io_types=True)
-    proto.doc_string = metadata["description"]
-    for output, shape in zip(proto.graph.output, shapes):
-        output.doc_string = metadata["outputs"].get(output.name, "")
-        for axis, dim in enumerate(output.type.tensor_type.shape.dim):
-            if axis not in (dynamic_axes or {}).get(output.name, {}):  # channels: the tracer may leave them symbolic
-                dim.dim_value = shape[axis]
-    for key, value in metadata.items():
-        entry = proto.metadata_props.add()
-        entry.key, entry.value = key, str(value)  # Python literals, as ultralytics writes and AutoBackend reads
-    proto.ir_version = min(proto.ir_version, 10)  # onnxruntime releases lag the newest IR version
-    onnx.save(proto, str(file))
-
-
-def _write_torchscript(module, im, file: Path, metadata: dict[str, Any]) -> None:
-    import torch
-
-    with warnings.catch_warnings():  # torch 2.9+ calls torch.jit deprecated (FutureWarning); it still is the format
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        traced = torch.jit.trace(module, im, strict=False, check_trace=False)
-    traced.save(str(file), _extra_files={"config.txt": json.dumps(metadata)})  # where AutoBackend looks
-
-
-def _write_openvino(module, im, xml: Path, options: ExportOptions, metadata: dict[str, Any]) -> None:
-    """Trace, convert (as ultralytics' ``torch2openvino`` does) and save ``xml`` + ``.bin`` + ``metadata.yaml``."""
-    import openvino as ov
-    import torch
-    import yaml
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
-        warnings.simplefilter("ignore", category=FutureWarning)
-        with torch.no_grad():
-            traced = torch.jit.trace(module, im, strict=False, check_trace=False)
-        with _openvino_without_telemetry():
-            model = ov.convert_model(traced, input=None if options.dynamic else [list(im.shape)], example_input=im)
-    model.inputs[0].get_tensor().set_names({INPUT_NAME})
-    for output, name in zip(model.outputs, OUTPUT_NAMES):
-        output.get_tensor().set_names({name})
-    ov.save_model(model, str(xml), compress_to_fp16=options.half)
-    (xml.parent / "metadata.yaml").write_text(yaml.safe_dump(metadata, sort_keys=False, allow_unicode=True))
-
-
-@contextlib.contextmanager
-def _openvino_without_telemetry() -> Iterator[None]:
-    """OpenVINO's converter sends usage telemetry unless told not to (openvino_telemetry: consent is assumed when
-    no consent file exists, and waits up to 3 s for the network). It declines in CI (``CI=true``): say so
-    while converting, so an export never phones home nor writes a consent folder."""
-    previous = os.environ.get("CI")
-    os.environ["CI"] = "true"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop("CI", None)
-        else:
-            os.environ["CI"] = previous
-
-
 def _readable(file: Path) -> bool:
     if file.is_dir():  # OpenVINO: the graph and its weights parse
         import openvino as ov
@@ -489,38 +402,3 @@ def _plain(value):
     if hasattr(value, "tolist"):
         return value.tolist()
     return [_plain(v) if isinstance(v, (list, tuple)) else v for v in value]
-
-
-@contextlib.contextmanager
-def _atomic_folder(folder: Path) -> Iterator[Path]:
-    """Fill a temporary folder beside ``folder``, then swap it in: no half-written export is left, and an earlier
-    export of the same name is replaced only once the new one is complete."""
-    import shutil
-
-    tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
-    old = folder.with_name(f".{folder.name}.{os.getpid()}.old")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        if folder.exists():
-            os.replace(folder, old)
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            os.replace(old, folder)  # keep the earlier export
-            raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _atomic_file(file: Path) -> Iterator[Path]:
-    """Write beside ``file`` under a temporary name and rename at the end: no half-written export is left."""
-    tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-    try:
-        yield tmp
-        os.replace(tmp, file)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -264,86 +264,126 @@ def fix_dataset(data_yaml: str | Path, out: str | Path, result: CheckResult | No
     result = result or check_dataset(path)
     orphans = {os.path.abspath(f.file) for f in result.findings if f.rule == "label_without_image"}
     report = FixReport(Path(out).resolve())
-    yaml_target = path.relative_to(root) if root in path.parents else Path(path.name)
     data = load_yaml_mapping(path)
-    placed: set[str] = set()  # absolute source paths (links not resolved) that went into OUT
-
-    def relative(source: str) -> Path | None:
-        """The place of a source path in OUT, or None when it is not below the dataset folder."""
-        rel = Path(os.path.relpath(os.path.abspath(source), root))
-        return None if rel.parts[:1] == ("..",) or rel.is_absolute() else rel
-
-    def leave_out(source: str | Path, why: str) -> None:
-        rel = relative(str(source))
-        report.changes.append(FixChange(str(rel if rel is not None else source), None, None, f"left out: {why}"))
-
     with atomic_output_dir(out, False, [root, path]) as work:
+        copy = _Copy(root, work, report, orphans)
         for _, image, label in result.pairs:
-            if image is not None and image not in placed:
-                rel = relative(image)
-                if rel is not None and rel.suffix.lower() in IMAGE_SUFFIXES:
-                    (work / rel).parent.mkdir(parents=True, exist_ok=True)
-                    place_image(image, work / rel)  # a link, never the bytes: fixing does not touch pixels
-                    placed.add(image)
-            if label is None or label in placed:
-                continue
-            placed.add(label)
-            rel = relative(label)
-            if rel is None or not _exists(label):
-                continue
-            if os.path.abspath(label) in orphans:
-                report.changes.append(FixChange(str(rel), None, "label_without_image", "left out: no image"))
-                continue
-            if not _inside(Path(label), root):
-                leave_out(label, "a link to a file outside the dataset folder")
-                continue
-            try:
-                raw = read_input_file(label, MAX_LABEL_BYTES, "label file")
-            except (OSError, InputFileError) as e:
-                if _cannot_read(e):  # OUT would silently lack the file: refuse, nothing is written
-                    raise
-                leave_out(label, getattr(e, "reason", None) or str(e))
-                continue
-            try:
-                text = raw.decode("utf-8-sig")
-            except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
-                _write_bytes(work / rel, raw)
-                continue
-            new_text, changes = fix_label_text(text, layout, str(rel))
-            _write_bytes(work / rel, new_text.encode("utf-8") if changes else raw)
-            if changes:
-                report.changes += changes
-                report.files_changed += 1
+            if image is not None:
+                copy.link_image(image)
+            if label is not None:
+                copy.fix_label_file(label, layout)
         for named in _named_files(data, config, path.parent):
-            rel = relative(str(named))
-            if rel is None or str(named) in placed or not named.is_file():
-                continue
-            placed.add(str(named))
-            if not _inside(named, root):
-                leave_out(named, "a link to a file outside the dataset folder")
-                continue
-            try:
-                _write_bytes(work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
-            except (OSError, InputFileError) as e:
-                if _cannot_read(e):
-                    raise
-                leave_out(named, getattr(e, "reason", None) or str(e))
-        for folder, dirs, files in os.walk(root, onerror=raise_os_error):  # say what was not copied; an unreadable folder is an error
-            dirs.sort()
-            for name in sorted(files):
-                source = os.path.join(folder, name)
-                if source not in placed and os.path.abspath(source) != str(path) and os.path.abspath(source) not in orphans:
-                    leave_out(source, "not an image, label file or file named by data.yaml")
-        target = work / yaml_target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        new_path = os.path.relpath(work, target.parent)
-        if "path" in data and str(data["path"]) != new_path:
-            report.changes.append(FixChange(str(yaml_target), checked.key_lines.get("path"), None, f"path: {data['path'] if isinstance(data['path'], str) else shown_value(data['path'])} -> {new_path}"))
-            data["path"] = new_path
-            target.write_text(dump_yaml(data))
-        else:
-            _write_bytes(target, read_input_file(path, MAX_DATA_YAML_BYTES, "data.yaml"))
+            copy.copy_named_file(named)
+        copy.log_the_rest(path)
+        _write_data_yaml(copy, path, data, checked.key_lines.get("path"))
         unfixed = Counter(f.rule for f in result.findings if f.rule not in FIXED_RULES)
         report.unfixed = dict(sorted(unfixed.items()))
         (work / LOG_NAME).write_text(json.dumps({"source": str(path), **report.to_dict()}, indent=2))
     return report
+
+
+@dataclass
+class _Copy:
+    """The files of the dataset folder ``root`` going into ``work`` (OUT's temporary folder), each once."""
+
+    root: Path
+    work: Path
+    report: FixReport
+    orphans: set[str]  # absolute paths of label files without an image: left out
+    placed: set[str] = field(default_factory=set)  # absolute source paths (links not resolved) that went into OUT
+
+    def relative(self, source: str) -> Path | None:
+        """The place of a source path in OUT, or None when it is not below the dataset folder."""
+        rel = Path(os.path.relpath(os.path.abspath(source), self.root))
+        return None if rel.parts[:1] == ("..",) or rel.is_absolute() else rel
+
+    def leave_out(self, source: str | Path, why: str) -> None:
+        rel = self.relative(str(source))
+        self.report.changes.append(FixChange(str(rel if rel is not None else source), None, None, f"left out: {why}"))
+
+    def link_image(self, image: str) -> None:
+        """Link an image of the dataset into OUT (a link, never the bytes: fixing does not touch pixels)."""
+        if image in self.placed:
+            return
+        rel = self.relative(image)
+        if rel is not None and rel.suffix.lower() in IMAGE_SUFFIXES:
+            (self.work / rel).parent.mkdir(parents=True, exist_ok=True)
+            place_image(image, self.work / rel)
+            self.placed.add(image)
+
+    def fix_label_file(self, label: str, layout: LabelLayout) -> None:
+        """Write the fixed copy of a label file (its bytes when nothing changes), or log why it is left out.
+
+        Raises:
+            OSError, InputFileError: the file cannot be read (OUT would silently lack it: nothing is written).
+        """
+        if label in self.placed:
+            return
+        self.placed.add(label)
+        rel = self.relative(label)
+        if rel is None or not _exists(label):
+            return
+        if os.path.abspath(label) in self.orphans:
+            self.report.changes.append(FixChange(str(rel), None, "label_without_image", "left out: no image"))
+            return
+        if not _inside(Path(label), self.root):
+            self.leave_out(label, "a link to a file outside the dataset folder")
+            return
+        try:
+            raw = read_input_file(label, MAX_LABEL_BYTES, "label file")
+        except (OSError, InputFileError) as e:
+            if _cannot_read(e):
+                raise
+            self.leave_out(label, getattr(e, "reason", None) or str(e))
+            return
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:  # label_unreadable: not fixable, copied as it is
+            _write_bytes(self.work / rel, raw)
+            return
+        new_text, changes = fix_label_text(text, layout, str(rel))
+        _write_bytes(self.work / rel, new_text.encode("utf-8") if changes else raw)
+        if changes:
+            self.report.changes += changes
+            self.report.files_changed += 1
+
+    def copy_named_file(self, named: Path) -> None:
+        """Copy a file data.yaml names (a split list, ``coco_ids``) when it lies inside the dataset folder."""
+        rel = self.relative(str(named))
+        if rel is None or str(named) in self.placed or not named.is_file():
+            return
+        self.placed.add(str(named))
+        if not _inside(named, self.root):
+            self.leave_out(named, "a link to a file outside the dataset folder")
+            return
+        try:
+            _write_bytes(self.work / rel, read_input_file(named, MAX_LABEL_BYTES, "file"))
+        except (OSError, InputFileError) as e:
+            if _cannot_read(e):
+                raise
+            self.leave_out(named, getattr(e, "reason", None) or str(e))
+
+    def log_the_rest(self, data_yaml: Path) -> None:
+        """Log every other file of the dataset folder as left out (an unreadable folder is an error)."""
+        for folder, dirs, files in os.walk(self.root, onerror=raise_os_error):
+            dirs.sort()
+            for name in sorted(files):
+                source = os.path.join(folder, name)
+                if source not in self.placed and os.path.abspath(source) != str(data_yaml) and os.path.abspath(source) not in self.orphans:
+                    self.leave_out(source, "not an image, label file or file named by data.yaml")
+
+
+def _write_data_yaml(copy: _Copy, path: Path, data: dict, path_line: int | None) -> None:
+    """data.yaml into OUT, where it was in the dataset: with ``path`` pointing at the copy (a logged change), else its
+    bytes."""
+    yaml_target = path.relative_to(copy.root) if copy.root in path.parents else Path(path.name)
+    target = copy.work / yaml_target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    new_path = os.path.relpath(copy.work, target.parent)
+    if "path" in data and str(data["path"]) != new_path:
+        shown = data["path"] if isinstance(data["path"], str) else shown_value(data["path"])
+        copy.report.changes.append(FixChange(str(yaml_target), path_line, None, f"path: {shown} -> {new_path}"))
+        data["path"] = new_path
+        target.write_text(dump_yaml(data))
+    else:
+        _write_bytes(target, read_input_file(path, MAX_DATA_YAML_BYTES, "data.yaml"))

@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from mtdata._runtime.output import atomic_output_dir, check_output_dir
+from mtdata.convert.classes import ClassPlan, class_plan
 from mtdata.convert.files import ImageFinder, SplitFiles
 from mtdata.convert.labels import ObjectRules, write_split_labels
 from mtdata.errors import InputError, MtdataError
 from mtdata.formats.coco.checks import file_names_problems, split_name_problem
-from mtdata.formats.coco.read import CocoCategory, CocoFile, Skip, read_coco
+from mtdata.formats.coco.read import CocoFile, Skip, read_coco
 from mtdata.formats.yolo.data_yaml import DatasetConfig, write_data_yaml
-from mtdata.formats.yolo.rows import LabelLayout
-from mtdata.keypoints import derive_flip_idx
 
 CONVERT_TASKS = ("multitask", "segment", "pose")
 SPLIT_PREFIXES = ("instances_", "person_keypoints_")
@@ -91,55 +90,12 @@ class ConvertReport:
         }
 
 
-def _check_categories(files: list[CocoFile]) -> list[CocoCategory]:
-    first = files[0]
-    for other in files[1:]:
-        if [(c.id, c.name) for c in other.categories] != [(c.id, c.name) for c in first.categories]:
-            raise InputError(f"categories differ from those of {first.path.name}: every file must declare the same", file=other.path)
-    return first.categories
-
-
-def _select_categories(categories: list[CocoCategory], classes: list[str] | None, path: Path) -> list[CocoCategory]:
-    if not classes:
-        return categories
-    by_name = {c.name: c for c in categories}
-    unknown = [n for n in classes if n not in by_name]
-    if unknown:
-        raise InputError(f"--classes names {unknown}, not among the categories {sorted(by_name)}", file=path)
-    wanted = set(classes)
-    return [c for c in categories if c.name in wanted]
-
-
 def _note_what_fits(report: ConvertReport, task: str, has_keypoints: bool) -> None:
     """Say when the objects a task leaves out would fit another task (a pose-only file read as multitask)."""
     no_mask = report.skip_counts()["no_mask"]
     if task != "pose" and no_mask and has_keypoints:
         what = f"no row was written: all {no_mask} objects" if not report.rows else f"{no_mask} objects"
         report.notes.append(f"{what} have no segmentation, which {task} rows need; --task pose writes their boxes and keypoints")
-
-
-def _keypoint_metadata(keypoint_categories: list[CocoCategory], report: ConvertReport) -> tuple[list[str], list[int], list[list[int]]]:
-    """Names, flip_idx and 0-based skeleton of the keypoint category with the most keypoints."""
-    main = max(keypoint_categories, key=lambda c: (len(c.keypoints), -c.id))
-    names = list(main.keypoints)
-    flip_idx, unpaired = derive_flip_idx(names)
-    if flip_idx == list(range(len(names))):
-        report.notes.append(
-            "flip_idx: no left/right keypoint names found, identity written; horizontal flips will not swap sides"
-        )
-    elif unpaired:
-        report.notes.append(f"flip_idx: sided names without a partner kept in place: {unpaired}")
-    skeleton = [[a - 1, b - 1] for a, b in main.skeleton if 1 <= a <= len(names) and 1 <= b <= len(names)]
-    dropped = [[a, b] for a, b in main.skeleton if not (1 <= a <= len(names) and 1 <= b <= len(names))]
-    if dropped:  # CrowdPose's skeleton names keypoints it does not have
-        report.notes.append(
-            f"skeleton of {main.name!r}: {len(dropped)} pairs name keypoints beyond its {len(names)} (1-based) and are left out: "
-            f"{dropped[:10]}"
-        )
-    for other in keypoint_categories:
-        if other is not main and (other.keypoints != main.keypoints[: len(other.keypoints)]):
-            report.notes.append(f"category {other.name!r} has other keypoint names than {main.name!r}; flip_idx and skeleton follow {main.name!r}")
-    return names, flip_idx, skeleton
 
 
 def _start_split_files(images: list, split_label: str, path: Path, work: Path, finder, copy: bool) -> SplitFiles:
@@ -217,17 +173,7 @@ def convert_coco(
     Raises:
         MtdataError: file-level problems, or invalid annotations with ``strict``.
     """
-    if task not in CONVERT_TASKS:
-        raise MtdataError(f"--task must be one of {', '.join(CONVERT_TASKS)}, found {task!r}")
-    if crowd not in ("skip", "include"):
-        raise MtdataError(f"--crowd must be skip or include, found {crowd!r}")
-    annotation_files = [Path(p) for p in annotation_files]
-    if not annotation_files:
-        raise MtdataError("no annotation file given")
-    if split and len(annotation_files) > 1:
-        raise MtdataError("--split names the split of a single file; with several files each is named from its stem")
-    if images_dir is not None and not Path(images_dir).is_dir():
-        raise InputError("--images must be a folder of images", file=images_dir)
+    annotation_files = _checked_options(annotation_files, images_dir, task, split, crowd)
     inputs = annotation_files + ([Path(images_dir)] if images_dir else [])
     # Validate the output location before the (possibly long) read of the inputs.
     report = ConvertReport(out=check_output_dir(out, overwrite, inputs), task=task)
@@ -240,113 +186,131 @@ def convert_coco(
         # are read, a helper creates them while the annotations are read and converted.
         prepared: dict[str, SplitFiles] = {}
         try:
-            files = []
-            for path, split_label in zip(annotation_files, splits):
-                def start(images, split_label=split_label, path=path):
-                    prepared[split_label] = _start_split_files(images, split_label, path, work, finder, copy)
-
-                files.append(read_coco(path, on_images=start) if source is None else source.read(path, split_label, start))
-            categories = _select_categories(_check_categories(files), classes, annotation_files[0])
-            kpt_categories = [c for c in categories if c.keypoints]
-            if task == "pose":
-                if not kpt_categories:
-                    raise InputError("--task pose needs categories with keypoints; none declare 'keypoints'", file=annotation_files[0])
-                categories = kpt_categories
-            class_of_category = {c.id: i for i, c in enumerate(categories)}
-            keypoints_of_category = {c.id: len(c.keypoints) for c in kpt_categories}
-            num_keypoints = max(keypoints_of_category.values(), default=0)
-            keypoint_class = {class_of_category[c.id] for c in kpt_categories if c.id in class_of_category}
-            names = {i: c.name for i, c in enumerate(categories)}
-
-            kpt_names: dict[int, list[str]] = {}
-            flip_idx = skeleton = None
-            if kpt_categories and task != "segment":
-                _, flip_idx, skeleton = _keypoint_metadata(kpt_categories, report)
-                for c in kpt_categories:
-                    # categories with fewer keypoints than K are padded with unnamed, always-absent ones
-                    kpt_names[class_of_category[c.id]] = list(c.keypoints) + [f"kpt{i}" for i in range(len(c.keypoints), num_keypoints)]
-            yolo_task = task if task != "multitask" or kpt_names else "segment"
-            if task == "multitask" and not kpt_names:
-                report.notes.append("no category has keypoints: wrote a segment dataset")
-            layout = LabelLayout(
-                task=yolo_task, num_classes=len(names), num_keypoints=num_keypoints if yolo_task != "segment" else 0,
-                keypoint_classes=frozenset(keypoint_class),
-            )
+            files = _read_files(annotation_files, splits, source, prepared, work, finder, copy)
+            plan = class_plan(files, classes, task, annotation_files[0], report.notes)
             if finder is None:
                 report.notes.append("no --images given: wrote labels and data.yaml only; images/<split>/ must be filled in")
-
-            total = sum(len(f.images) for f in files)
-            done = 0
-            coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(categories)}, "splits": {}}
-            if any(c.supercategory is not None for c in categories):  # for mtdata export
-                coco_ids["supercategories"] = {i: c.supercategory for i, c in enumerate(categories) if c.supercategory is not None}
-            rules = ObjectRules(
-                class_of_category=class_of_category, keypoints_of_category=keypoints_of_category,
-                num_keypoints=num_keypoints if yolo_task != "segment" else 0, include_crowd=crowd == "include", task=task,
-                yolo_task=yolo_task, keypoint_classes=layout.keypoint_classes, num_classes=len(names),
-            )
-            for coco, split_label in zip(files, splits):
-                images = list(coco.images.values())
-                names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
-                split_files = prepared[split_label]  # started by read_coco's on_images
-                outcome = write_split_labels(coco.annotations, coco.images, rules, split_files,
-                                             None if progress is None else lambda n, done=done: progress(done + n, total))
-                written_mask = outcome.written
-                refused = split_files.refused
-                report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist() if i not in refused)
-                report.images_refused.extend({"image_id": images[i].id, "file_name": images[i].file_name, "why": why}
-                                             for i, why in sorted(refused.items()))
-                report.lossy_joins.extend(outcome.lossy_joins)
-                done += len(images)
-                if progress is not None:
-                    progress(done, total)
-                image_ids = {names_on_disk[i]: images[i].id for i in np.flatnonzero(written_mask).tolist()}
-                report.skipped.extend(outcome.skips)
-                for cls, count in enumerate(outcome.rows_per_class.tolist()):
-                    if count:
-                        report.rows_per_class[names[cls]] += count
-                report.splits[split_label] = int(written_mask.sum())
-                coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
-                if outcome.crowd:  # crowd rows kept by --crowd include, for mtdata export's iscrowd
-                    coco_ids["splits"][split_label]["crowd"] = {
-                        names_on_disk[i]: {"lines": lines, "label_blake2b": digest} for i, (lines, digest) in outcome.crowd.items()}
-
+            coco_ids = _write_splits(files, splits, prepared, plan, crowd == "include", task, report, progress)
         finally:
             for split_files in prepared.values():
                 split_files.close()
         if source is not None:
             source.finish(report)
-
-        if strict and (report.invalid or report.images_not_found or report.images_refused):
-            first = report.invalid[0] if report.invalid else None
-            if first:
-                what = f"annotation {first.annotation_id}: {first.message}"
-            elif report.images_refused:
-                what = f"image {report.images_refused[0]['image_id']}: {report.images_refused[0]['why']}"
-            else:
-                what = f"image {report.images_not_found[0]!r} not found"
-            raise MtdataError(
-                f"--strict: {len(report.invalid)} invalid annotations, {len(report.images_not_found)} images not found, "
-                f"{len(report.images_refused)} refused (first: {what}); nothing written"
-            )
-        _note_what_fits(report, task, bool(kpt_categories))
-        split_keys: dict[str, list[str]] = defaultdict(list)
-        for split_label in splits:
-            key = split_key(split_label) or split_label
-            split_keys[key].append(f"images/{split_label}")
-        if not any(k in split_keys for k in ("train", "val")):
-            report.notes.append(f"no split name contains train or val: data.yaml lists {sorted(split_keys)}")
-        config = DatasetConfig(
-            root=report.out,
-            splits={k: v for k, v in split_keys.items() if k in ("train", "val", "test")},
-            names=names,
-            task=yolo_task,
-            kpt_shape=(num_keypoints, 3) if yolo_task != "segment" else None,
-            kpt_names=kpt_names if yolo_task != "segment" else {},
-            flip_idx=flip_idx if yolo_task != "segment" else None,
-            skeleton=skeleton or None if yolo_task != "segment" else None,
-            extra={"coco_ids": "coco_ids.json", **{k: v for k, v in split_keys.items() if k not in ("train", "val", "test")}},
-        )
-        write_data_yaml(config, work / "data.yaml")
+        if strict:
+            _refuse_what_strict_forbids(report)
+        _note_what_fits(report, task, bool(plan.kpt_categories))
+        write_data_yaml(_dataset_config(report, splits, plan), work / "data.yaml")
         (work / "coco_ids.json").write_text(json.dumps(coco_ids))
     return report
+
+
+def _checked_options(annotation_files: list[Path], images_dir: Path | None, task: str, split: str | None,
+                     crowd: str) -> list[Path]:
+    """The annotation files as Paths, once the options that need no reading are valid (else MtdataError)."""
+    if task not in CONVERT_TASKS:
+        raise MtdataError(f"--task must be one of {', '.join(CONVERT_TASKS)}, found {task!r}")
+    if crowd not in ("skip", "include"):
+        raise MtdataError(f"--crowd must be skip or include, found {crowd!r}")
+    annotation_files = [Path(p) for p in annotation_files]
+    if not annotation_files:
+        raise MtdataError("no annotation file given")
+    if split and len(annotation_files) > 1:
+        raise MtdataError("--split names the split of a single file; with several files each is named from its stem")
+    if images_dir is not None and not Path(images_dir).is_dir():
+        raise InputError("--images must be a folder of images", file=images_dir)
+    return annotation_files
+
+
+def _read_files(annotation_files: list[Path], splits: list[str], source, prepared: dict[str, SplitFiles], work: Path,
+                finder, copy: bool) -> list[CocoFile]:
+    """Read each file (COCO, or ``source``'s tool files); as each file's images are read, its split's files are started
+    into ``prepared`` (split -> SplitFiles)."""
+    files = []
+    for path, split_label in zip(annotation_files, splits):
+        def start(images, split_label=split_label, path=path):
+            prepared[split_label] = _start_split_files(images, split_label, path, work, finder, copy)
+
+        files.append(read_coco(path, on_images=start) if source is None else source.read(path, split_label, start))
+    return files
+
+
+def _write_splits(files: list[CocoFile], splits: list[str], prepared: dict[str, SplitFiles], plan: ClassPlan,
+                  include_crowd: bool, task: str, report: ConvertReport, progress: Progress | None) -> dict:
+    """Write every split's labels (and images) into its prepared files, counting into ``report``; return the
+    ``coco_ids.json`` content: classes -> category ids (and supercategories), and per split the file names -> image ids."""
+    names = plan.names
+    total = sum(len(f.images) for f in files)
+    done = 0
+    coco_ids: dict = {"categories": {i: c.id for i, c in enumerate(plan.categories)}, "splits": {}}
+    if any(c.supercategory is not None for c in plan.categories):  # for mtdata export
+        coco_ids["supercategories"] = {i: c.supercategory for i, c in enumerate(plan.categories) if c.supercategory is not None}
+    rules = ObjectRules(
+        class_of_category=plan.class_of_category, keypoints_of_category=plan.keypoints_of_category,
+        num_keypoints=plan.num_keypoints if plan.yolo_task != "segment" else 0, include_crowd=include_crowd, task=task,
+        yolo_task=plan.yolo_task, keypoint_classes=plan.layout.keypoint_classes, num_classes=len(names),
+    )
+    for coco, split_label in zip(files, splits):
+        images = list(coco.images.values())
+        names_on_disk = [image.file_name.rsplit("/", 1)[-1] for image in images]  # Path(...).name without a Path each
+        split_files = prepared[split_label]  # started by read_coco's on_images
+        outcome = write_split_labels(coco.annotations, coco.images, rules, split_files,
+                                     None if progress is None else lambda n, done=done: progress(done + n, total))
+        written_mask = outcome.written
+        refused = split_files.refused
+        report.images_not_found.extend(images[i].file_name for i in np.flatnonzero(~written_mask).tolist() if i not in refused)
+        report.images_refused.extend({"image_id": images[i].id, "file_name": images[i].file_name, "why": why}
+                                     for i, why in sorted(refused.items()))
+        report.lossy_joins.extend(outcome.lossy_joins)
+        done += len(images)
+        if progress is not None:
+            progress(done, total)
+        image_ids = {names_on_disk[i]: images[i].id for i in np.flatnonzero(written_mask).tolist()}
+        report.skipped.extend(outcome.skips)
+        for cls, count in enumerate(outcome.rows_per_class.tolist()):
+            if count:
+                report.rows_per_class[names[cls]] += count
+        report.splits[split_label] = int(written_mask.sum())
+        coco_ids["splits"][split_label] = {"annotations": str(coco.path.resolve()), "images": image_ids}
+        if outcome.crowd:  # crowd rows kept by --crowd include, for mtdata export's iscrowd
+            coco_ids["splits"][split_label]["crowd"] = {
+                names_on_disk[i]: {"lines": lines, "label_blake2b": digest} for i, (lines, digest) in outcome.crowd.items()}
+    return coco_ids
+
+
+def _refuse_what_strict_forbids(report: ConvertReport) -> None:
+    """--strict: any invalid annotation, image not found or image refused fails the conversion (MtdataError)."""
+    if not (report.invalid or report.images_not_found or report.images_refused):
+        return
+    first = report.invalid[0] if report.invalid else None
+    if first:
+        what = f"annotation {first.annotation_id}: {first.message}"
+    elif report.images_refused:
+        what = f"image {report.images_refused[0]['image_id']}: {report.images_refused[0]['why']}"
+    else:
+        what = f"image {report.images_not_found[0]!r} not found"
+    raise MtdataError(
+        f"--strict: {len(report.invalid)} invalid annotations, {len(report.images_not_found)} images not found, "
+        f"{len(report.images_refused)} refused (first: {what}); nothing written"
+    )
+
+
+def _dataset_config(report: ConvertReport, splits: list[str], plan: ClassPlan) -> DatasetConfig:
+    """The data.yaml of the output: each split under the key its name contains (train, val, test), else its own name."""
+    yolo_task = plan.yolo_task
+    split_keys: dict[str, list[str]] = defaultdict(list)
+    for split_label in splits:
+        key = split_key(split_label) or split_label
+        split_keys[key].append(f"images/{split_label}")
+    if not any(k in split_keys for k in ("train", "val")):
+        report.notes.append(f"no split name contains train or val: data.yaml lists {sorted(split_keys)}")
+    return DatasetConfig(
+        root=report.out,
+        splits={k: v for k, v in split_keys.items() if k in ("train", "val", "test")},
+        names=plan.names,
+        task=yolo_task,
+        kpt_shape=(plan.num_keypoints, 3) if yolo_task != "segment" else None,
+        kpt_names=plan.kpt_names if yolo_task != "segment" else {},
+        flip_idx=plan.flip_idx if yolo_task != "segment" else None,
+        skeleton=plan.skeleton or None if yolo_task != "segment" else None,
+        extra={"coco_ids": "coco_ids.json", **{k: v for k, v in split_keys.items() if k not in ("train", "val", "test")}},
+    )

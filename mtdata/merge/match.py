@@ -101,6 +101,21 @@ def _polygon_detail(polygons: list[np.ndarray]) -> np.ndarray:
     return out
 
 
+def _pair_scores(iou: np.ndarray, candidate: np.ndarray, a_keypoints: np.ndarray | None, b_polygons: list[np.ndarray] | None,
+                 keypoint_weight: float) -> np.ndarray:
+    """(N, M) what the assignment maximizes: a candidate pair's IoU (0 for the others), plus ``keypoint_weight`` times
+    the share of A's visible keypoints inside B's polygon, for candidates that compete (``keypoint_weight`` 0: none)."""
+    score = np.where(candidate, iou, 0.0)
+    if keypoint_weight:
+        # Only candidates that compete (their row or column holds another candidate) can change
+        # the assignment; a lone candidate pair is matched whatever its score, so skip shapely.
+        competing = candidate & ((candidate.sum(axis=1, keepdims=True) > 1) | (candidate.sum(axis=0, keepdims=True) > 1))
+        if competing.any():
+            where = np.argwhere(competing)
+            score[where[:, 0], where[:, 1]] += keypoint_weight * keypoint_containment(a_keypoints, b_polygons, where)
+    return score
+
+
 def match_boxes(
     a_xyxy: np.ndarray,
     b_xyxy: np.ndarray,
@@ -138,16 +153,8 @@ def match_boxes(
 
     iou = boxes_iou(a_xyxy, b_xyxy)
     candidate = iou >= iou_threshold
-    score = np.where(candidate, iou, 0.0)
     use_keypoints = a_keypoints is not None and b_polygons is not None and keypoint_weight > 0
-    if use_keypoints:
-        # Only candidates that compete (their row or column holds another candidate) can change
-        # the assignment; a lone candidate pair is matched whatever its score, so skip shapely.
-        competing = candidate & ((candidate.sum(axis=1, keepdims=True) > 1) | (candidate.sum(axis=0, keepdims=True) > 1))
-        if competing.any():
-            where = np.argwhere(competing)
-            score[where[:, 0], where[:, 1]] += keypoint_weight * keypoint_containment(a_keypoints, b_polygons, where)
-
+    score = _pair_scores(iou, candidate, a_keypoints, b_polygons, keypoint_weight if use_keypoints else 0.0)
     a_detail = np.asarray(a_keypoints, dtype=np.float64).reshape(n, -1) if use_keypoints else np.zeros((n, 0))
     b_detail = _polygon_detail(b_polygons) if use_keypoints else np.zeros((m, 0))
     a_order = _canonical_order(a_xyxy, a_detail)

@@ -234,42 +234,54 @@ def evaluate(dataset, config: DatasetConfig, field: str = PRED_FIELD, eval_key: 
     if not config.num_keypoints:
         return summary
     sigmas = np.asarray(config.kpt_sigmas or default_sigmas(config.num_keypoints))
-    gt_kp, pred_kp = keypoints_field(GT_FIELD), keypoints_field(field)
     oks_field = f"{eval_key}_oks"
-    for path in (oks_field, f"{field}.detections.{oks_field}", f"{pred_kp}.keypoints.{oks_field}"):
+    for path in (oks_field, f"{field}.detections.{oks_field}", f"{keypoints_field(field)}.keypoints.{oks_field}"):
         if path not in dataset.get_field_schema(flat=True):
             dataset.add_sample_field(path, fo.FloatField)
     all_oks = []
     for sample in dataset.iter_samples(autosave=True, progress=False):
         if sample.metadata is None:  # an unreadable image has no size to put points in pixels
             continue
-        w, h = sample.metadata.width, sample.metadata.height
-        gt_dets = {d.id: d for d in (sample[GT_FIELD].detections if sample[GT_FIELD] else [])}
-        gt_pose = {k.instance.id: k for k in (sample[gt_kp].keypoints if sample[gt_kp] else [])}
-        pred_pose = {k.instance.id: k for k in (sample[pred_kp].keypoints if sample[pred_kp] else [])}
-        sample_oks = []
-        for det in sample[field].detections if sample[field] else []:
-            if det[eval_key] != "tp" or det.instance is None:
-                continue
-            gt = gt_dets.get(det[f"{eval_key}_id"])
-            pose = pred_pose.get(det.instance.id)
-            gt_points = gt_pose.get(gt.instance.id) if gt is not None and gt.instance is not None else None
-            if pose is None or gt_points is None:
-                continue
-            gt_xyv = _pixels(gt_points.points, w, h, gt_points["visibility"])
-            pred_xy = np.asarray(pose.points, dtype=np.float64) * [w, h]
-            area = float(gt.mask.sum()) if gt.mask is not None else BOX_AREA_FACTOR * gt.bounding_box[2] * w * gt.bounding_box[3] * h
-            oks = object_keypoint_similarity(pred_xy, gt_xyv, area, sigmas)
-            if oks is None:
-                continue
-            det[oks_field] = oks
-            pose[oks_field] = oks
-            sample_oks.append(oks)
+        sample_oks = _score_sample_poses(sample, field, eval_key, sigmas)
         sample[oks_field] = float(np.mean(sample_oks)) if sample_oks else None
         all_oks.extend(sample_oks)
     summary["oks_mean"] = float(np.mean(all_oks)) if all_oks else None
     summary["oks_count"] = len(all_oks)
     return summary
+
+
+def _score_sample_poses(sample, field: str, eval_key: str, sigmas: np.ndarray) -> list[float]:
+    """Write ``<eval_key>_oks`` on each true positive of ``sample`` whose object and label both have keypoints (on the
+    detection and its keypoints); return those OKS values in detection order.
+
+    Args:
+        sigmas: (K,) OKS sigmas.
+    """
+    oks_field = f"{eval_key}_oks"
+    gt_kp, pred_kp = keypoints_field(GT_FIELD), keypoints_field(field)
+    w, h = sample.metadata.width, sample.metadata.height
+    gt_dets = {d.id: d for d in (sample[GT_FIELD].detections if sample[GT_FIELD] else [])}
+    gt_pose = {k.instance.id: k for k in (sample[gt_kp].keypoints if sample[gt_kp] else [])}
+    pred_pose = {k.instance.id: k for k in (sample[pred_kp].keypoints if sample[pred_kp] else [])}
+    sample_oks = []
+    for det in sample[field].detections if sample[field] else []:
+        if det[eval_key] != "tp" or det.instance is None:
+            continue
+        gt = gt_dets.get(det[f"{eval_key}_id"])
+        pose = pred_pose.get(det.instance.id)
+        gt_points = gt_pose.get(gt.instance.id) if gt is not None and gt.instance is not None else None
+        if pose is None or gt_points is None:
+            continue
+        gt_xyv = _pixels(gt_points.points, w, h, gt_points["visibility"])
+        pred_xy = np.asarray(pose.points, dtype=np.float64) * [w, h]
+        area = float(gt.mask.sum()) if gt.mask is not None else BOX_AREA_FACTOR * gt.bounding_box[2] * w * gt.bounding_box[3] * h
+        oks = object_keypoint_similarity(pred_xy, gt_xyv, area, sigmas)
+        if oks is None:
+            continue
+        det[oks_field] = oks
+        pose[oks_field] = oks
+        sample_oks.append(oks)
+    return sample_oks
 
 
 def _pixels(points, w: int, h: int, visibility) -> np.ndarray:

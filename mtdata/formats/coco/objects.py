@@ -4,28 +4,23 @@ What :func:`mtdata.formats.coco.read.image_labels` does image by image (validate
 join multi-part polygons, pad keypoints), done with whole-array operations over all the
 annotations of a file. Annotations the table keeps as objects (odd JSON) go through
 :func:`mtdata.formats.coco.read.annotation_object` one by one, so every check and message is the
-same; tests hold the two paths together.
+same; tests hold the two paths together. The checks are in :mod:`mtdata.formats.coco.table_checks`, the
+polygon joins in :mod:`mtdata.formats.coco.joins`; :func:`table_objects` puts the steps in order.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 from mtdata.errors import AnnotationError
-from mtdata.formats.coco.checks import OUTSIDE_CAP, OUTSIDE_SIDES, extent_suspects, far_message
+from mtdata.formats.coco.checks import OUTSIDE_SIDES, extent_suspects
 from mtdata.formats.coco.columns import AnnotationTable
-from mtdata.geometry import (
-    JOIN_LOSS_IOU,
-    boxes_overlap,
-    join_loss_iou,
-    join_polygons,
-    joined_mask_iou,
-    ring_twice_areas,
-    rings_overlap,
-)
-from mtdata.limits import ZERO_AREA
+from mtdata.formats.coco.joins import join_pairs, join_singles, pairs_overlap, row_extents, run_extents
+from mtdata.formats.coco.table_checks import check_boxes, check_parts
+from mtdata.geometry import JOIN_LOSS_IOU, join_loss_iou, join_polygons, joined_mask_iou
 
 
 @dataclass
@@ -68,100 +63,6 @@ def lookup(keys: np.ndarray, mapping: dict[int, int], default: int) -> np.ndarra
     return np.where(known[at] == keys, values[at], default)
 
 
-def _orient(points: np.ndarray, offsets: np.ndarray, twice_area: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Turn every ring counter-clockwise, as :func:`join_polygons` does; also return twice each signed area.
-
-    Args:
-        points: (Q, 2) points of R rings of >= 3 points each, ring after ring.
-        offsets: (R + 1,) ring boundaries.
-        twice_area: (R,) the rings' :func:`ring_twice_areas` when the caller has them.
-    """
-    starts, last = offsets[:-1], offsets[1:] - 1
-    if twice_area is None:
-        twice_area = ring_twice_areas(points, offsets)
-    reverse = twice_area < 0
-    if reverse.any():
-        ring = np.repeat(np.arange(len(starts)), last + 1 - starts)
-        index = np.arange(len(points))
-        flip = reverse[ring]
-        index[flip] = (starts + last)[ring[flip]] - index[flip]
-        points = points[index]
-    return points, twice_area
-
-
-def _dedupe(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Drop repeated consecutive points, and a last point equal to the first, ring by ring."""
-    starts, last = offsets[:-1], offsets[1:] - 1
-    x, y = points[:, 0], points[:, 1]
-    keep = np.ones(len(points), dtype=bool)
-    keep[1:] = (x[1:] != x[:-1]) | (y[1:] != y[:-1])
-    keep[starts] = True
-    closing = (x[last] == x[starts]) & (y[last] == y[starts]) & (last > starts)
-    simple = closing & keep[last]  # the ring's last point is kept: drop it
-    keep[last[simple]] = False
-    for r in np.flatnonzero(closing & ~simple).tolist():  # rare: the closing point itself repeated
-        kept = np.flatnonzero(keep[starts[r] : last[r] + 1])
-        if len(kept) > 1:
-            keep[starts[r] + kept[-1]] = False
-    counts = np.add.reduceat(keep, starts)
-    return points[keep], np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-
-
-def _rings(points: np.ndarray, offsets: np.ndarray, twice_area: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`join_polygons` of single parts, all at once: counter-clockwise, repeated points dropped."""
-    if len(offsets) < 2:
-        return points[:0], offsets
-    return _dedupe(_orient(points, offsets, twice_area)[0], offsets)
-
-
-_PAIR_CHUNK = 1 << 22  # distances computed per group of objects, at most this many at once
-
-
-def _join_pairs(points: np.ndarray, part_offsets: np.ndarray, twice_area: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`join_polygons` of M two-part objects at once (the usual multi-part object).
-
-    Args:
-        points: (Q, 2) the parts' points, object after object, each object's two parts in order.
-        part_offsets: (2M + 1,) part boundaries.
-        twice_area: (2M,) the parts' :func:`ring_twice_areas` when the caller has them.
-
-    Returns:
-        ((Q', 2) joined points, (M + 1,) object boundaries).
-    """
-    m = (len(part_offsets) - 1) // 2
-    if m == 0:
-        return points[:0], np.zeros(1, dtype=np.int64)
-    points, twice_area = _orient(points, part_offsets, twice_area)
-    starts, sizes = part_offsets[:-1], np.diff(part_offsets)
-    first_larger = np.abs(twice_area[0::2]) >= np.abs(twice_area[1::2])  # argmax keeps the first of equals
-    big = np.where(first_larger, 0, 1) + 2 * np.arange(m)  # the chain starts at the larger part
-    small = np.where(first_larger, 1, 0) + 2 * np.arange(m)
-    n_big, n_small = sizes[big], sizes[small]
-    exit_at, entry_at = np.zeros(m, dtype=np.int64), np.zeros(m, dtype=np.int64)
-    pairs, group_of = np.unique(np.stack([n_big, n_small], axis=1), axis=0, return_inverse=True)
-    for g, (nb, ns) in enumerate(pairs.tolist()):  # objects whose parts have the same sizes, together
-        members = np.flatnonzero(group_of.reshape(-1) == g)
-        for chunk in np.array_split(members, max(1, len(members) * nb * ns // _PAIR_CHUNK + 1)):
-            a = points[starts[big[chunk]][:, None] + np.arange(nb)]  # (c, nb, 2)
-            b = points[starts[small[chunk]][:, None] + np.arange(ns)]  # (c, ns, 2)
-            diff = a[:, :, None, :] - b[:, None, :, :]
-            squared = diff[..., 0] * diff[..., 0] + diff[..., 1] * diff[..., 1]
-            nearest = squared.reshape(len(chunk), -1).argmin(axis=1)  # first of equals, as np.argmin
-            exit_at[chunk], entry_at[chunk] = np.divmod(nearest, ns)
-    # out to the nearest point of the small part, round it, back, and round the big part
-    lengths = n_big + n_small + 3
-    out = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    obj = np.repeat(np.arange(m), lengths)
-    step = np.arange(int(out[-1])) - out[obj]  # position within the object's walk
-    in_small = (step >= 1) & (step <= n_small[obj] + 1)
-    in_back = step > n_small[obj] + 1
-    index = starts[big[obj]] + exit_at[obj]  # step 0: the exit point
-    j = step - 1
-    index = np.where(in_small, starts[small[obj]] + (entry_at[obj] + j) % np.maximum(n_small[obj], 1), index)
-    k = step - n_small[obj] - 2
-    index = np.where(in_back, starts[big[obj]] + (exit_at[obj] + k) % n_big[obj], index)
-    return _dedupe(points[index], out)
-
 
 def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[int, int], keypoints_of_category: dict[int, int],
                   num_keypoints: int, include_crowd: bool) -> ObjectColumns:
@@ -171,8 +72,57 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     image not in ``images`` are skipped as ``unknown_image``; crowd ones as ``crowd`` unless
     ``include_crowd``; invalid ones with the reason and message of :func:`annotation_object`.
     """
-    from mtdata.formats.coco.read import Skip, annotation_join_loss, annotation_object
+    rows = _triage(table, images, class_of_category, keypoints_of_category, include_crowd)
+    reason, message = rows.reason, rows.message
+    n = len(table)
+    # polygon parts of the fast rows, then boxes (from the bbox, else from the polygon after joining, below)
+    part_row = np.repeat(np.arange(n), table.part_counts)
+    fast = rows.candidate & ~rows.is_slow
+    part_twice_area, part_low_xy, part_high_xy = check_parts(table, fast, part_row, rows.wh, reason, message)
+    fast_ok = fast & (reason == "")
+    check_boxes(table, fast_ok, rows.wh, reason, message)
+    kpts = _table_keypoints(table, fast_ok, rows, num_keypoints)
+    fast_polygons = _fast_polygons(table, fast_ok, part_row, part_twice_area)
+    lossy = fast_polygons.lossy  # row -> mask IoU of its joined outline, when parts overlap and it loses > 5%
+    slow = _slow_objects(table, rows, images, lossy)
 
+    # assemble in annotation order
+    kept = np.flatnonzero(fast_ok | (rows.candidate & rows.is_slow & (reason == "")))
+    kept_position = np.full(n, -1, dtype=np.int64)
+    kept_position[kept] = np.arange(len(kept))
+    offsets, polygon_xy = _polygon_column(n, kept, kept_position, fast_polygons, slow)
+    del fast_polygons  # its bulk rings are copied: free them before the drops below copy again
+    keypoints = _keypoint_column(kept, kept_position, kpts, slow, num_keypoints)
+    xyxy, low_xy, high_xy = _box_column(table, kept, kept_position, slow, polygon_xy, offsets, part_low_xy, part_high_xy,
+                                        rows.is_slow)
+    suspect = _suspects(n, kept, slow, kpts.far_rows, rows.wh[kept], xyxy, offsets, low_xy, high_xy)
+    kept, offsets, polygon_xy, xyxy, keypoints = _drop_misplaced(
+        np.flatnonzero(suspect & (kept_position >= 0)), kept_position, kept, offsets, polygon_xy, xyxy, keypoints, table,
+        images, reason, message, kpts.gathered, kpts.rank)
+
+    skips, skip_rows = _skips(table, reason, message)
+    position = np.full(n, -1, dtype=np.int64)
+    position[kept] = np.arange(len(kept))
+    lossy_rows = np.array(sorted(row for row in lossy if position[row] >= 0), dtype=np.int64)
+    return ObjectColumns(kept, table.image_ids[kept], rows.class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips,
+                         skip_rows, position[lossy_rows], np.array([lossy[row] for row in lossy_rows.tolist()]))
+
+
+class _Rows(NamedTuple):
+    """Per table row (N rows): what :func:`_triage` decides before any value is checked."""
+
+    wh: np.ndarray  # (N, 2) width, height of the row's image (1, 1 for unknown images)
+    class_id: np.ndarray  # (N,) int64 class of the row's category, -1 for categories not converted
+    kpt_count: np.ndarray  # (N,) int64 keypoints its category declares
+    candidate: np.ndarray  # (N,) bool: converted category, known image, not a left-out crowd
+    is_slow: np.ndarray  # (N,) bool: kept as an object by the table (odd JSON), checked one by one
+    reason: np.ndarray  # (N,) object: skip reason, "" for rows still kept; the checks fill it
+    message: dict  # row -> skip message; the checks fill it
+
+
+def _triage(table: AnnotationTable, images: dict, class_of_category: dict[int, int], keypoints_of_category: dict[int, int],
+            include_crowd: bool) -> _Rows:
+    """Each row's image size, class and keypoint count; rows of unknown images and crowds named as skips."""
     n = len(table)
     image_list = np.array(sorted(images), dtype=np.int64)
     image_at = np.clip(np.searchsorted(image_list, table.image_ids), 0, max(len(image_list) - 1, 0))
@@ -182,24 +132,28 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     kpt_count = lookup(table.category_ids, keypoints_of_category, 0)
     known_image = np.isin(table.image_ids, image_list)
     wanted = class_id >= 0
-    reason = np.full(n, "", dtype=object)  # skip reason per row, "" for kept
-    message = {}
+    reason = np.full(n, "", dtype=object)
     reason[wanted & ~known_image] = "unknown_image"
     crowd = wanted & known_image & table.iscrowd & (not include_crowd)
     reason[crowd] = "crowd"
-    candidate = wanted & known_image & ~crowd
     is_slow = np.zeros(n, dtype=bool)
     is_slow[list(table.slow)] = True
+    return _Rows(wh_of_row, class_id, kpt_count, wanted & known_image & ~crowd, is_slow, reason, {})
 
-    # polygon parts of the fast rows, then boxes (from the bbox, else from the polygon after joining, below)
-    part_row = np.repeat(np.arange(n), table.part_counts)
-    part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
-    part_twice_area, part_low_xy, part_high_xy = _check_parts(table, candidate & ~is_slow, part_row, wh_of_row, reason, message)
-    fast_ok = candidate & ~is_slow & (reason == "")
-    _check_boxes(table, fast_ok, wh_of_row, reason, message)
-    x, y, w, h = table.bbox_xywh.T
 
-    # keypoints
+class _Keypoints(NamedTuple):
+    """The keypoints of the R fast rows that carry some (``rows``), gathered into one array."""
+
+    rows: np.ndarray  # (R,) table rows, ascending
+    gathered: np.ndarray  # (R, K, 3) x, y, COCO visibility; points with v=0 are 0, 0, 0; K the most any category has
+    rank: np.ndarray  # (N,) int64 index into ``rows`` of each table row, -1 for rows without keypoints
+    far_rows: np.ndarray  # table rows still kept whose keypoints may lie far outside their image
+
+
+def _table_keypoints(table: AnnotationTable, fast_ok: np.ndarray, rows: _Rows, num_keypoints: int) -> _Keypoints:
+    """Gather the keypoints of the ``fast_ok`` rows; rows of the wrong count, non-finite values or a visibility other
+    than 0, 1, 2 are named as skips and leave ``fast_ok`` (in place)."""
+    reason, message, kpt_count = rows.reason, rows.message, rows.kpt_count
     kpt_first = (np.cumsum(table.keypoint_counts) - table.keypoint_counts).astype(np.int64)
     has_kpts = (table.keypoint_counts > 0) & fast_ok
     wrong_count = has_kpts & (table.keypoint_counts != 3 * kpt_count)
@@ -223,113 +177,170 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
             reason[kpt_rows[j]], message[kpt_rows[j]] = "bad_keypoints", "keypoint visibility must be 0, 1 or 2"
     fast_ok &= reason == ""
     gathered[gathered[..., 2] == 0] = 0.0  # COCO: v=0 means not labeled, whatever x, y say
-    # keypoints that may lie far outside their image, judged (and named) with the polygon and box below: a
+    # keypoints that may lie far outside their image, judged (and named) with the polygon and box later: a
     # row's extremes over x, y and v at once (one contiguous pass) against its image's shorter side
-    shorter = wh_of_row[kpt_rows].min(axis=1)
+    shorter = rows.wh[kpt_rows].min(axis=1)
     flat = gathered.reshape(len(kpt_rows), 3 * k_max)  # unlabeled points are 0, 0, 0: inside any image
     with np.errstate(invalid="ignore"):
         far = (flat.max(axis=1, initial=0.0) > (1 + OUTSIDE_SIDES) * shorter) | (flat.min(axis=1, initial=0.0) < -OUTSIDE_SIDES * shorter)
-    far_rows = kpt_rows[far & fast_ok[kpt_rows]]
+    rank = np.full(len(table), -1, dtype=np.int64)
+    rank[kpt_rows] = np.arange(len(kpt_rows))
+    return _Keypoints(kpt_rows, gathered, rank, kpt_rows[far & fast_ok[kpt_rows]])
 
-    # polygons of the fast rows: single parts and two-part objects in bulk, more parts one by one
-    part_values_of = lambda part: table.polygon_values[part_first[part] : part_first[part] + table.part_sizes[part]]
+
+class _FastPolygons(NamedTuple):
+    """The joined outlines of the fast rows still kept, pixels."""
+
+    single: np.ndarray  # (N,) bool: rows of one part, their rings in ``ring_xy`` row after row
+    ring_xy: np.ndarray  # (Q1, 2)
+    ring_offsets: np.ndarray  # (S + 1,) ring boundaries of the S single rows
+    two_parts: np.ndarray  # (N,) bool: rows of two parts, joined in ``pair_xy``
+    pair_xy: np.ndarray  # (Q2, 2)
+    pair_offsets: np.ndarray  # (T + 1,) outline boundaries of the T two-part rows
+    joined: dict  # row -> (P, 2) outline of each row of more than two parts
+    lossy: dict  # row -> mask IoU of its outline, for the rows whose join loses more than 5% of their mask
+
+
+def _fast_polygons(table: AnnotationTable, fast_ok: np.ndarray, part_row: np.ndarray, part_twice_area: np.ndarray) -> _FastPolygons:
+    """Join the polygon parts of the ``fast_ok`` rows: single parts and two-part objects in bulk, more parts one by one.
+
+    Args:
+        part_row: (P,) table row of each part; part_twice_area: (P,) twice each part's signed area.
+    """
     single = fast_ok & (table.part_counts == 1)
     single_part = single[part_row]
     sizes = table.part_sizes[single_part] // 2
     # a boolean mask over the values, not an index array: 8x less memory on 10M values
-    ring_xy, ring_offsets = _rings(table.polygon_values[np.repeat(single_part, table.part_sizes)].reshape(-1, 2),
-                                   np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), part_twice_area[single_part])
+    ring_xy, ring_offsets = join_singles(table.polygon_values[np.repeat(single_part, table.part_sizes)].reshape(-1, 2),
+                                         np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64), part_twice_area[single_part])
     del single_part
-    polygons: dict[int, np.ndarray] = {}
-    first_part_of_row = (np.cumsum(table.part_counts) - table.part_counts).astype(np.int64)
     two_parts = fast_ok & (table.part_counts == 2)
     pair_part = two_parts[part_row]
     pair_points = table.polygon_values[np.repeat(pair_part, table.part_sizes)].reshape(-1, 2)
     pair_part_offsets = np.concatenate([[0], np.cumsum(table.part_sizes[pair_part] // 2)]).astype(np.int64)
-    pair_xy, pair_offsets = _join_pairs(pair_points, pair_part_offsets, part_twice_area[pair_part])
-    lossy: dict[int, float] = {}  # row -> mask IoU of its joined outline, when parts overlap and it loses > 5%
+    pair_xy, pair_offsets = join_pairs(pair_points, pair_part_offsets, part_twice_area[pair_part])
+    lossy: dict[int, float] = {}
     pair_rows = np.flatnonzero(two_parts)
-    for i in np.flatnonzero(_pairs_overlap(pair_points, pair_part_offsets)).tolist():
+    for i in np.flatnonzero(pairs_overlap(pair_points, pair_part_offsets)).tolist():
         parts = [pair_points[pair_part_offsets[2 * i + k] : pair_part_offsets[2 * i + k + 1]] for k in (0, 1)]
         iou = joined_mask_iou(parts, pair_xy[pair_offsets[i] : pair_offsets[i + 1]])
         if iou < JOIN_LOSS_IOU:
             lossy[int(pair_rows[i])] = iou
     del pair_points
+    part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
+    first_part_of_row = (np.cumsum(table.part_counts) - table.part_counts).astype(np.int64)
+    joined: dict[int, np.ndarray] = {}
     for row in np.flatnonzero(fast_ok & (table.part_counts > 2)).tolist():
         first = first_part_of_row[row]
-        parts = [part_values_of(p).reshape(-1, 2) for p in range(first, first + table.part_counts[row])]
-        polygons[row] = join_polygons(parts)
-        iou = join_loss_iou(parts, polygons[row])
+        parts = [table.polygon_values[part_first[p] : part_first[p] + table.part_sizes[p]].reshape(-1, 2)
+                 for p in range(first, first + table.part_counts[row])]
+        joined[row] = join_polygons(parts)
+        iou = join_loss_iou(parts, joined[row])
         if iou is not None:
             lossy[row] = iou
+    return _FastPolygons(single, ring_xy, ring_offsets, two_parts, pair_xy, pair_offsets, joined, lossy)
 
-    # slow rows: one by one, with the per-annotation checks
+
+def _slow_objects(table: AnnotationTable, rows: _Rows, images: dict, lossy: dict) -> dict:
+    """The rows the table kept as objects, one by one with the per-annotation checks: row -> ((4,) xyxy box,
+    (P, 2) polygon, (K, 3) keypoints); refused rows are named as skips, lossy joins added to ``lossy``."""
+    from mtdata.formats.coco.read import annotation_join_loss, annotation_object
+
     slow_results = {}
-    for row in np.flatnonzero(candidate & is_slow).tolist():
+    for row in np.flatnonzero(rows.candidate & rows.is_slow).tolist():
         ann = table.slow[row]
         try:
-            slow_results[row] = annotation_object(ann, images[int(table.image_ids[row])], int(kpt_count[row]))
+            slow_results[row] = annotation_object(ann, images[int(table.image_ids[row])], int(rows.kpt_count[row]))
         except AnnotationError as e:
-            reason[row], message[row] = e.reason, e.message
+            rows.reason[row], rows.message[row] = e.reason, e.message
             continue
         iou = annotation_join_loss(ann, slow_results[row][1])
         if iou is not None:
             lossy[row] = iou
+    return slow_results
 
-    # assemble in annotation order
-    kept = np.flatnonzero(fast_ok | (candidate & is_slow & (reason == "")))
-    m = len(kept)
-    kept_position = np.full(n, -1, dtype=np.int64)
-    kept_position[kept] = np.arange(m)
+
+def _polygon_column(n: int, kept: np.ndarray, kept_position: np.ndarray, fast: _FastPolygons, slow: dict) -> tuple[np.ndarray, np.ndarray]:
+    """((M + 1,) offsets, (Q, 2) points) of the M ``kept`` rows' outlines, in row order.
+
+    Args:
+        kept: (M,) table rows kept, ascending; kept_position: (N,) index of each row in ``kept``, -1 if left out.
+    """
     lengths = np.zeros(n, dtype=np.int64)
-    lengths[np.flatnonzero(single)] = np.diff(ring_offsets)
-    lengths[np.flatnonzero(two_parts)] = np.diff(pair_offsets)
-    for row, polygon in polygons.items():
+    lengths[np.flatnonzero(fast.single)] = np.diff(fast.ring_offsets)
+    lengths[np.flatnonzero(fast.two_parts)] = np.diff(fast.pair_offsets)
+    for row, polygon in fast.joined.items():
         lengths[row] = len(polygon)
-    for row, (_, polygon, _) in slow_results.items():
+    for row, (_, polygon, _) in slow.items():
         lengths[row] = len(polygon)
     offsets = np.concatenate([[0], np.cumsum(lengths[kept])]).astype(np.int64)
     polygon_xy = np.empty((int(offsets[-1]), 2))
-    is_single = single[kept]
+    is_single = fast.single[kept]
     if is_single.any():  # the bulk rings land in one vectorized copy
-        polygon_xy[np.repeat(is_single, lengths[kept])] = ring_xy
-    is_pair = two_parts[kept]
+        polygon_xy[np.repeat(is_single, lengths[kept])] = fast.ring_xy
+    is_pair = fast.two_parts[kept]
     if is_pair.any():
-        polygon_xy[np.repeat(is_pair, lengths[kept])] = pair_xy
-    del ring_xy, pair_xy
-    for row, polygon in polygons.items():
+        polygon_xy[np.repeat(is_pair, lengths[kept])] = fast.pair_xy
+    for row, polygon in fast.joined.items():
         j = kept_position[row]
         polygon_xy[offsets[j] : offsets[j + 1]] = polygon
-    keypoints = np.zeros((m, num_keypoints, 3))
-    kpt_rank = np.full(n, -1, dtype=np.int64)
-    kpt_rank[kpt_rows] = np.arange(len(kpt_rows))
-    kept_kpt = kpt_rank[kept]
+    for row, (_, polygon, _) in slow.items():
+        j = kept_position[row]
+        polygon_xy[offsets[j] : offsets[j + 1]] = polygon
+    return offsets, polygon_xy
+
+
+def _keypoint_column(kept: np.ndarray, kept_position: np.ndarray, kpts: _Keypoints, slow: dict, num_keypoints: int) -> np.ndarray:
+    """(M, num_keypoints, 3) keypoints of the M ``kept`` rows (0, 0, 0 where a row has fewer or none)."""
+    keypoints = np.zeros((len(kept), num_keypoints, 3))
+    kept_kpt = kpts.rank[kept]
     with_kpt = kept_kpt >= 0
-    k_copy = min(num_keypoints, k_max)
-    keypoints[with_kpt, :k_copy] = gathered[kept_kpt[with_kpt], :k_copy]
-    xyxy = np.column_stack([x[kept], y[kept], x[kept] + w[kept], y[kept] + h[kept]]) if m else np.zeros((0, 4))
-    for row, (box, polygon, k) in slow_results.items():
-        j = kept_position[row]
-        polygon_xy[offsets[j] : offsets[j + 1]] = polygon
-        xyxy[j] = box
-        keypoints[j, : min(len(k), num_keypoints)] = k[:num_keypoints]
+    k_copy = min(num_keypoints, kpts.gathered.shape[1])
+    keypoints[with_kpt, :k_copy] = kpts.gathered[kept_kpt[with_kpt], :k_copy]
+    for row, (_, _, k) in slow.items():
+        keypoints[kept_position[row], : min(len(k), num_keypoints)] = k[:num_keypoints]
+    return keypoints
+
+
+def _box_column(table: AnnotationTable, kept: np.ndarray, kept_position: np.ndarray, slow: dict, polygon_xy: np.ndarray,
+                offsets: np.ndarray, part_low_xy: np.ndarray | None, part_high_xy: np.ndarray | None,
+                is_slow: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """((M, 4) xyxy boxes, (M, 2) lowest and (M, 2) highest x, y of each outline) of the M ``kept`` rows.
+
+    A box is the row's bbox (COCO xywh turned xyxy), else the extent of its polygon.
+    """
+    x, y, w, h = table.bbox_xywh.T
+    xyxy = np.column_stack([x[kept], y[kept], x[kept] + w[kept], y[kept] + h[kept]]) if len(kept) else np.zeros((0, 4))
+    for row, (box, _, _) in slow.items():
+        xyxy[kept_position[row]] = box
     if part_low_xy is not None:  # a polygon's extent is its parts' (joins add no point)
-        low_xy, high_xy = _row_extents(part_low_xy, part_high_xy, table.part_counts, kept)
+        low_xy, high_xy = row_extents(part_low_xy, part_high_xy, table.part_counts, kept)
     else:
-        low_xy, high_xy = _extents(polygon_xy, offsets)
+        low_xy, high_xy = run_extents(polygon_xy, offsets)
     around = ~table.has_bbox[kept] & ~is_slow[kept]  # boxes around polygons
     xyxy[around] = np.concatenate([low_xy[around], high_xy[around]], axis=1)
+    return xyxy, low_xy, high_xy
 
-    suspect = np.zeros(n, dtype=bool)  # objects that may not be rows of their image: judged one by one below
-    wh = wh_of_row[kept]
+
+def _suspects(n: int, kept: np.ndarray, slow: dict, far_rows: np.ndarray, wh: np.ndarray, xyxy: np.ndarray,
+              offsets: np.ndarray, low_xy: np.ndarray, high_xy: np.ndarray) -> np.ndarray:
+    """(N,) bool: the rows whose outline, box or keypoints may not be rows of their image, to be judged one by one.
+
+    Args:
+        wh: (M, 2) image width, height of each kept row; the rest as :func:`_box_column` returns them.
+    """
+    suspect = np.zeros(n, dtype=bool)
     has_polygon = offsets[1:] > offsets[:-1]
     suspect[kept[has_polygon]] = extent_suspects(low_xy[has_polygon], high_xy[has_polygon], wh[has_polygon])
     suspect[kept] |= extent_suspects(xyxy[:, :2], xyxy[:, 2:], wh)
     suspect[far_rows] = True
-    suspect[list(slow_results)] = False  # judged already
-    kept, offsets, polygon_xy, xyxy, keypoints = _drop_misplaced(
-        np.flatnonzero(suspect & (kept_position >= 0)), kept_position, kept, offsets, polygon_xy, xyxy, keypoints, table,
-        images, reason, message, gathered, kpt_rank)
+    suspect[list(slow)] = False  # judged already
+    return suspect
+
+
+def _skips(table: AnnotationTable, reason: np.ndarray, message: dict) -> tuple[list, np.ndarray]:
+    """(the Skip of each row with a ``reason``, in table order; (S,) their rows)."""
+    from mtdata.formats.coco.read import Skip
 
     skips = []
     skip_rows = np.flatnonzero(reason != "")
@@ -342,162 +353,7 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
         )
         image_id = table.slow[row].image_id if row in table.slow else int(table.image_ids[row])
         skips.append(Skip(int(table.ids[row]), image_id, why, text))
-    position = np.full(n, -1, dtype=np.int64)
-    position[kept] = np.arange(len(kept))
-    lossy_rows = np.array(sorted(row for row in lossy if position[row] >= 0), dtype=np.int64)
-    return ObjectColumns(kept, table.image_ids[kept], class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips, skip_rows,
-                         position[lossy_rows], np.array([lossy[row] for row in lossy_rows.tolist()]))
-
-
-def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray,
-                 message: dict) -> np.ndarray:
-    """Name the ``fast`` rows whose polygon parts are not finite, of the wrong count, far outside the image, or enclose
-    no area (the checks and order of :func:`mtdata.formats.coco.read._polygon_from_segmentation`).
-
-    Returns:
-        ((P,) each part's twice signed area (NaN for bad parts), (P, 2) lowest and (P, 2) highest x, y of each
-        part, or None and None when a part has an odd count of values).
-    """
-    part_first = (np.cumsum(table.part_sizes) - table.part_sizes).astype(np.int64)
-    # each part's extremes (NaN spreads into both, inf shows in one): finiteness and range, and with
-    # x, y apart (every part an even count of values, the usual file) its extent too, in two passes
-    low_xy = high_xy = None
-    if not len(part_first):
-        part_high = part_low = np.zeros(0)
-    elif not (table.part_sizes % 2).any():
-        points = table.polygon_values.reshape(-1, 2)
-        low_xy, high_xy = np.minimum.reduceat(points, part_first // 2, axis=0), np.maximum.reduceat(points, part_first // 2, axis=0)
-        part_high, part_low = high_xy.max(axis=1), low_xy.min(axis=1)
-    else:
-        part_high = np.maximum.reduceat(table.polygon_values, part_first)
-        part_low = np.minimum.reduceat(table.polygon_values, part_first)
-    part_finite = np.isfinite(part_high) & np.isfinite(part_low)
-    part_count_ok = (table.part_sizes % 2 == 0) & (table.part_sizes >= 6)
-    with np.errstate(invalid="ignore"):
-        part_far = (part_high > OUTSIDE_CAP) | (part_low < -OUTSIDE_CAP)
-    part_bad = (~part_finite | ~part_count_ok | part_far) & fast[part_row]
-    bad_rows, first_bad = np.unique(part_row[part_bad], return_index=True)
-    for row, part in zip(bad_rows.tolist(), np.flatnonzero(part_bad)[first_bad].tolist()):
-        if not part_finite[part]:
-            reason[row], message[row] = "not_finite", "polygon holds NaN or inf"
-        elif not part_count_ok[part]:
-            reason[row] = "bad_polygon"
-            message[row] = f"polygon needs an even count of >= 6 values, found {table.part_sizes[part]}"
-        else:
-            far = part_high[part] if part_high[part] > OUTSIDE_CAP else part_low[part]
-            w, h = wh_of_row[row].astype(int).tolist()
-            reason[row], message[row] = "out_of_image", far_message("polygon", float(far), w, h)
-    part_twice_area = _part_twice_areas(table.polygon_values, table.part_sizes, part_finite & part_count_ok & ~part_far)
-    with np.errstate(invalid="ignore"):
-        row_area = np.bincount(part_row, weights=np.abs(part_twice_area), minlength=len(table)) / 2
-        no_area = fast & (reason == "") & (table.part_counts > 0)
-        no_area &= row_area <= ZERO_AREA * wh_of_row[:, 0] * wh_of_row[:, 1]
-    reason[no_area] = "bad_polygon"
-    for row in np.flatnonzero(no_area).tolist():
-        message[row] = "polygon encloses no area (its points are collinear or repeated)"
-    return part_twice_area, low_xy, high_xy
-
-
-def _check_boxes(table: AnnotationTable, fast_ok: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray, message: dict) -> None:
-    """Name the rows whose bbox is not finite, far outside the image or empty, or that have neither a bbox nor a
-    polygon (as :func:`mtdata.formats.coco.read.annotation_object`); ``fast_ok`` loses them, in place."""
-    w, h = table.bbox_xywh[:, 2], table.bbox_xywh[:, 3]
-    with np.errstate(invalid="ignore"):
-        box_bad = table.has_bbox & ~np.isfinite(table.bbox_xywh).all(axis=1) & fast_ok
-        reason[box_bad] = "not_finite"
-        for row in np.flatnonzero(box_bad).tolist():
-            message[row] = "bbox holds NaN or inf"
-        fast_ok &= ~box_bad
-        box_far = table.has_bbox & (np.abs(table.bbox_xywh) > OUTSIDE_CAP).any(axis=1) & fast_ok
-        reason[box_far] = "out_of_image"
-        for row in np.flatnonzero(box_far).tolist():
-            value = table.bbox_xywh[row][np.abs(table.bbox_xywh[row]) > OUTSIDE_CAP][0]
-            iw, ih = wh_of_row[row].astype(int).tolist()
-            message[row] = far_message("bbox", float(value), iw, ih)
-        fast_ok &= ~box_far
-        size_bad = table.has_bbox & ((w <= 0) | (h <= 0)) & fast_ok
-    reason[size_bad] = "bad_bbox"
-    for row in np.flatnonzero(size_bad).tolist():
-        message[row] = f"bbox width and height must be > 0, found {w[row]:g} x {h[row]:g}"
-    fast_ok &= ~size_bad
-    no_box = ~table.has_bbox & (table.part_counts == 0) & fast_ok
-    reason[no_box] = "bad_bbox"
-    for row in np.flatnonzero(no_box).tolist():
-        message[row] = "has neither a bbox nor a segmentation"
-    fast_ok &= ~no_box
-
-
-def _pairs_overlap(points: np.ndarray, part_offsets: np.ndarray) -> np.ndarray:
-    """(M,) bool: the two parts of two-part object m share some area (:func:`rings_overlap`, for those whose boxes do).
-
-    Args:
-        points: (Q, 2) the parts' points, as given (before :func:`_join_pairs` turns them).
-        part_offsets: (2M + 1,) part boundaries, two parts an object.
-    """
-    m = (len(part_offsets) - 1) // 2
-    overlap = np.zeros(m, dtype=bool)
-    if m == 0:
-        return overlap
-    starts, sizes = part_offsets[:-1], np.diff(part_offsets)
-    low, high = np.minimum.reduceat(points, starts, axis=0), np.maximum.reduceat(points, starts, axis=0)
-    candidate = np.flatnonzero(boxes_overlap(low[0::2], high[0::2], low[1::2], high[1::2]))
-    na, nb = sizes[0::2][candidate], sizes[1::2][candidate]
-    pairs, group_of = np.unique(np.stack([na, nb], axis=1), axis=0, return_inverse=True)
-    for g, (size_a, size_b) in enumerate(pairs.tolist()):  # objects whose parts have the same sizes, together
-        members = candidate[group_of.reshape(-1) == g]
-        for chunk in np.array_split(members, max(1, len(members) * size_a * size_b // _PAIR_CHUNK + 1)):
-            a = points[starts[2 * chunk][:, None] + np.arange(size_a)]
-            b = points[starts[2 * chunk + 1][:, None] + np.arange(size_b)]
-            overlap[chunk] = rings_overlap(a, b)
-    return overlap
-
-
-def _extents(points: np.ndarray, offsets: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((M, 2) lowest, (M, 2) highest x, y) of M point runs ``points[offsets[i]:offsets[i + 1]]`` (NaN for empty runs)."""
-    m = len(offsets) - 1
-    low, high = np.full((m, 2), np.nan), np.full((m, 2), np.nan)
-    present = np.flatnonzero(offsets[1:] > offsets[:-1])
-    if len(present):  # empty runs add no points, so the runs between present starts are exactly the present ones
-        low[present] = np.minimum.reduceat(points, offsets[present], axis=0)
-        high[present] = np.maximum.reduceat(points, offsets[present], axis=0)
-    return low, high
-
-
-def _row_extents(part_low: np.ndarray, part_high: np.ndarray, part_counts: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """((R, 2) lowest, (R, 2) highest x, y) of the parts of each of the (R,) ascending ``rows`` (NaN for rows without parts)."""
-    first_part = (np.cumsum(part_counts) - part_counts).astype(np.int64)
-    low, high = np.full((len(rows), 2), np.nan), np.full((len(rows), 2), np.nan)
-    present = np.flatnonzero(part_counts[rows] > 0)
-    if len(present):
-        # one reduceat over [start, end) of each row's parts; the runs between rows (odd entries) are dropped
-        bounds = np.empty(2 * len(present), dtype=np.int64)
-        bounds[0::2] = first_part[rows[present]]
-        bounds[1::2] = bounds[0::2] + part_counts[rows[present]]
-        if bounds[-1] == len(part_low):
-            bounds = bounds[:-1]  # the last run goes to the end
-        low[present] = np.minimum.reduceat(part_low, bounds, axis=0)[0::2]
-        high[present] = np.maximum.reduceat(part_high, bounds, axis=0)[0::2]
-    return low, high
-
-
-def _part_twice_areas(values: np.ndarray, part_sizes: np.ndarray, ok: np.ndarray) -> np.ndarray:
-    """(P,) twice the signed area of each polygon part (:func:`ring_twice_areas`), NaN where not ``ok``.
-
-    Computed once, for the zero-area check and for the joins (which turn parts counter-clockwise).
-    When every part has an even count of values (the usual file), the values are the points as
-    they lie: no copy.
-    """
-    areas = np.full(len(part_sizes), np.nan)
-    if not ok.any():
-        return areas
-    with np.errstate(over="ignore", invalid="ignore"):  # parts already refused may hold anything
-        if not (part_sizes % 2).any():
-            offsets = np.concatenate([[0], np.cumsum(part_sizes // 2)]).astype(np.int64)
-            areas[ok] = ring_twice_areas(values.reshape(-1, 2), offsets)[ok]
-        else:
-            offsets = np.concatenate([[0], np.cumsum(part_sizes[ok] // 2)]).astype(np.int64)
-            areas[ok] = ring_twice_areas(values[np.repeat(ok, part_sizes)].reshape(-1, 2), offsets)
-    return areas
+    return skips, skip_rows
 
 
 def _drop_misplaced(suspects, kept_position, kept, offsets, polygon_xy, xyxy, keypoints, table, images, reason, message,

@@ -168,3 +168,65 @@ def test_another_fiftyone_loads_through_the_public_api(fiftyone_db, datasets, se
         assert dataset.count("ground_truth_keypoints.keypoints") > 0
     finally:
         dataset.delete()
+
+
+# --- the database client closed at shutdown (mtdata.view.app.disconnect_fiftyone) --------------------------------
+
+
+def test_the_database_internal_the_shutdown_touches_is_in_place():
+    assert docs.disconnect_problems() == []
+
+
+def _disconnect_with_an_argument(force):
+    _client.close()  # noqa: F821  (only its source and signature are read)
+
+
+def _disconnect_that_closes_nothing():
+    return None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        (None, "_disconnect is gone"),
+        (_disconnect_with_an_argument, "now needs arguments"),
+        (_disconnect_that_closes_nothing, "no longer closes the pymongo client"),
+    ],
+    ids=["gone", "takes an argument", "closes nothing"],
+)
+def test_a_moved_disconnect_is_named_and_left_alone(monkeypatch, value, message):
+    import fiftyone.core.odm.database as database
+
+    monkeypatch.setattr(database, "_disconnect", value)
+    problems = docs.disconnect_problems()
+    assert len(problems) == 1 and message in problems[0], problems
+    assert docs.close_database_client() is False  # and nothing was called: a moved None would have raised
+
+
+class _Client:
+    closed = False
+
+    def close(self):
+        self.closed = True
+
+
+def test_close_database_client_closes_the_client_fiftyone_holds(monkeypatch):
+    """FiftyOne's own ``_disconnect`` runs on a stand-in client (the session's real connection stays untouched)."""
+    import fiftyone.core.odm.database as database
+
+    client = _Client()
+    monkeypatch.setattr(database, "_client", client)
+    monkeypatch.setattr(database, "_async_client", None)
+    monkeypatch.setattr(database.mongoengine, "disconnect_all", lambda: None)
+    assert docs.close_database_client() is True
+    assert client.closed and database._client is None
+
+
+def test_another_fiftyone_keeps_its_database_client(monkeypatch, unknown_fiftyone):
+    import fiftyone.core.odm.database as database
+
+    client = _Client()
+    monkeypatch.setattr(database, "_client", client)
+    monkeypatch.setattr(database.mongoengine, "disconnect_all", lambda: None)
+    assert docs.close_database_client() is False
+    assert not client.closed and database._client is client

@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from mtdata.formats.coco.objects import _join_pairs, _rings, table_objects
+from mtdata.formats.coco.joins import join_pairs, join_singles
+from mtdata.formats.coco.objects import table_objects
 from mtdata.formats.coco.read import annotation_join_loss, image_labels, read_coco
 from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
 from mtdata.geometry import join_polygons
@@ -207,7 +208,7 @@ def test_rings_equal_join_polygons_of_one_part(seed):
     rng = np.random.default_rng(seed)
     parts = random_parts(rng, 300)
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
-    xy, out = _rings(np.vstack(parts), offsets)
+    xy, out = join_singles(np.vstack(parts), offsets)
     for i, part in enumerate(parts):
         np.testing.assert_array_equal(xy[out[i] : out[i + 1]], join_polygons([part]))
 
@@ -218,7 +219,7 @@ def test_join_pairs_equal_join_polygons(seed):
     objects = [random_parts(rng, 2) for _ in range(400)]
     parts = [p for obj in objects for p in obj]
     offsets = np.concatenate([[0], np.cumsum([len(p) for p in parts])])
-    xy, out = _join_pairs(np.vstack(parts), offsets)
+    xy, out = join_pairs(np.vstack(parts), offsets)
     for i, obj in enumerate(objects):
         np.testing.assert_array_equal(xy[out[i] : out[i + 1]], join_polygons(obj))
 
