@@ -504,7 +504,7 @@ def check_internals() -> list[str]:
         if not hasattr(v8PoseLoss, name):
             problems.append(f"v8PoseLoss.{name} is gone")
     if not hasattr(v8SegmentationLoss, "get_assigned_targets_and_loss"):
-        problems.append("v8DetectionLoss.get_assigned_targets_and_loss is gone (the multitask loss shares one assignment)")
+        problems.append("v8SegmentationLoss.get_assigned_targets_and_loss is gone (the multitask loss shares one assignment)")
     for name in ("get_img_files", "verify_args", "result_to_label", "get_cache_hash", "build_transforms", "update_labels_info"):
         if not hasattr(YOLODataset, name):
             problems.append(f"YOLODataset.{name} is gone")
@@ -512,7 +512,7 @@ def check_internals() -> list[str]:
     from ultralytics.utils import plotting as _plotting
 
     if "Annotator(" not in inspect.getsource(inspect.unwrap(_plotting.plot_images)) and "Annotator(" not in inspect.getsource(_plotting):
-        problems.append("utils.plotting.plot_images no longer builds an Annotator (skeleton_plots relies on it)")
+        problems.append("utils.plotting.plot_images no longer builds an Annotator (register_skeleton relies on it)")
     if not hasattr(_validator, "check_det_dataset"):
         problems.append("engine.validator.check_det_dataset is gone (use_dataset_dict patches it)")
     for name in ("_process_batch", "_prepare_batch", "postprocess", "match_predictions"):
