@@ -26,19 +26,16 @@ from mtdata.geometry import (
     rings_overlap,
 )
 from mtdata.limits import ZERO_AREA
+from mtdata.records import ObjectBatch
 
 
-@dataclass
-class ObjectColumns:
-    """The objects of a table that convert, in annotation order, pixels.
+@dataclass(kw_only=True)
+class ObjectColumns(ObjectBatch):
+    """The objects of a table that convert, in annotation order: an :class:`ObjectBatch` (pixels; ``image`` is the
+    COCO image id, ``source_ids`` the annotation id) and what only a conversion needs.
 
     Attributes:
         rows: (M,) table row of each object.
-        image_ids, class_id: (M,) int64.
-        xyxy: (M, 4) boxes.
-        polygon_offsets: (M + 1,) points of object i are ``polygon_xy[offsets[i]:offsets[i + 1]]``.
-        polygon_xy: (Q, 2) points.
-        keypoints: (M, K, 3) x, y, COCO visibility; absent points are 0, 0, 0.
         skips: annotations left out (crowd, invalid), in table order.
         skip_rows: (len(skips),) table row of each skip.
         lossy: (L,) objects whose parts overlap, so that their joined outline loses more than 5%
@@ -46,12 +43,6 @@ class ObjectColumns:
     """
 
     rows: np.ndarray
-    image_ids: np.ndarray
-    class_id: np.ndarray
-    xyxy: np.ndarray
-    polygon_offsets: np.ndarray
-    polygon_xy: np.ndarray
-    keypoints: np.ndarray
     skips: list
     skip_rows: np.ndarray
     lossy: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -345,8 +336,9 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     position = np.full(n, -1, dtype=np.int64)
     position[kept] = np.arange(len(kept))
     lossy_rows = np.array(sorted(row for row in lossy if position[row] >= 0), dtype=np.int64)
-    return ObjectColumns(kept, table.image_ids[kept], class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips, skip_rows,
-                         position[lossy_rows], np.array([lossy[row] for row in lossy_rows.tolist()]))
+    return ObjectColumns(image=table.image_ids[kept], class_id=class_id[kept], xyxy=xyxy, polygon_offsets=offsets,
+                         polygon_xy=polygon_xy, keypoints=keypoints, source_ids=table.ids[kept], rows=kept, skips=skips,
+                         skip_rows=skip_rows, lossy=position[lossy_rows], lossy_iou=np.array([lossy[row] for row in lossy_rows.tolist()]))
 
 
 def _check_parts(table: AnnotationTable, fast: np.ndarray, part_row: np.ndarray, wh_of_row: np.ndarray, reason: np.ndarray,

@@ -151,7 +151,7 @@ def test_bulk_objects_equal_image_labels(tmp_path, include_crowd, num_keypoints)
     assert sorted(bulk_skips, key=lambda s: s.annotation_id) == sorted(skips, key=lambda s: s.annotation_id)
     assert [s.annotation_id for s in bulk.skips if s.reason == "unknown_image"] == [20]
     for image_id, (labels, _) in by_image.items():
-        mine = np.flatnonzero(bulk.image_ids == image_id)
+        mine = np.flatnonzero(bulk.image == image_id)
         assert coco.annotations.ids[bulk.rows[mine]].tolist() == labels.source_ids.tolist()
         np.testing.assert_array_equal(bulk.class_id[mine], labels.class_id)
         np.testing.assert_array_equal(bulk.xyxy[mine], labels.xyxy)
@@ -183,7 +183,7 @@ def test_bulk_objects_equal_image_labels_on_synthetic_data(tmp_path):
     assert sum(len(labels) for labels, _ in by_image.values()) == len(bulk.rows)
     assert [s.annotation_id for s in bulk.skips] == sorted(s.annotation_id for _, sk in by_image.values() for s in sk)
     for image_id, (labels, _) in by_image.items():
-        mine = np.flatnonzero(bulk.image_ids == image_id)
+        mine = np.flatnonzero(bulk.image == image_id)
         np.testing.assert_array_equal(bulk.keypoints[mine], labels.keypoints)
         for j, polygon in zip(mine, labels.polygons):
             np.testing.assert_array_equal(bulk.polygon_xy[bulk.polygon_offsets[j] : bulk.polygon_offsets[j + 1]], polygon)
