@@ -25,33 +25,37 @@ import numpy as np
 from mtdata._runtime.number_text import parse_numbers
 from mtdata.formats.yolo.rows import LabelLayout, YoloRow, format_multitask_row, format_segment_row, parse_label_text
 from mtdata.geometry import polygon_xyxy
+from mtdata.records import ObjectBatch
 
 
-@dataclass
-class RowBlock:
-    """Rows of several label files of one side, in file order then line order.
+@dataclass(kw_only=True)
+class RowBlock(ObjectBatch):
+    """Rows of several label files of one side, in file order then line order: an :class:`ObjectBatch` in normalized
+    coordinates (x, y), boxes xyxy (a polygon's extent for segment rows), keypoints (R, K, 3) for pose rows, else
+    (R, 0, 3); ``image`` is each row's file index in the chunk, ``source_ids`` its 1-based line number.
 
     Attributes:
-        file: (R,) index of each row's file in the chunk.
-        line: (R,) 1-based line number.
-        class_id: (R,) class index.
-        xyxy: (R, 4) box (x1, y1, x2, y2), normalized; a polygon's extent for segment rows.
-        keypoints: (R, K, 3) normalized (x, y, visibility) for pose rows, else (R, 0, 3).
-        text: R ASCII texts to write: the polygon values (segment) or the K ``x y v`` triples (pose).
+        text: R ASCII texts to write: the polygon values (segment) or the K ``x y v`` triples (pose), token
+            for token as the file holds them, so a merge writes back unchanged what it did not change.
+        polygon_text: the texts are polygons (a segment block). Such a block keeps its polygons as text only:
+            ``polygon_xy`` is empty and :meth:`polygon` parses the row's text (a merge needs the points of
+            a few rows only, those of images where candidates compete).
     """
 
-    file: np.ndarray
-    line: np.ndarray
-    class_id: np.ndarray
-    xyxy: np.ndarray
-    keypoints: np.ndarray
     text: list[bytes]
+    polygon_text: bool = False
 
-    def __len__(self) -> int:
-        return len(self.class_id)
+    @classmethod
+    def of_rows(cls, file: np.ndarray, line: np.ndarray, class_id: np.ndarray, xyxy: np.ndarray, keypoints: np.ndarray,
+                text: list[bytes], polygon_text: bool) -> "RowBlock":
+        """A block whose polygons, if any, are in its texts (no point in ``polygon_xy``)."""
+        return cls(file, class_id, xyxy, np.zeros(len(file) + 1, np.int64), np.zeros((0, 2)), keypoints, line, text=text,
+                   polygon_text=polygon_text)
 
     def polygon(self, row: int) -> np.ndarray:
-        """(P, 2) polygon of a segment row."""
+        """(P, 2) polygon of a row: parsed from its text in a segment block, (0, 2) in a pose block."""
+        if not self.polygon_text:
+            return super().polygon(row)
         return np.array(self.text[row].split(), dtype=np.float64).reshape(-1, 2)
 
 
@@ -220,18 +224,20 @@ def _problems(parsed, side: str) -> list[dict]:
     return [{"side": side, "file": p.file, "line": p.line, "kind": p.kind, "message": p.message} for p in parsed.problems]
 
 
-def _assemble(parts: list[tuple], k: int) -> RowBlock:
+def _assemble(parts: list[tuple], k: int, polygon_text: bool) -> RowBlock:
     """Concatenate (file, line, class, xyxy, keypoints, text) parts and sort them into file order."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
-        return RowBlock(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, k, 3)), [])
+        return RowBlock.of_rows(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)),
+                                np.zeros((0, k, 3)), [], polygon_text)
     if len(parts) == 1:  # no file needed the foundation parser: already in file order
         file, line, classes, xyxy, keypoints, text = parts[0]
-        return RowBlock(file, line, classes.astype(np.int64), xyxy, keypoints, text)
+        return RowBlock.of_rows(file, line, classes.astype(np.int64), xyxy, keypoints, text, polygon_text)
     file, line, classes, xyxy, keypoints = (np.concatenate([p[i] for p in parts]) for i in range(5))
     text = [t for p in parts for t in p[5]]
     order = np.lexsort((line, file))
-    return RowBlock(file[order], line[order], classes[order].astype(np.int64), xyxy[order], keypoints[order], [text[i] for i in order.tolist()])
+    return RowBlock.of_rows(file[order], line[order], classes[order].astype(np.int64), xyxy[order], keypoints[order],
+                            [text[i] for i in order.tolist()], polygon_text)
 
 
 def _cxcywh_to_xyxy(box: np.ndarray) -> np.ndarray:
@@ -298,7 +304,7 @@ def read_pose_block(texts: list[bytes | None], files: list[str | None], layout: 
     parts = [(tokens.file[rows], tokens.line[rows], classes[keep], _cxcywh_to_xyxy(box[keep]), keypoints, text)]
     for f in sorted(slow):
         parts.append(_slow_pose(texts[f], files[f], f, layout, problems))
-    return _assemble(parts, k)
+    return _assemble(parts, k, polygon_text=False)
 
 
 def _slow_pose(data: bytes, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:
@@ -352,7 +358,7 @@ def read_segment_block(texts: list[bytes | None], files: list[str | None], layou
     parts = [(tokens.file[rows], tokens.line[rows], classes[keep], xyxy[keep], np.zeros((len(rows), 0, 3)), tokens.tail(rows, 1))]
     for f in sorted(slow):
         parts.append(_slow_segment(texts[f], files[f], f, layout, problems))
-    return _assemble(parts, 0)
+    return _assemble(parts, 0, polygon_text=True)
 
 
 def _slow_segment(data: bytes, path: str | None, f: int, layout: LabelLayout, problems: list[dict]) -> tuple:

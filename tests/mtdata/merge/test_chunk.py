@@ -39,8 +39,8 @@ def chunks(draw):
         keypoints[i, :, 1] = y1 + (y2 - y1) * np.array([0.3, 0.8])
         keypoints[i, :, 2] = 2
     texts = [" ".join(f"{v:.6g}" for v in (x1, y1, x2, y1, x1, y2)) for x1, y1, x2, y2 in mask_xyxy]  # triangles
-    pose = RowBlock(np.array(pose_files, dtype=np.int64), np.arange(len(pose_files)), np.zeros(len(pose_files), np.int64), pose_xyxy, keypoints, [""] * len(pose_files))
-    seg = RowBlock(np.array(mask_files, dtype=np.int64), np.arange(len(mask_files)), np.zeros(len(mask_files), np.int64), mask_xyxy, np.zeros((len(mask_files), 0, 3)), texts)
+    pose = RowBlock.of_rows(np.array(pose_files, dtype=np.int64), np.arange(len(pose_files)), np.zeros(len(pose_files), np.int64), pose_xyxy, keypoints, [""] * len(pose_files), False)
+    seg = RowBlock.of_rows(np.array(mask_files, dtype=np.int64), np.arange(len(mask_files)), np.zeros(len(mask_files), np.int64), mask_xyxy, np.zeros((len(mask_files), 0, 3)), texts, True)
     return files, pose, seg, draw(st.sampled_from([0.3, 0.5, 0.7]))
 
 
@@ -53,7 +53,7 @@ def test_match_rows_equals_match_boxes_per_image(chunk):
     got_pairs = sorted(zip(got.pose.tolist(), got.mask.tolist()))
     want_pairs, want_best, want_masks = [], np.zeros(len(pose)), np.zeros(len(pose), dtype=int)
     for f in range(files):
-        a, b = np.flatnonzero(pose.file == f), np.flatnonzero(seg.file == f)
+        a, b = np.flatnonzero(pose.image == f), np.flatnonzero(seg.image == f)
         r = match_boxes(pose.xyxy[a], seg.xyxy[b], threshold, a_keypoints=pose.keypoints[a], b_polygons=[seg.polygon(j) for j in b])
         want_pairs += [(int(a[i]), int(b[j])) for i, j in r.pairs.tolist()]
         want_best[a] = r.best_iou_a
