@@ -1,8 +1,8 @@
 """COCO annotations in bulk: an :class:`AnnotationTable` -> the objects a conversion writes.
 
-What :func:`mtdata.formats.coco.read.image_labels` does image by image (validate each annotation,
-join multi-part polygons, pad keypoints), done with whole-array operations over all the
-annotations of a file. Annotations the table keeps as objects (odd JSON) go through
+What :func:`mtdata.formats.coco.read.annotation_object` does annotation by annotation (validate
+it, join multi-part polygons, pad keypoints), done with whole-array operations over all the
+annotations of a file (the per-image oracle the tests compare with is ``tests/mtdata/oracles.py``). Annotations the table keeps as objects (odd JSON) go through
 :func:`mtdata.formats.coco.read.annotation_object` one by one, so every check and message is the
 same; tests hold the two paths together.
 """
@@ -156,7 +156,7 @@ def _join_pairs(points: np.ndarray, part_offsets: np.ndarray, twice_area: np.nda
 
 def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[int, int], keypoints_of_category: dict[int, int],
                   num_keypoints: int, include_crowd: bool) -> ObjectColumns:
-    """Validate and convert every annotation of ``table`` (what :func:`image_labels` does per image, in bulk).
+    """Validate and convert every annotation of ``table`` (what :func:`annotation_object` does one by one, in bulk).
 
     Annotations of categories missing from ``class_of_category`` are ignored; those naming an
     image not in ``images`` are skipped as ``unknown_image``; crowd ones as ``crowd`` unless

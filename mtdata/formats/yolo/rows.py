@@ -341,10 +341,6 @@ def read_label_file(path: Path, layout: LabelLayout) -> ParsedLabels:
     return parse_label_text(read_label_text(path), layout, path)
 
 
-def format_label_text(rows: list[YoloRow], layout: LabelLayout) -> str:
-    return "".join(layout.format(row) + "\n" for row in rows)
-
-
 # --- rows <-> records -------------------------------------------------------------------
 
 
@@ -385,31 +381,3 @@ def rows_to_batch(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keypo
 def rows_to_labels(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keypoints: int) -> ImageLabels:
     """Rows (normalized) to one record (pixels): the per-image view of :func:`rows_to_batch`."""
     return rows_to_batch(rows, resolution_wh, num_keypoints).for_image(0, resolution_wh)
-
-
-def labels_to_rows(labels: ImageLabels, layout: LabelLayout) -> list[YoloRow]:
-    """One record (pixels) to rows of ``layout`` (normalized).
-
-    Absent keypoints are written as ``0 0 0``; segment and multitask rows need a polygon of
-    >= 3 points, detect and pose rows a box with positive size (callers filter first).
-    """
-    w, h = labels.resolution_wh
-    scale = np.array([w, h], dtype=np.float64)
-    rows = []
-    for i in range(len(labels)):
-        cls = int(labels.class_id[i])
-        polygon = box = kpts = None
-        if layout.task in ("segment", "multitask"):
-            polygon = np.clip(labels.polygons[i] / scale, 0.0, 1.0)
-        if layout.task in ("detect", "pose"):
-            x1, y1, x2, y2 = np.clip(labels.xyxy[i] / np.tile(scale, 2), 0.0, 1.0)
-            box = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-        if layout.task == "pose" or (layout.task == "multitask" and cls in layout.keypoint_classes):
-            kpts = np.zeros((layout.num_keypoints, 3))
-            k = min(layout.num_keypoints, labels.num_keypoints)
-            src = labels.keypoints[i, :k]
-            labeled = src[:, 2] > 0
-            kpts[:k, :2] = np.where(labeled[:, None], np.clip(src[:, :2] / scale, 0.0, 1.0), 0.0)
-            kpts[:k, 2] = np.where(labeled, src[:, 2], 0.0)
-        rows.append(YoloRow(cls, polygon_xyn=polygon, box_cxcywhn=box, keypoints_xyn=kpts))
-    return rows

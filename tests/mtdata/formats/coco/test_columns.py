@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mtdata.formats.coco.objects import _join_pairs, _rings, table_objects
-from mtdata.formats.coco.read import annotation_join_loss, image_labels, read_coco
+from mtdata.formats.coco.read import annotation_join_loss, read_coco
 from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
 from mtdata.geometry import join_polygons
 from mtdata.synth import SynthSpec, make_coco
@@ -19,6 +19,7 @@ from tests.mtdata.factories import (
     person_keypoints,
     write_json,
 )
+from tests.mtdata.oracles import image_labels
 
 INF = 12345.678  # written as 1e999 (json.dumps would write Infinity, which is not JSON)
 RLE = {"size": [80, 100], "counts": [100, 20, 60, 20, 60, 20, 7720]}

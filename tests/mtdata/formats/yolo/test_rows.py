@@ -14,8 +14,6 @@ from mtdata.formats.yolo.rows import (
     YoloRow,
     coordinate_chars,
     coordinate_text,
-    format_label_text,
-    labels_to_rows,
     parse_label_text,
     parse_row,
     read_label_file,
@@ -24,6 +22,7 @@ from mtdata.formats.yolo.rows import (
 )
 from mtdata.records import ImageLabels
 from tests.mtdata.factories import make_labels, square
+from tests.mtdata.oracles import format_label_text, labels_to_rows
 
 W, H = 200, 100
 DETECT = LabelLayout("detect", num_classes=3)
