@@ -2,9 +2,9 @@
 
 What :func:`mtdata.formats.coco.read.annotation_object` does annotation by annotation (validate
 it, join multi-part polygons, pad keypoints), done with whole-array operations over all the
-annotations of a file (the per-image oracle the tests compare with is ``tests/mtdata/oracles.py``). Annotations the table keeps as objects (odd JSON) go through
+annotations of a file. Annotations the table keeps as objects (odd JSON) go through
 :func:`mtdata.formats.coco.read.annotation_object` one by one, so every check and message is the
-same; tests hold the two paths together.
+same; tests hold the two paths together (with the per-image oracle of ``tests/mtdata/oracles.py``).
 """
 
 from __future__ import annotations
