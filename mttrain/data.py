@@ -18,9 +18,8 @@ import numpy as np
 from mtdata.check.verify import duplicate_rows, verify_image, verify_label_file
 from mtdata.errors import DatasetConfigError
 from mtdata.formats.yolo.data_yaml import DatasetConfig
-from mtdata.formats.yolo.rows import LabelLayout, read_label_text
+from mtdata.formats.yolo.rows import LabelLayout, read_label_text, rows_to_batch
 from mtdata.formats.yolo.splits import list_entry
-from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import InputFileError
 from mttrain._ultralytics import YOLODataset, check_file_speeds
 from mttrain.data_config import read_multitask_config
@@ -131,19 +130,18 @@ def _errors(findings) -> str:
 
 
 def _label(im_file: str, shape_hw: tuple[int, int], rows, num_keypoints: int) -> dict[str, Any]:
-    n = len(rows)
-    segments = [r.polygon_xyn.astype(np.float32) for r in rows]
-    keypoints = np.zeros((n, num_keypoints, 3), dtype=np.float32)
-    bboxes = np.zeros((n, 4), dtype=np.float32)
-    for i, row in enumerate(rows):
-        x1, y1, x2, y2 = polygon_xyxy(row.polygon_xyn)
-        bboxes[i] = [(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1]
-        if row.keypoints_xyn is not None:
-            keypoints[i] = row.keypoints_xyn
+    """Rows as ultralytics' label dict, through mtdata's batch: normalized (resolution (1, 1)), boxes cx, cy, w, h of
+    each polygon's bounds, float32."""
+    objects = rows_to_batch(rows, (1, 1), num_keypoints)
+    n = len(objects)
+    x1, y1, x2, y2 = objects.xyxy.T
+    segments = [objects.polygon(i).astype(np.float32) for i in range(n)]
+    keypoints = objects.keypoints.astype(np.float32)
+    bboxes = np.stack([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1], axis=1).astype(np.float32)
     return {
         "im_file": im_file,
         "shape": shape_hw,
-        "cls": np.array([[r.class_id] for r in rows], dtype=np.float32).reshape(n, 1),
+        "cls": objects.class_id.astype(np.float32).reshape(n, 1),
         "bboxes": bboxes,
         "segments": segments,
         "keypoints": keypoints,

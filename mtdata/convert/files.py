@@ -22,8 +22,8 @@ import numpy as np
 from mtdata._runtime.forking import python_child
 from mtdata._runtime.output import place_image, write_file
 from mtdata.errors import OutputError
-from mtdata.formats.coco.objects import ObjectColumns
 from mtdata.formats.yolo.bulk import label_texts
+from mtdata.records import ObjectBatch
 
 
 class ImageFinder:
@@ -100,7 +100,7 @@ class LabelTexts:
 
     CHUNK_IMAGES = 2048
 
-    def __init__(self, task: str, objects: ObjectColumns, keep: np.ndarray, image_index: np.ndarray, wh: np.ndarray,
+    def __init__(self, task: str, objects: ObjectBatch, keep: np.ndarray, image_index: np.ndarray, wh: np.ndarray,
                  keypoint_classes: frozenset[int]):
         picked = np.flatnonzero(keep)
         self.order = picked[np.argsort(image_index[picked], kind="stable")]  # objects by image, file order within
@@ -117,13 +117,10 @@ class LabelTexts:
     def _make(self, first: int) -> None:
         last = min(first + self.CHUNK_IMAGES, len(self.wh))
         a, b = np.searchsorted(self.image_of, [first, last])
-        picked, images, o = self.order[a:b], self.image_of[a:b], self.objects
-        sizes = np.diff(o.polygon_offsets)[picked]
-        offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        points = np.repeat(o.polygon_offsets[picked] - offsets[:-1], sizes) + np.arange(offsets[-1])
+        images, o = self.image_of[a:b], self.objects.select(self.order[a:b])
         self.texts = label_texts(
-            self.task, images - first, last - first, self.wh[images], o.class_id[picked], o.xyxy[picked],
-            offsets, o.polygon_xy[points], o.keypoints[picked], self.keypoint_classes,
+            self.task, images - first, last - first, self.wh[images], o.class_id, o.xyxy,
+            o.polygon_offsets, o.polygon_xy, o.keypoints, self.keypoint_classes,
         )
         self.first, self.last = first, last
 

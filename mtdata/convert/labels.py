@@ -89,7 +89,6 @@ class _Part:
     def __init__(self, table: AnnotationTable, rows: np.ndarray, image_position: np.ndarray, images: dict,
                  rules: ObjectRules, first: int, last: int):
         self.first, self.last, self.rules, self.rows = first, last, rules, rows
-        self.ids = table.ids[rows]
         self.objects = table_objects(table.take(rows), images, rules.class_of_category, rules.keypoints_of_category,
                                      rules.num_keypoints, rules.include_crowd)
         self.keep, self.left_out_reason = rows_for_task(self.objects, rules)
@@ -120,8 +119,8 @@ class _Part:
         reported = np.array([s.reason == "unknown_image" or s.image_id in written_ids for s in o.skips], dtype=bool)
         left = np.flatnonzero(~self.keep & on_written)
         why = _LEFT_OUT[self.left_out_reason].format(task=self.rules.task)
-        left_skips = [Skip(int(self.ids[row]), int(image_id), self.left_out_reason, why)
-                      for row, image_id in zip(o.rows[left].tolist(), o.image_ids[left].tolist())]
+        left_skips = [Skip(int(annotation_id), int(image_id), self.left_out_reason, why)
+                      for annotation_id, image_id in zip(o.source_ids[left].tolist(), o.image[left].tolist())]
         skips = [s for s, r in zip(o.skips, reported) if r] + left_skips
         skip_rows = np.concatenate([o.skip_rows[reported], o.rows[left]]).astype(np.int64)
         order = np.argsort(skip_rows, kind="stable")
@@ -131,7 +130,7 @@ class _Part:
             skips=[skips[i] for i in order.tolist()],
             skip_rows=self.rows[skip_rows[order]],
             rows_per_class=np.bincount(o.class_id[counted], minlength=self.rules.num_classes),
-            lossy_joins=[{"annotation_id": int(self.ids[o.rows[j]]), "image_id": int(o.image_ids[j]), "iou": round(float(iou), 4)}
+            lossy_joins=[{"annotation_id": int(o.source_ids[j]), "image_id": int(o.image[j]), "iou": round(float(iou), 4)}
                          for j, iou in zip(lossy.tolist(), o.lossy_iou[on_written[o.lossy]].tolist())],
             lossy_rows=self.rows[o.rows[lossy]],
             crowd=crowd,

@@ -91,7 +91,7 @@ def match_rows(pose: RowBlock, seg: RowBlock, p_rows: np.ndarray, q_rows: np.nda
 
     Both index arrays must be ascending (block rows are in file order).
     """
-    fp, fq = pose.file[p_rows], seg.file[q_rows]
+    fp, fq = pose.image[p_rows], seg.image[q_rows]
     per_file = np.bincount(fq, minlength=n_files)
     first = np.cumsum(per_file) - per_file  # position in q_rows of each file's first mask
     reps = per_file[fp]
@@ -187,12 +187,12 @@ def merge_chunk(context: MergeContext, jobs: JobBatch) -> ChunkResult:
     seg = read_segment_block(seg_texts, jobs.seg_label, context.seg_layout, acc.problems)
 
     in_seg = np.array(jobs.in_seg, dtype=bool)
-    reason = np.where(in_seg[pose.file], "class_not_mapped", "image_not_in_seg").astype(object)
+    reason = np.where(in_seg[pose.image], "class_not_mapped", "image_not_in_seg").astype(object)
     best = np.zeros(len(pose))
     partner = np.full(len(seg), -1, dtype=np.int64)
     ious = []
     for kpt_class, targets in context.groups.items():
-        p_rows = np.flatnonzero((pose.class_id == kpt_class) & in_seg[pose.file])
+        p_rows = np.flatnonzero((pose.class_id == kpt_class) & in_seg[pose.image])
         if not len(p_rows):
             continue
         q_rows = np.flatnonzero(np.isin(seg.class_id, targets))
@@ -213,9 +213,9 @@ def merge_chunk(context: MergeContext, jobs: JobBatch) -> ChunkResult:
     acc.kpt_matched = _counts(pose.class_id[matched], context.kpt_names)
     acc.kpt_unmatched = Counter(reason[~matched].tolist())
     for i in np.flatnonzero(~matched).tolist():
-        f = int(pose.file[i])
+        f = int(pose.image[i])
         acc.unmatched.append(json.dumps({
-            "split": jobs.split[f], "image": jobs.name[f], "file": jobs.kpt_label[f], "line": int(pose.line[i]),
+            "split": jobs.split[f], "image": jobs.name[f], "file": jobs.kpt_label[f], "line": int(pose.source_ids[i]),
             "class": context.kpt_names[int(pose.class_id[i])],
             "box_xyxyn": [round(v, 6) for v in pose.xyxy[i].tolist()], "best_iou": round(float(best[i]), 4),
             "reason": reason[i],
@@ -233,7 +233,7 @@ def _write(context: MergeContext, jobs: JobBatch, pose: RowBlock, seg: RowBlock,
         b"".join((head, pose_text[p] if p >= 0 else absent, b" ", text, b"\n")) if with_keypoints else b"".join((head, text, b"\n"))
         for (head, with_keypoints), p, text in zip(map(heads.__getitem__, classes), partners, seg.text)
     ]
-    ends = np.cumsum(np.bincount(seg.file, minlength=len(jobs))).tolist()
+    ends = np.cumsum(np.bincount(seg.image, minlength=len(jobs))).tolist()
     work = context.work + os.sep
     start = 0
     for out_label, out_image, image, end in zip(jobs.out_label, jobs.out_image, jobs.image, ends):

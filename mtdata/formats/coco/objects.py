@@ -1,10 +1,10 @@
 """COCO annotations in bulk: an :class:`AnnotationTable` -> the objects a conversion writes.
 
-What :func:`mtdata.formats.coco.read.image_labels` does image by image (validate each annotation,
-join multi-part polygons, pad keypoints), done with whole-array operations over all the
+What :func:`mtdata.formats.coco.read.annotation_object` does annotation by annotation (validate
+it, join multi-part polygons, pad keypoints), done with whole-array operations over all the
 annotations of a file. Annotations the table keeps as objects (odd JSON) go through
 :func:`mtdata.formats.coco.read.annotation_object` one by one, so every check and message is the
-same; tests hold the two paths together. The checks are in :mod:`mtdata.formats.coco.table_checks`, the
+same; tests hold the two paths together (with the per-image oracle of ``tests/mtdata/oracles.py``). The checks are in :mod:`mtdata.formats.coco.table_checks`, the
 polygon joins in :mod:`mtdata.formats.coco.joins`; :func:`table_objects` puts the steps in order.
 """
 
@@ -21,19 +21,16 @@ from mtdata.formats.coco.columns import AnnotationTable
 from mtdata.formats.coco.joins import join_pairs, join_singles, pairs_overlap, row_extents, run_extents
 from mtdata.formats.coco.table_checks import check_boxes, check_parts
 from mtdata.geometry import JOIN_LOSS_IOU, join_loss_iou, join_polygons, joined_mask_iou
+from mtdata.records import ObjectBatch
 
 
-@dataclass
-class ObjectColumns:
-    """The objects of a table that convert, in annotation order, pixels.
+@dataclass(kw_only=True)
+class ObjectColumns(ObjectBatch):
+    """The objects of a table that convert, in annotation order: an :class:`ObjectBatch` (pixels; ``image`` is the
+    COCO image id, ``source_ids`` the annotation id) and what only a conversion needs.
 
     Attributes:
         rows: (M,) table row of each object.
-        image_ids, class_id: (M,) int64.
-        xyxy: (M, 4) boxes.
-        polygon_offsets: (M + 1,) points of object i are ``polygon_xy[offsets[i]:offsets[i + 1]]``.
-        polygon_xy: (Q, 2) points.
-        keypoints: (M, K, 3) x, y, COCO visibility; absent points are 0, 0, 0.
         skips: annotations left out (crowd, invalid), in table order.
         skip_rows: (len(skips),) table row of each skip.
         lossy: (L,) objects whose parts overlap, so that their joined outline loses more than 5%
@@ -41,12 +38,6 @@ class ObjectColumns:
     """
 
     rows: np.ndarray
-    image_ids: np.ndarray
-    class_id: np.ndarray
-    xyxy: np.ndarray
-    polygon_offsets: np.ndarray
-    polygon_xy: np.ndarray
-    keypoints: np.ndarray
     skips: list
     skip_rows: np.ndarray
     lossy: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
@@ -66,7 +57,7 @@ def lookup(keys: np.ndarray, mapping: dict[int, int], default: int) -> np.ndarra
 
 def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[int, int], keypoints_of_category: dict[int, int],
                   num_keypoints: int, include_crowd: bool) -> ObjectColumns:
-    """Validate and convert every annotation of ``table`` (what :func:`image_labels` does per image, in bulk).
+    """Validate and convert every annotation of ``table`` (what :func:`annotation_object` does one by one, in bulk).
 
     Annotations of categories missing from ``class_of_category`` are ignored; those naming an
     image not in ``images`` are skipped as ``unknown_image``; crowd ones as ``crowd`` unless
@@ -104,8 +95,9 @@ def table_objects(table: AnnotationTable, images: dict, class_of_category: dict[
     position = np.full(n, -1, dtype=np.int64)
     position[kept] = np.arange(len(kept))
     lossy_rows = np.array(sorted(row for row in lossy if position[row] >= 0), dtype=np.int64)
-    return ObjectColumns(kept, table.image_ids[kept], rows.class_id[kept], xyxy, offsets, polygon_xy, keypoints, skips,
-                         skip_rows, position[lossy_rows], np.array([lossy[row] for row in lossy_rows.tolist()]))
+    return ObjectColumns(image=table.image_ids[kept], class_id=rows.class_id[kept], xyxy=xyxy, polygon_offsets=offsets,
+                         polygon_xy=polygon_xy, keypoints=keypoints, source_ids=table.ids[kept], rows=kept, skips=skips,
+                         skip_rows=skip_rows, lossy=position[lossy_rows], lossy_iou=np.array([lossy[row] for row in lossy_rows.tolist()]))
 
 
 class _Rows(NamedTuple):

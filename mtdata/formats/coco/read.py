@@ -41,7 +41,6 @@ from mtdata.geometry import (
     traced_mask_iou,
 )
 from mtdata.limits import ZERO_AREA
-from mtdata.records import ImageLabels
 
 # Annotation-level problems: such annotations are skipped and named in reports.
 INVALID_REASONS = ("unknown_image", "bad_bbox", "bad_keypoints", "bad_polygon", "bad_rle", "not_finite", "out_of_image")
@@ -320,47 +319,3 @@ class Skip:
     @property
     def invalid(self) -> bool:
         return self.reason in INVALID_REASONS
-
-
-def image_labels(
-    image: CocoImage,
-    annotations: list[CocoAnnotation],
-    class_of_category: dict[int, int],
-    keypoints_of_category: dict[int, int],
-    num_keypoints: int,
-    include_crowd: bool,
-) -> tuple[ImageLabels, list[Skip]]:
-    """Objects of one image as a record (pixels), plus the annotations skipped.
-
-    Annotations of categories missing from ``class_of_category`` (filtered classes) are
-    ignored silently; crowd ones are skipped with reason ``crowd`` unless ``include_crowd``.
-    """
-    class_ids, boxes, polygons, kpts, source_ids, skips = [], [], [], [], [], []
-    for ann in annotations:
-        if ann.category_id not in class_of_category:
-            continue
-        if ann.iscrowd and not include_crowd:
-            skips.append(Skip(ann.id, ann.image_id, "crowd", "crowd annotation (use --crowd include to keep it)"))
-            continue
-        try:
-            xyxy, polygon, k = annotation_object(ann, image, keypoints_of_category.get(ann.category_id, 0))
-        except AnnotationError as e:
-            skips.append(Skip(ann.id, ann.image_id, e.reason, e.message))
-            continue
-        padded = np.zeros((num_keypoints, 3))
-        padded[: min(len(k), num_keypoints)] = k[:num_keypoints]  # segment output: num_keypoints is 0
-        class_ids.append(class_of_category[ann.category_id])
-        boxes.append(xyxy)
-        polygons.append(polygon)
-        kpts.append(padded)
-        source_ids.append(ann.id)
-    labels = ImageLabels(
-        (image.width, image.height),
-        np.array(class_ids, dtype=np.int64),
-        np.array(boxes).reshape(-1, 4),
-        polygons,
-        np.array(kpts).reshape(len(class_ids), num_keypoints, 3),
-        np.array(source_ids, dtype=np.int64),
-    )
-    return labels, skips
-

@@ -25,34 +25,22 @@ import numpy as np
 from mtdata._runtime.number_text import parse_numbers
 from mtdata.formats.yolo.rows import LabelLayout, YoloRow, format_multitask_row, format_segment_row, parse_label_text
 from mtdata.geometry import polygon_xyxy
+from mtdata.records import ObjectBatch
 
 
-@dataclass
-class RowBlock:
-    """Rows of several label files of one side, in file order then line order.
+@dataclass(kw_only=True)
+class RowBlock(ObjectBatch):
+    """Rows of several label files of one side, in file order then line order: an :class:`ObjectBatch` in normalized
+    coordinates (x, y), boxes xyxy (a polygon's extent for segment rows), polygons for segment rows, keypoints
+    (R, K, 3) for pose rows, else (R, 0, 3); ``image`` is each row's file index in the chunk, ``source_ids`` its
+    1-based line number.
 
     Attributes:
-        file: (R,) index of each row's file in the chunk.
-        line: (R,) 1-based line number.
-        class_id: (R,) class index.
-        xyxy: (R, 4) box (x1, y1, x2, y2), normalized; a polygon's extent for segment rows.
-        keypoints: (R, K, 3) normalized (x, y, visibility) for pose rows, else (R, 0, 3).
-        text: R ASCII texts to write: the polygon values (segment) or the K ``x y v`` triples (pose).
+        text: R ASCII texts to write: the polygon values (segment) or the K ``x y v`` triples (pose), token
+            for token as the file holds them, so a merge writes back unchanged what it did not change.
     """
 
-    file: np.ndarray
-    line: np.ndarray
-    class_id: np.ndarray
-    xyxy: np.ndarray
-    keypoints: np.ndarray
     text: list[bytes]
-
-    def __len__(self) -> int:
-        return len(self.class_id)
-
-    def polygon(self, row: int) -> np.ndarray:
-        """(P, 2) polygon of a segment row."""
-        return np.array(self.text[row].split(), dtype=np.float64).reshape(-1, 2)
 
 
 def _split_lines(text: str) -> list[tuple[int, list[str]]]:
@@ -221,17 +209,25 @@ def _problems(parsed, side: str) -> list[dict]:
 
 
 def _assemble(parts: list[tuple], k: int) -> RowBlock:
-    """Concatenate (file, line, class, xyxy, keypoints, text) parts and sort them into file order."""
+    """Concatenate (file, line, class, xyxy, keypoints, text, points per row, polygon points) parts and sort them into
+    file order."""
     parts = [p for p in parts if len(p[0])]
     if not parts:
-        return RowBlock(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros((0, k, 3)), [])
+        return RowBlock(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, 4)), np.zeros(1, np.int64), np.zeros((0, 2)),
+                        np.zeros((0, k, 3)), np.zeros(0, np.int64), text=[])
     if len(parts) == 1:  # no file needed the foundation parser: already in file order
-        file, line, classes, xyxy, keypoints, text = parts[0]
-        return RowBlock(file, line, classes.astype(np.int64), xyxy, keypoints, text)
-    file, line, classes, xyxy, keypoints = (np.concatenate([p[i] for p in parts]) for i in range(5))
+        file, line, classes, xyxy, keypoints, text, sizes, points = parts[0]
+        offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+        np.cumsum(sizes, out=offsets[1:])
+        return RowBlock(file, classes.astype(np.int64), xyxy, offsets, points, keypoints, line, text=text)
+    file, line, classes, xyxy, keypoints, sizes, points = (np.concatenate([p[i] for p in parts]) for i in (0, 1, 2, 3, 4, 6, 7))
     text = [t for p in parts for t in p[5]]
+    offsets = np.zeros(len(sizes) + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
     order = np.lexsort((line, file))
-    return RowBlock(file[order], line[order], classes[order].astype(np.int64), xyxy[order], keypoints[order], [text[i] for i in order.tolist()])
+    block = ObjectBatch(file, classes, xyxy, offsets, points, keypoints, line).select(order)
+    return RowBlock(block.image, block.class_id, block.xyxy, block.polygon_offsets, block.polygon_xy, block.keypoints,
+                    block.source_ids, text=[text[i] for i in order.tolist()])
 
 
 def _cxcywh_to_xyxy(box: np.ndarray) -> np.ndarray:
@@ -295,7 +291,8 @@ def read_pose_block(texts: list[bytes | None], files: list[str | None], layout: 
     rebuild = np.ones(len(rows), bool) if dims == 2 else ((keypoints[..., 2] == 0) & (keypoints[..., :2] != 0).any(axis=2)).any(axis=1)
     for i in np.flatnonzero(rebuild).tolist():
         text[i] = _pose_text(text[i].decode("ascii").split(" "), keypoints[i], dims).encode("ascii")
-    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], _cxcywh_to_xyxy(box[keep]), keypoints, text)]
+    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], _cxcywh_to_xyxy(box[keep]), keypoints, text,
+              np.zeros(len(rows), np.int64), np.zeros((0, 2)))]
     for f in sorted(slow):
         parts.append(_slow_pose(texts[f], files[f], f, layout, problems))
     return _assemble(parts, k)
@@ -322,7 +319,7 @@ def _slow_pose(data: bytes, path: str | None, f: int, layout: LabelLayout, probl
     return (
         np.full(n_rows, f, dtype=np.int64), np.array(parsed.lines, dtype=np.int64),
         np.array([row.class_id for row in parsed.rows]), _cxcywh_to_xyxy(np.array([row.box_cxcywhn for row in parsed.rows])),
-        keypoints, text_out,
+        keypoints, text_out, np.zeros(n_rows, np.int64), np.zeros((0, 2)),
     )
 
 
@@ -344,12 +341,16 @@ def read_segment_block(texts: list[bytes | None], files: list[str | None], layou
         point_starts = (starts - np.arange(len(starts))) // 2  # each row's first point among all points
         xyxy = np.concatenate([np.minimum.reduceat(points, point_starts), np.maximum.reduceat(points, point_starts)], axis=1)
     else:
-        coord_ok, xyxy = np.zeros(0, bool), np.zeros((0, 4))
+        coord_ok, xyxy, points = np.zeros(0, bool), np.zeros((0, 4)), np.zeros((0, 2))
     ok = _good_classes(classes, layout.num_classes) & coord_ok
     slow = _file_has(~ok, tokens.file[rows], slow)
     keep = ~np.isin(tokens.file[rows], list(slow)) if len(slow) else np.ones(len(rows), bool)
+    sizes = (counts - 1) // 2
+    if not keep.all():
+        points, sizes = points[np.repeat(keep, sizes)], sizes[keep]
     rows = rows[keep]
-    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], xyxy[keep], np.zeros((len(rows), 0, 3)), tokens.tail(rows, 1))]
+    parts = [(tokens.file[rows], tokens.line[rows], classes[keep], xyxy[keep], np.zeros((len(rows), 0, 3)), tokens.tail(rows, 1),
+              sizes, points)]
     for f in sorted(slow):
         parts.append(_slow_segment(texts[f], files[f], f, layout, problems))
     return _assemble(parts, 0)
@@ -371,5 +372,6 @@ def _slow_segment(data: bytes, path: str | None, f: int, layout: LabelLayout, pr
         np.full(n_rows, f, dtype=np.int64), np.array(parsed.lines, dtype=np.int64),
         np.array([row.class_id for row in parsed.rows]),
         np.array([polygon_xyxy(row.polygon_xyn) for row in parsed.rows]),
-        np.zeros((n_rows, 0, 3)), text_out,
+        np.zeros((n_rows, 0, 3)), text_out, np.array([len(row.polygon_xyn) for row in parsed.rows], dtype=np.int64),
+        np.concatenate([row.polygon_xyn for row in parsed.rows]),
     )

@@ -1,9 +1,10 @@
-"""YOLO label text for many objects at once: what ``labels_to_rows`` + ``format_label_text`` do per image.
+"""YOLO label text for many objects at once: what :meth:`LabelLayout.format` writes row by row.
 
 Used by ``mtdata convert``, where a COCO-sized dataset means ~10M numbers to write: the
 numbers are spelled by :func:`mtdata.formats.yolo.rows.coordinate_chars` in a few whole-array
 operations, and each row is assembled from slices of those characters. Rows are exactly
-those of :func:`mtdata.formats.yolo.rows.format_label_text` (a test holds the two together).
+those of :meth:`mtdata.formats.yolo.rows.LabelLayout.format` (a test holds the two together,
+with the row-by-row oracle in ``tests/mtdata/oracles.py``).
 """
 
 from __future__ import annotations

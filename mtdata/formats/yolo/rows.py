@@ -21,9 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from mtdata.errors import RowError
-from mtdata.geometry import polygon_xyxy
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
-from mtdata.records import ImageLabels
+from mtdata.records import ImageLabels, ObjectBatch
 
 TASKS = ("detect", "segment", "pose", "multitask")
 COORD_TOLERANCE = 0.01  # normalized coordinates this far outside [0, 1] are clipped, beyond it rejected
@@ -342,59 +341,43 @@ def read_label_file(path: Path, layout: LabelLayout) -> ParsedLabels:
     return parse_label_text(read_label_text(path), layout, path)
 
 
-def format_label_text(rows: list[YoloRow], layout: LabelLayout) -> str:
-    return "".join(layout.format(row) + "\n" for row in rows)
-
-
 # --- rows <-> records -------------------------------------------------------------------
 
 
-def rows_to_labels(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keypoints: int) -> ImageLabels:
-    """Rows (normalized) to one record (pixels); boxes come from polygons when rows have no box."""
+def rows_to_batch(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keypoints: int,
+                  lines: list[int] | None = None) -> ObjectBatch:
+    """Rows of one file (normalized) as a batch of image 0 (pixels of ``resolution_wh``); boxes come from the polygons
+    of rows without a box; keypoints padded with absent points (or cut) to ``num_keypoints``.
+
+    Args:
+        lines: the rows' 1-based lines, kept as ``source_ids`` (-1 without).
+    """
     w, h = resolution_wh
     scale = np.array([w, h], dtype=np.float64)
     n = len(rows)
+    polygons = [row.polygon_xyn for row in rows if row.polygon_xyn is not None]
+    sizes = np.array([0 if row.polygon_xyn is None else len(row.polygon_xyn) for row in rows], dtype=np.int64)
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(sizes, out=offsets[1:])
+    polygon_xy = np.concatenate(polygons) * scale if polygons else np.zeros((0, 2))
     xyxy = np.zeros((n, 4))
+    with_polygon = np.flatnonzero(sizes > 0)
+    if len(with_polygon):  # every polygon has >= 3 points: runs of present polygons are back to back
+        xyxy[with_polygon, :2] = np.minimum.reduceat(polygon_xy, offsets[with_polygon], axis=0)
+        xyxy[with_polygon, 2:] = np.maximum.reduceat(polygon_xy, offsets[with_polygon], axis=0)
+    boxed = [i for i, row in enumerate(rows) if row.box_cxcywhn is not None]
+    if boxed:  # a row's box wins over its polygon's extent
+        cx, cy, bw, bh = np.array([rows[i].box_cxcywhn for i in boxed], dtype=np.float64).T
+        xyxy[boxed] = np.stack([(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h], axis=1)
     keypoints = np.zeros((n, num_keypoints, 3))
-    polygons = []
     for i, row in enumerate(rows):
-        poly = row.polygon_xyn * scale if row.polygon_xyn is not None else np.zeros((0, 2))
-        polygons.append(poly)
-        if row.box_cxcywhn is not None:
-            cx, cy, bw, bh = row.box_cxcywhn
-            xyxy[i] = [(cx - bw / 2) * w, (cy - bh / 2) * h, (cx + bw / 2) * w, (cy + bh / 2) * h]
-        else:
-            xyxy[i] = polygon_xyxy(poly)
         if row.keypoints_xyn is not None:
             k = min(num_keypoints, len(row.keypoints_xyn))
             keypoints[i, :k, :2] = row.keypoints_xyn[:k, :2] * scale
             keypoints[i, :k, 2] = row.keypoints_xyn[:k, 2]
-    return ImageLabels(resolution_wh, [r.class_id for r in rows], xyxy, polygons, keypoints)
+    return ObjectBatch(np.zeros(n, dtype=np.int64), [r.class_id for r in rows], xyxy, offsets, polygon_xy, keypoints, lines)
 
 
-def labels_to_rows(labels: ImageLabels, layout: LabelLayout) -> list[YoloRow]:
-    """One record (pixels) to rows of ``layout`` (normalized).
-
-    Absent keypoints are written as ``0 0 0``; segment and multitask rows need a polygon of
-    >= 3 points, detect and pose rows a box with positive size (callers filter first).
-    """
-    w, h = labels.resolution_wh
-    scale = np.array([w, h], dtype=np.float64)
-    rows = []
-    for i in range(len(labels)):
-        cls = int(labels.class_id[i])
-        polygon = box = kpts = None
-        if layout.task in ("segment", "multitask"):
-            polygon = np.clip(labels.polygons[i] / scale, 0.0, 1.0)
-        if layout.task in ("detect", "pose"):
-            x1, y1, x2, y2 = np.clip(labels.xyxy[i] / np.tile(scale, 2), 0.0, 1.0)
-            box = np.array([(x1 + x2) / 2, (y1 + y2) / 2, x2 - x1, y2 - y1])
-        if layout.task == "pose" or (layout.task == "multitask" and cls in layout.keypoint_classes):
-            kpts = np.zeros((layout.num_keypoints, 3))
-            k = min(layout.num_keypoints, labels.num_keypoints)
-            src = labels.keypoints[i, :k]
-            labeled = src[:, 2] > 0
-            kpts[:k, :2] = np.where(labeled[:, None], np.clip(src[:, :2] / scale, 0.0, 1.0), 0.0)
-            kpts[:k, 2] = np.where(labeled, src[:, 2], 0.0)
-        rows.append(YoloRow(cls, polygon_xyn=polygon, box_cxcywhn=box, keypoints_xyn=kpts))
-    return rows
+def rows_to_labels(rows: list[YoloRow], resolution_wh: tuple[int, int], num_keypoints: int) -> ImageLabels:
+    """Rows (normalized) to one record (pixels): the per-image view of :func:`rows_to_batch`."""
+    return rows_to_batch(rows, resolution_wh, num_keypoints).for_image(0, resolution_wh)

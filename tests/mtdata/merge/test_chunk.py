@@ -38,9 +38,13 @@ def chunks(draw):
         keypoints[i, :, 0] = x1 + (x2 - x1) * np.array([0.2, 0.7])
         keypoints[i, :, 1] = y1 + (y2 - y1) * np.array([0.3, 0.8])
         keypoints[i, :, 2] = 2
-    texts = [" ".join(f"{v:.6g}" for v in (x1, y1, x2, y1, x1, y2)) for x1, y1, x2, y2 in mask_xyxy]  # triangles
-    pose = RowBlock(np.array(pose_files, dtype=np.int64), np.arange(len(pose_files)), np.zeros(len(pose_files), np.int64), pose_xyxy, keypoints, [""] * len(pose_files))
-    seg = RowBlock(np.array(mask_files, dtype=np.int64), np.arange(len(mask_files)), np.zeros(len(mask_files), np.int64), mask_xyxy, np.zeros((len(mask_files), 0, 3)), texts)
+    triangles = np.array([[(x1, y1), (x2, y1), (x1, y2)] for x1, y1, x2, y2 in mask_xyxy]).reshape(-1, 2)
+    texts = [" ".join(f"{v:.6g}" for v in xy.reshape(-1)).encode() for xy in triangles.reshape(-1, 3, 2)]
+    n_pose, n_mask = len(pose_files), len(mask_files)
+    pose = RowBlock(np.array(pose_files, dtype=np.int64), np.zeros(n_pose, np.int64), pose_xyxy, np.zeros(n_pose + 1, np.int64),
+                    np.zeros((0, 2)), keypoints, np.arange(1, n_pose + 1), text=[b""] * n_pose)
+    seg = RowBlock(np.array(mask_files, dtype=np.int64), np.zeros(n_mask, np.int64), mask_xyxy, np.arange(0, 3 * n_mask + 1, 3),
+                   triangles, np.zeros((n_mask, 0, 3)), np.arange(1, n_mask + 1), text=texts)
     return files, pose, seg, draw(st.sampled_from([0.3, 0.5, 0.7]))
 
 
@@ -53,7 +57,7 @@ def test_match_rows_equals_match_boxes_per_image(chunk):
     got_pairs = sorted(zip(got.pose.tolist(), got.mask.tolist()))
     want_pairs, want_best, want_masks = [], np.zeros(len(pose)), np.zeros(len(pose), dtype=int)
     for f in range(files):
-        a, b = np.flatnonzero(pose.file == f), np.flatnonzero(seg.file == f)
+        a, b = np.flatnonzero(pose.image == f), np.flatnonzero(seg.image == f)
         r = match_boxes(pose.xyxy[a], seg.xyxy[b], threshold, a_keypoints=pose.keypoints[a], b_polygons=[seg.polygon(j) for j in b])
         want_pairs += [(int(a[i]), int(b[j])) for i, j in r.pairs.tolist()]
         want_best[a] = r.best_iou_a

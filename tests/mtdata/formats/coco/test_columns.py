@@ -9,7 +9,7 @@ import pytest
 
 from mtdata.formats.coco.joins import join_pairs, join_singles
 from mtdata.formats.coco.objects import table_objects
-from mtdata.formats.coco.read import annotation_join_loss, image_labels, read_coco
+from mtdata.formats.coco.read import annotation_join_loss, read_coco
 from mtdata.formats.coco.types import CocoAnnotation, compact_annotation
 from mtdata.geometry import join_polygons
 from mtdata.synth import SynthSpec, make_coco
@@ -20,6 +20,7 @@ from tests.mtdata.factories import (
     person_keypoints,
     write_json,
 )
+from tests.mtdata.oracles import image_labels
 
 INF = 12345.678  # written as 1e999 (json.dumps would write Infinity, which is not JSON)
 RLE = {"size": [80, 100], "counts": [100, 20, 60, 20, 60, 20, 7720]}
@@ -152,7 +153,7 @@ def test_bulk_objects_equal_image_labels(tmp_path, include_crowd, num_keypoints)
     assert sorted(bulk_skips, key=lambda s: s.annotation_id) == sorted(skips, key=lambda s: s.annotation_id)
     assert [s.annotation_id for s in bulk.skips if s.reason == "unknown_image"] == [20]
     for image_id, (labels, _) in by_image.items():
-        mine = np.flatnonzero(bulk.image_ids == image_id)
+        mine = np.flatnonzero(bulk.image == image_id)
         assert coco.annotations.ids[bulk.rows[mine]].tolist() == labels.source_ids.tolist()
         np.testing.assert_array_equal(bulk.class_id[mine], labels.class_id)
         np.testing.assert_array_equal(bulk.xyxy[mine], labels.xyxy)
@@ -184,7 +185,7 @@ def test_bulk_objects_equal_image_labels_on_synthetic_data(tmp_path):
     assert sum(len(labels) for labels, _ in by_image.values()) == len(bulk.rows)
     assert [s.annotation_id for s in bulk.skips] == sorted(s.annotation_id for _, sk in by_image.values() for s in sk)
     for image_id, (labels, _) in by_image.items():
-        mine = np.flatnonzero(bulk.image_ids == image_id)
+        mine = np.flatnonzero(bulk.image == image_id)
         np.testing.assert_array_equal(bulk.keypoints[mine], labels.keypoints)
         for j, polygon in zip(mine, labels.polygons):
             np.testing.assert_array_equal(bulk.polygon_xy[bulk.polygon_offsets[j] : bulk.polygon_offsets[j + 1]], polygon)

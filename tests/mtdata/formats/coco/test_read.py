@@ -9,7 +9,7 @@ import pytest
 from pycocotools import mask as mask_utils
 
 from mtdata.errors import InputError
-from mtdata.formats.coco.read import CocoFile, image_labels, read_coco
+from mtdata.formats.coco.read import CocoFile, read_coco
 from mtdata.geometry import polygon_signed_area, polygon_to_mask
 from tests.mtdata.factories import (
     coco_annotation,
@@ -20,6 +20,7 @@ from tests.mtdata.factories import (
     plain_category,
     write_json,
 )
+from tests.mtdata.oracles import image_labels
 
 
 def read(tmp_path, data) -> CocoFile:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from mtdata.formats.yolo.bulk import label_texts
-from mtdata.formats.yolo.rows import LabelLayout, format_label_text, labels_to_rows, parse_label_text
+from mtdata.formats.yolo.rows import LabelLayout, parse_label_text
 from mtdata.records import ImageLabels
+from tests.mtdata.oracles import format_label_text, labels_to_rows
 
 K = 4
 KEYPOINT_CLASSES = frozenset({0, 2})

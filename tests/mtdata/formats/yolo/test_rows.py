@@ -14,15 +14,15 @@ from mtdata.formats.yolo.rows import (
     YoloRow,
     coordinate_chars,
     coordinate_text,
-    format_label_text,
-    labels_to_rows,
     parse_label_text,
     parse_row,
     read_label_file,
+    rows_to_batch,
     rows_to_labels,
 )
 from mtdata.records import ImageLabels
 from tests.mtdata.factories import make_labels, square
+from tests.mtdata.oracles import format_label_text, labels_to_rows
 
 W, H = 200, 100
 DETECT = LabelLayout("detect", num_classes=3)
@@ -134,6 +134,29 @@ def test_label_only_records_use_unit_resolution():
     labels = rows_to_labels(rows, (1, 1), 0)
     np.testing.assert_allclose(labels.polygons[0], [[0.1, 0.2], [0.3, 0.2], [0.2, 0.4]])
     np.testing.assert_allclose(labels.xyxy[0], [0.1, 0.2, 0.3, 0.4])
+
+
+@pytest.mark.parametrize(
+    "layout, text",
+    [
+        pytest.param(DETECT, "0 0.5 0.5 0.2 0.4\n\n2 0.25 0.75 0.5 0.5\n", id="detect-boxes"),
+        pytest.param(POSE, "1 0.5 0.5 0.2 0.4 0.5 0.5 2 0 0 0\n", id="pose-box-and-keypoints"),
+        pytest.param(MULTITASK, "0 0.1 0.1 2 0 0 0 0.1 0.1 0.3 0.1 0.2 0.4\n1 0.5 0.5 0.9 0.5 0.7 0.9 0.5 0.9\n", id="multitask-by-class"),
+        pytest.param(SEGMENT, "", id="no-row"),
+    ],
+)
+def test_rows_to_batch_is_the_batch_of_what_rows_to_labels_returns(layout, text):
+    parsed = parse_label_text(text, layout)
+    batch = rows_to_batch(parsed.rows, (W, H), layout.num_keypoints, parsed.lines)
+    assert batch.image.tolist() == [0] * len(parsed.rows) and batch.source_ids.tolist() == parsed.lines
+    labels = rows_to_labels(parsed.rows, (W, H), layout.num_keypoints)
+    view = batch.for_image(0, (W, H))
+    np.testing.assert_array_equal(view.xyxy, labels.xyxy)
+    np.testing.assert_array_equal(view.keypoints, labels.keypoints)
+    for i, row in enumerate(parsed.rows):
+        expected = np.zeros((0, 2)) if row.polygon_xyn is None else row.polygon_xyn * (W, H)
+        np.testing.assert_array_equal(batch.polygon(i), expected)
+        np.testing.assert_array_equal(labels.polygons[i], expected)
 
 
 # --- a table of good and bad rows -------------------------------------------------------

@@ -60,7 +60,7 @@ def _agreement_problems(texts: list[str], layout: LabelLayout) -> list[str]:
     out = []
     if [(p["file"], p["line"], p["kind"]) for p in problems] != want:
         out.append(f"problems differ: {[(p['line'], p['kind']) for p in problems][:5]} vs {[(w[1], w[2]) for w in want][:5]}")
-    if list(zip(block.file.tolist(), block.line.tolist())) != [(f, n) for f, n, _ in rows]:
+    if list(zip(block.image.tolist(), block.source_ids.tolist())) != [(f, n) for f, n, _ in rows]:
         out.append("rows differ")
     elif block.class_id.tolist() != [row.class_id for _, _, row in rows]:
         out.append("classes differ")
