@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtdata._runtime.forking import become_worker
 from mtdata._runtime.number_text import load_reader
 from mtdata._runtime.output import place_image, read_to_end, write_file
 from mtdata._runtime.worker_memory import keep_freed_memory
@@ -159,13 +158,10 @@ def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
     return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
 
 
-def prepare_worker(parent: int | None = None) -> None:
-    """Ready a fresh worker process before the parent has planned its work: die with the parent
-    ``parent`` (:func:`mtdata._runtime.forking.become_worker`), import polars and let the process keep the
-    memory it frees. (shapely waits for the first crowded image: 10-20 ms of CPU that a merge
-    without one never pays.)"""
-    if parent is not None:
-        become_worker(parent)
+def prepare_worker() -> None:
+    """Ready a fresh worker process (:class:`mtdata._runtime.parallel.WorkerPool`'s ``setup``) before the parent has
+    planned its work: import polars and let the process keep the memory it frees. (shapely waits for the
+    first crowded image: 10-20 ms of CPU that a merge without one never pays.)"""
     # One thread for polars (unless the user chose): the workers fill the cores already, and
     # polars' own threads only contend with them and grow the memory a worker faults in
     # (a 20k-image merge on 2 cores: 1-4% less CPU, 1k-3k fewer page faults).
