@@ -14,7 +14,8 @@ that check and merge run on, the helper Python of convert) dies with its parent:
 parent killed outright (SIGKILL, the OOM killer) leaves no worker writing on into a folder that
 nobody will rename, or waiting forever for work. Stopping signals are the parent's to handle:
 workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent stops its workers) and
-die at once on SIGTERM and SIGHUP.
+die at once on SIGTERM and SIGHUP. (The one call into the C library here, ``prctl``, is no speed trick:
+it is what keeps the interruption contract when the parent is killed outright.)
 """
 
 from __future__ import annotations

@@ -373,9 +373,11 @@ def _no_cyclic_gc():
     """Pause Python's cycle collector while a merge runs.
 
     A merge makes ~100k small containers (plan entries, rows, report entries) and no reference
-    cycles; each collector pass walks every object of the process (5% of a merge's time), and in
-    forked workers it writes into inherited pages, copying them. Reference counting still frees
-    everything; the collector resumes (if it ran before) when the merge ends.
+    cycles; each collector pass walks every object of the process, and in forked workers it writes
+    into inherited pages, copying them. Measured on the 20k-image merge benchmark (2 cores, 3 runs
+    alternated): without the pause the merge took 28% more CPU (2.53 -> 3.24 s, median) and 21% more
+    time. Reference counting still frees everything; the collector resumes (if it ran before) when
+    the merge ends.
     """
     enabled = gc.isenabled()
     gc.disable()
