@@ -8,13 +8,14 @@ A child of a process that has used polars' thread pool gets a pool without threa
 first polars call would hang. :mod:`mtdata._runtime.number_text` therefore reads with numpy in any
 child forked after polars was loaded.
 
-Every worker process of mtdata (this module's child, the process pools of merge and check, the
-helper Python of convert) dies with its parent: :func:`become_worker` (or the prelude of
+Every worker process of mtdata (this module's child, the workers of :mod:`mtdata._runtime.parallel`
+that check and merge run on, the helper Python of convert) dies with its parent: :func:`become_worker` (or the prelude of
 :func:`python_child`) asks Linux for SIGKILL when the parent ends (``PR_SET_PDEATHSIG``), so a
 parent killed outright (SIGKILL, the OOM killer) leaves no worker writing on into a folder that
 nobody will rename, or waiting forever for work. Stopping signals are the parent's to handle:
 workers ignore SIGINT (Ctrl-C reaches the whole process group; the parent stops its workers) and
-die at once on SIGTERM and SIGHUP.
+die at once on SIGTERM and SIGHUP. (The one call into the C library here, ``prctl``, is no speed trick:
+it is what keeps the interruption contract when the parent is killed outright.)
 """
 
 from __future__ import annotations

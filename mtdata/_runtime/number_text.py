@@ -6,6 +6,10 @@ rounded) reads the same text as a one-column table 3-4x faster. The text goes ov
 pieces (polars copies what it reads; pieces keep that copy small) straight into one array.
 Anything the reader does not take as plain numbers falls back to numpy, and any count but
 the expected one returns None, so the result never depends on which reader ran.
+
+What it earns (20k-image benchmarks, 2 shared cores, 3 runs alternated, medians): numpy alone
+makes ``mtdata convert`` take 38% more CPU (4.02 -> 5.53 s) and 47% more time, and ``mtdata merge``
+69% more CPU (2.53 -> 4.29 s) and 77% more time.
 """
 
 from __future__ import annotations

@@ -10,17 +10,15 @@ image and the same image content in two splits.
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 
-from mtdata._runtime.forking import become_worker, parent_pid
+from mtdata._runtime.parallel import WorkerPool
 from mtdata.check.data_yaml import check_data_yaml
 from mtdata.check.objects import FileRows, object_findings_batch
 from mtdata.check.rules import RULES, finding
@@ -202,23 +200,11 @@ def _check_chunk(args: tuple[list[_Item], LabelLayout | None, dict]) -> list[_It
 def _run(items: list[_Item], layout: LabelLayout | None, kpt_names: dict, workers: int, progress: Progress | None) -> list[_ItemResult]:
     chunks = [(items[i:i + _CHUNK], layout, kpt_names) for i in range(0, len(items), _CHUNK)]
     results: list[_ItemResult] = []
-    if workers <= 1 or len(items) < _PARALLEL_MIN:
-        mapped = map(_check_chunk, chunks)
-        pool = None
-    else:
-        # fork: the workers inherit the loaded modules, so they start in milliseconds
-        method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
-        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context(method), initializer=become_worker,
-                                   initargs=(parent_pid(),))  # workers die with this process, leave signals to it
-        mapped = pool.map(_check_chunk, chunks)
-    try:
-        for chunk in mapped:
+    with WorkerPool(workers if len(items) >= _PARALLEL_MIN else 1) as pool:
+        for chunk in pool.map(_check_chunk, chunks):
             results.extend(chunk)
             if progress is not None:
                 progress(len(results), len(items))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     return results
 
 

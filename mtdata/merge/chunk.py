@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtdata._runtime.forking import become_worker
 from mtdata._runtime.number_text import load_reader
 from mtdata._runtime.output import place_image, read_to_end, write_file
-from mtdata._runtime.worker_memory import keep_freed_memory
 from mtdata.formats.yolo.blocks import RowBlock, absent_keypoints_text, read_pose_block, read_segment_block
 from mtdata.formats.yolo.rows import LabelLayout
 from mtdata.geometry import paired_iou
@@ -159,19 +157,15 @@ def _counts(class_ids: np.ndarray, names: dict[int, str]) -> Counter:
     return Counter({names[c]: int(n) for c, n in enumerate(counts.tolist()) if n})
 
 
-def prepare_worker(parent: int | None = None) -> None:
-    """Ready a fresh worker process before the parent has planned its work: die with the parent
-    ``parent`` (:func:`mtdata._runtime.forking.become_worker`), import polars and let the process keep the
-    memory it frees. (shapely waits for the first crowded image: 10-20 ms of CPU that a merge
+def prepare_worker() -> None:
+    """Ready a fresh worker process (:class:`mtdata._runtime.parallel.WorkerPool`'s ``setup``) before the parent has
+    planned its work: import polars. (shapely waits for the first crowded image: 10-20 ms of CPU that a merge
     without one never pays.)"""
-    if parent is not None:
-        become_worker(parent)
     # One thread for polars (unless the user chose): the workers fill the cores already, and
     # polars' own threads only contend with them and grow the memory a worker faults in
     # (a 20k-image merge on 2 cores: 1-4% less CPU, 1k-3k fewer page faults).
     os.environ.setdefault("POLARS_MAX_THREADS", "1")
     load_reader()
-    keep_freed_memory()
 
 
 def merge_chunk(context: MergeContext, jobs: JobBatch) -> ChunkResult:

@@ -84,10 +84,9 @@ elif kind == "helper":
     from mtdata._runtime.forking import python_child
     subprocess.Popen(python_child("import time; time.sleep(60)"))
 elif kind == "merge pool":
-    from mtdata.merge.dataset import _Pool
-    pool = _Pool.start(2)
-    pool.executor.submit(time.sleep, 60)
-    pool.executor.submit(time.sleep, 60)
+    from mtdata.merge.dataset import _start_pool
+    pool = _start_pool(2)
+    pool.map(time.sleep, [60, 60])
 elif kind == "check pool":
     import mtdata.check.dataset as check
     def busy(args):  # in __main__: the pool pickles it by name, and its forked workers have it
