@@ -22,6 +22,21 @@ from mtdata.errors import MtdataError
 VISIBILITY_ABSENT, VISIBILITY_HIDDEN, VISIBILITY_VISIBLE = 0, 1, 2  # COCO's enum
 
 
+def _as_keypoints(keypoints, n: int) -> np.ndarray:
+    """Keypoints as float64; an empty array of any shape becomes (n, 0, 3). The shape is checked by the caller."""
+    keypoints = np.asarray(keypoints, dtype=np.float64)
+    if keypoints.size == 0 and keypoints.ndim != 3:
+        return keypoints.reshape(n, 0, 3)
+    return keypoints
+
+
+def _as_source_ids(source_ids, n: int) -> np.ndarray:
+    """(n,) int64 source ids; None means none known (-1 each). The length is checked by the caller."""
+    if source_ids is None:
+        return np.full(n, -1, dtype=np.int64)
+    return np.asarray(source_ids, dtype=np.int64).reshape(-1)
+
+
 @dataclass
 class ImageLabels:
     """Objects of one image.
@@ -50,12 +65,8 @@ class ImageLabels:
         self.class_id = np.asarray(self.class_id, dtype=np.int64).reshape(-1)
         n = len(self.class_id)
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(n, 4)
-        self.keypoints = np.asarray(self.keypoints, dtype=np.float64)
-        if self.keypoints.size == 0 and self.keypoints.ndim != 3:
-            self.keypoints = self.keypoints.reshape(n, 0, 3)
-        if self.source_ids is None:
-            self.source_ids = np.full(n, -1, dtype=np.int64)
-        self.source_ids = np.asarray(self.source_ids, dtype=np.int64).reshape(-1)
+        self.keypoints = _as_keypoints(self.keypoints, n)
+        self.source_ids = _as_source_ids(self.source_ids, n)
         self.polygons = [np.asarray(p, dtype=np.float64).reshape(-1, 2) for p in self.polygons]
         if len(self.polygons) != n or len(self.source_ids) != n:
             raise MtdataError(f"ImageLabels: {n} objects but {len(self.polygons)} polygons and {len(self.source_ids)} ids")
@@ -164,12 +175,8 @@ class ObjectBatch:
         self.xyxy = np.asarray(self.xyxy, dtype=np.float64).reshape(n, 4)
         self.polygon_offsets = np.asarray(self.polygon_offsets, dtype=np.int64).reshape(-1)
         self.polygon_xy = np.asarray(self.polygon_xy, dtype=np.float64).reshape(-1, 2)
-        self.keypoints = np.asarray(self.keypoints, dtype=np.float64)
-        if self.keypoints.size == 0 and self.keypoints.ndim != 3:
-            self.keypoints = self.keypoints.reshape(n, 0, 3)
-        if self.source_ids is None:
-            self.source_ids = np.full(n, -1, dtype=np.int64)
-        self.source_ids = np.asarray(self.source_ids, dtype=np.int64).reshape(-1)
+        self.keypoints = _as_keypoints(self.keypoints, n)
+        self.source_ids = _as_source_ids(self.source_ids, n)
         if len(self.image) != n or len(self.source_ids) != n:
             raise MtdataError(f"ObjectBatch: {n} objects but {len(self.image)} images and {len(self.source_ids)} ids")
         offsets = self.polygon_offsets
