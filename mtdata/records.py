@@ -37,6 +37,17 @@ def _as_source_ids(source_ids, n: int) -> np.ndarray:
     return np.asarray(source_ids, dtype=np.int64).reshape(-1)
 
 
+def _stacked_keypoints(parts: list[np.ndarray], k: int) -> np.ndarray:
+    """(sum N_i, k, 3) keypoints of ``parts`` ((N_i, K_i, 3) each) one after the other, padded with absent points
+    (0, 0, 0) or cut to ``k``."""
+    out = np.zeros((sum(len(p) for p in parts), k, 3))
+    at = 0
+    for p in parts:
+        out[at : at + len(p), : min(k, p.shape[1])] = p[:, :k]
+        at += len(p)
+    return out
+
+
 @dataclass
 class ImageLabels:
     """Objects of one image.
@@ -219,11 +230,7 @@ class ObjectBatch:
             return ObjectBatch.empty(k)
         starts = np.cumsum([0] + [len(p.polygon_xy) for p in parts[:-1]])
         offsets = np.concatenate([[0]] + [p.polygon_offsets[1:] + s for p, s in zip(parts, starts.tolist())])
-        keypoints = np.zeros((sum(len(p) for p in parts), k, 3))
-        at = 0
-        for p in parts:
-            keypoints[at : at + len(p), : min(k, p.num_keypoints)] = p.keypoints[:, :k]
-            at += len(p)
+        keypoints = _stacked_keypoints([p.keypoints for p in parts], k)
         return ObjectBatch(
             np.concatenate([p.image for p in parts]), np.concatenate([p.class_id for p in parts]),
             np.concatenate([p.xyxy for p in parts]), offsets, np.concatenate([p.polygon_xy for p in parts]), keypoints,
@@ -250,11 +257,7 @@ class ObjectBatch:
         offsets = np.zeros(len(polygons) + 1, dtype=np.int64)
         np.cumsum([len(p) for p in polygons], out=offsets[1:])
         counts = [len(labels) for labels in images]
-        keypoints = np.zeros((sum(counts), k, 3))
-        at = 0
-        for labels in images:
-            keypoints[at : at + len(labels), : labels.num_keypoints] = labels.keypoints
-            at += len(labels)
+        keypoints = _stacked_keypoints([labels.keypoints for labels in images], k)
         return ObjectBatch(
             np.repeat(np.asarray(keys, dtype=np.int64), counts),
             np.concatenate([labels.class_id for labels in images]) if images else np.zeros(0),
