@@ -81,7 +81,7 @@ def render_merge(result) -> None:
 
     unmatched = sum(result.kpt_unmatched.values())
     if unmatched:
-        from mtdata.merge.dataset import UNMATCHED_REASONS
+        from mtdata.merge.report import UNMATCHED_REASONS
 
         reasons = ", ".join(f"{n} {r}" for r, n in sorted(result.kpt_unmatched.items()))
         console.print(f"[yellow]{unmatched} KPT row{'s' if unmatched > 1 else ''} found no mask[/] ({reasons}): listed in {result.unmatched_file}", highlight=False, soft_wrap=True)

@@ -1,3 +1,3 @@
-"""A pose dataset + a segment dataset -> multitask: ``dataset`` (:func:`merge_datasets`), ``plan``,
-``chunk``, ``match``.
+"""A pose dataset + a segment dataset -> multitask: ``dataset`` (:func:`merge_datasets`), ``config``,
+``classes``, ``plan``, ``write``, ``chunk``, ``match``, ``report``.
 """

@@ -21,7 +21,7 @@ from mtdata.convert.dataset import convert_coco
 from mtdata.errors import MtdataError
 from mtdata.formats.yolo.data_yaml import read_data_yaml
 from mtdata.formats.yolo.rows import YoloRow, format_multitask_row, read_label_file
-from mtdata.merge.dataset import MergeReport, merge_datasets
+from mtdata.merge.dataset import merge_datasets
 from tests.mtdata.factories import SHARED_DATA
 
 runner = CliRunner()
@@ -335,13 +335,6 @@ def test_cli_merges_counts_and_links_images(pair, tmp_path):
     assert "2 pairs" in result.output and "image_not_in_seg" in result.output
     assert tree_digest(kpt) | tree_digest(seg) == before  # inputs untouched
     assert_valid_multitask(out)
-
-
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.floats(0.5, 1.0), min_size=1, max_size=40), st.lists(st.floats(0.0, 1.0), min_size=1, max_size=4))
-def test_iou_quantiles_are_numpys(ious, qs):
-    report = MergeReport(out=Path("o"), kpt=Path("k"), seg=Path("s"), iou_threshold=0.5, ious=np.array(ious))
-    assert report.iou_quantiles(qs) == pytest.approx(np.quantile(np.array(ious), qs).tolist(), rel=1e-12, abs=1e-15)
 
 
 def test_copy_copies_images(pair, tmp_path):
