@@ -238,6 +238,50 @@ def _duplicates(results: list[_ItemResult], order: list[str]) -> list[Finding]:
     return findings
 
 
+def _check_each_file_once(items: list[_Item], layout: LabelLayout | None, kpt_names: dict, workers: int,
+                          progress: Progress | None) -> list[_ItemResult]:
+    """The results of every item, each file checked once: its other listings (a file listed by two
+    splits) come after the checked ones and share the content hash."""
+    groups: dict[tuple, list[_Item]] = defaultdict(list)
+    for item in items:
+        groups[(item.image, item.label)].append(item)
+    for group in groups.values():
+        group.sort(key=lambda i: i.hash_only)  # a checked listing first, when the file has one
+    results = _run([g[0] for g in groups.values()], layout, kpt_names, workers, progress)
+    for group, r in zip(list(groups.values()), list(results)):
+        results += [_ItemResult(extra, digest=r.digest) for extra in group[1:]]
+    return results
+
+
+def _summary(path: Path, task: str | None, rows_checked: bool, targets: list[str], checked_results: list[_ItemResult],
+             findings: list[Finding]) -> dict:
+    """The counts of :func:`check_dataset`'s summary, per checked split and in all."""
+    per_split = {}
+    for s in targets:
+        mine = [r for r in checked_results if r.item.split == s]
+        per_split[s] = {
+            "images": sum(r.item.image is not None for r in mine),
+            "label_files": sum(r.has_label for r in mine),
+            "rows": sum(r.rows for r in mine),
+        }
+    by_rule = Counter(f.rule for f in findings)
+    severity = Counter(f.severity.value for f in findings)
+    return {
+        "data_yaml": str(path),
+        "task": task,
+        "rows_checked": rows_checked,
+        "splits": per_split,
+        "images": sum(v["images"] for v in per_split.values()),
+        "label_files": sum(v["label_files"] for v in per_split.values()),
+        "rows": sum(v["rows"] for v in per_split.values()),
+        "unusable_images": sum(r.unusable for r in checked_results),
+        "errors": severity["error"],
+        "warnings": severity["warning"],
+        "info": severity["info"],
+        "rules": {rule: {"severity": RULES[rule].severity.value, "count": n} for rule, n in sorted(by_rule.items())},
+    }
+
+
 def check_dataset(
     data_yaml: str | Path,
     split: str | None = None,
@@ -274,45 +318,13 @@ def check_dataset(
     items: list[_Item] = []
     for s in order:
         items += _split_items(config, s, s not in targets, checked.key_lines, findings)
-    # a file listed by two splits is checked once; its other listings share the content hash
-    groups: dict[tuple, list[_Item]] = defaultdict(list)
-    for item in items:
-        groups[(item.image, item.label)].append(item)
-    for group in groups.values():
-        group.sort(key=lambda i: i.hash_only)
-    workers = workers or os.cpu_count() or 1
-    results = _run([g[0] for g in groups.values()], layout, config.kpt_names, workers, progress)
-    for group, r in zip(list(groups.values()), list(results)):
-        results += [_ItemResult(extra, digest=r.digest) for extra in group[1:]]
+    results = _check_each_file_once(items, layout, config.kpt_names, workers or os.cpu_count() or 1, progress)
     for r in results:
         findings += r.findings
     findings += _duplicates(results, order)
     findings.sort(key=lambda f: (f.file != str(path), f.file, f.line or 0, f.rule))
 
     checked_results = [r for r in results if not r.item.hash_only]
-    per_split = {}
-    for s in targets:
-        mine = [r for r in checked_results if r.item.split == s]
-        per_split[s] = {
-            "images": sum(r.item.image is not None for r in mine),
-            "label_files": sum(r.has_label for r in mine),
-            "rows": sum(r.rows for r in mine),
-        }
-    by_rule = Counter(f.rule for f in findings)
-    severity = Counter(f.severity.value for f in findings)
-    summary = {
-        "data_yaml": str(path),
-        "task": config.task if checked.layout_ok else None,
-        "rows_checked": layout is not None,
-        "splits": per_split,
-        "images": sum(v["images"] for v in per_split.values()),
-        "label_files": sum(v["label_files"] for v in per_split.values()),
-        "rows": sum(v["rows"] for v in per_split.values()),
-        "unusable_images": sum(r.unusable for r in checked_results),
-        "errors": severity["error"],
-        "warnings": severity["warning"],
-        "info": severity["info"],
-        "rules": {rule: {"severity": RULES[rule].severity.value, "count": n} for rule, n in sorted(by_rule.items())},
-    }
+    summary = _summary(path, config.task if checked.layout_ok else None, layout is not None, targets, checked_results, findings)
     pairs = [(r.item.split, r.item.image, r.item.label) for r in checked_results]
     return CheckResult(path, findings, summary, pairs)
