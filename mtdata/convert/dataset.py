@@ -179,9 +179,7 @@ def convert_coco(
     report = ConvertReport(out=check_output_dir(out, overwrite, inputs), task=task)
     splits = _split_names(annotation_files, split, report)
     with atomic_output_dir(out, overwrite, inputs) as work:
-        finder = ImageFinder(Path(images_dir), follow_links, skip=(work, report.out)) if images_dir else None
-        if source is not None:
-            finder = source.image_finder(finder, work)
+        finder = _image_finder(images_dir, follow_links, work, report.out, source)
         # Creating ~20k label files takes seconds of system time: as soon as a file's images
         # are read, a helper creates them while the annotations are read and converted.
         prepared: dict[str, SplitFiles] = {}
@@ -194,14 +192,30 @@ def convert_coco(
         finally:
             for split_files in prepared.values():
                 split_files.close()
-        if source is not None:
-            source.finish(report)
-        if strict:
-            _refuse_what_strict_forbids(report)
-        _note_what_fits(report, task, bool(plan.kpt_categories))
-        write_data_yaml(_dataset_config(report, splits, plan), work / "data.yaml")
-        (work / "coco_ids.json").write_text(json.dumps(coco_ids))
+        _finish_output(work, report, splits, plan, coco_ids, strict, source)
     return report
+
+
+def _image_finder(images_dir: Path | None, follow_links: bool, work: Path, out: Path, source) -> ImageFinder | None:
+    """Where the images are looked up: under ``images_dir`` (skipping OUT and its temporary folder ``work``),
+    through the tool source when there is one; None without images."""
+    finder = ImageFinder(Path(images_dir), follow_links, skip=(work, out)) if images_dir else None
+    if source is not None:
+        finder = source.image_finder(finder, work)
+    return finder
+
+
+def _finish_output(work: Path, report: ConvertReport, splits: list[str], plan: ClassPlan, coco_ids: dict, strict: bool,
+                   source) -> None:
+    """After the labels: the tool source's last findings, --strict's refusal, the notes, then data.yaml and
+    coco_ids.json into ``work``."""
+    if source is not None:
+        source.finish(report)
+    if strict:
+        _refuse_what_strict_forbids(report)
+    _note_what_fits(report, report.task, bool(plan.kpt_categories))
+    write_data_yaml(_dataset_config(report, splits, plan), work / "data.yaml")
+    (work / "coco_ids.json").write_text(json.dumps(coco_ids))
 
 
 def _checked_options(annotation_files: list[Path], images_dir: Path | None, task: str, split: str | None,
