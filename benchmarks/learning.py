@@ -237,8 +237,12 @@ def run(work: Path, set_name: str, kind: str, seed: int, epochs: int, imgsz: int
 
 
 def load_runs(work: Path, tag: str = "") -> list[dict[str, Any]]:
+    """The runs of experiment ``tag``; a model the experiment did not train (an experiment on the multitask
+    model only) comes from the untagged runs, so its table still compares against the single-task models."""
     runs = [json.loads(p.read_text()) for p in sorted((work / "runs").glob("*.json"))]
-    return [r for r in runs if r.get("tag", "") == tag]
+    tagged = [r for r in runs if r.get("tag", "") == tag]
+    trained = {(r["set"], r["model"]) for r in tagged}
+    return tagged + [r for r in runs if r.get("tag", "") == "" and (r["set"], r["model"]) not in trained]
 
 
 def tables(runs: list[dict[str, Any]], referee: str = "coco") -> str:
