@@ -9,31 +9,21 @@ use too. Near-duplicates are found without comparing every pair of rows
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import shapely
 
+from mtdata.check.batch import CheckRows, FileRows, check_rows, exact_repeats, on_edge
 from mtdata.check.polygons import polygon_defects
 from mtdata.check.rules import finding
-from mtdata.check.verify import row_key
 from mtdata.errors import Finding
 from mtdata.formats.yolo.rows import LabelLayout, ParsedLabels, YoloRow
-from mtdata.geometry import paired_iou, polygon_xyxy
+from mtdata.geometry import paired_iou
 
 TRAIN_SIZE = 640  # ultralytics' default imgsz: tiny objects are judged at this long side
 MIN_SIDE_PX = 2  # ultralytics' box_candidates(wh_thr=2) drops boxes this small after augmentation
 NEAR_DUPLICATE_IOU = 0.9
 NEAR_DUPLICATE_CANDIDATES = 32  # most rows each row is compared with (see near_duplicate_candidates)
 FAR_OUTSIDE_BOX = 0.5  # a visible keypoint this many box long-sides outside its box is far
-
-
-def row_box_xyxyn(row: YoloRow) -> np.ndarray:
-    """(4,) normalized xyxy box of a row: its own box, else its polygon's."""
-    if row.box_cxcywhn is not None:
-        cx, cy, w, h = row.box_cxcywhn
-        return np.array([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2])
-    return polygon_xyxy(row.polygon_xyn)
 
 
 def _raw_parts(line: str, row: YoloRow, layout: LabelLayout) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
@@ -68,98 +58,72 @@ def was_clipped(line: str, row: YoloRow, layout: LabelLayout) -> bool:
     return False
 
 
-@dataclass
-class FileRows:
-    """The usable rows of one label file, as :func:`object_findings_batch` takes them.
-
-    Attributes:
-        parsed: rows and their 1-based lines (from :mod:`mtdata.check.verify`).
-        text_lines: the file's lines, to see values that loading clipped.
-        resolution_wh: image (width, height) in pixels, or None when unknown.
-        file: the label file, for the findings.
-        shapes: the shapely geometry of each row's polygon (None without one) when
-            :func:`mtdata.check.verify.verify_label_texts` judged the polygons already; None: judged here.
-    """
-
-    parsed: ParsedLabels
-    text_lines: list[str]
-    resolution_wh: tuple[int, int] | None
-    file: str
-    shapes: list | None = None
+Found = list[tuple[int, str, str]]  # (row of the batch, rule id, message), in the order the rules add them
 
 
-def _boxes(rows: list[YoloRow]) -> np.ndarray:
-    """(N, 4) normalized xyxy boxes, polygon bounds computed in one reduceat pass."""
-    boxes = np.zeros((len(rows), 4))
-    with_poly = [i for i, r in enumerate(rows) if r.polygon_xyn is not None]
-    if with_poly:
-        polys = [rows[i].polygon_xyn for i in with_poly]
-        starts = np.cumsum([0] + [len(p) for p in polys[:-1]])
-        coords = np.concatenate(polys)
-        boxes[with_poly, :2] = np.minimum.reduceat(coords, starts, axis=0)
-        boxes[with_poly, 2:] = np.maximum.reduceat(coords, starts, axis=0)
-    for i, r in enumerate(rows):
-        if r.polygon_xyn is None:
-            boxes[i] = row_box_xyxyn(r)
-    return boxes
-
-
-class _Batch:
-    """The rows of many files flattened, with per-row file index, line and pixel scale."""
-
-    def __init__(self, files: list[FileRows]):
-        self.files = files
-        self.rows = [r for f in files for r in f.parsed.rows]
-        self.lines = [ln for f in files for ln in f.parsed.lines]
-        self.owner = np.repeat(np.arange(len(files)), [len(f.parsed.rows) for f in files])
-        wh = np.array([f.resolution_wh or (1, 1) for f in files], dtype=np.float64).reshape(-1, 2)
-        self.wh = wh[self.owner]  # (N, 2) pixels per normalized unit
-        self.out: list[list[Finding]] = [[] for _ in files]
-
-    def add(self, i: int, rule: str, message: str) -> None:
-        owner = int(self.owner[i])
-        self.out[owner].append(finding(rule, self.files[owner].file, self.lines[i], message))
-
-
-def _check_polygons(batch: _Batch) -> list:
+def _check_polygons(rows: CheckRows, files: list[FileRows]) -> tuple[list, Found]:
     """Each row's shapely polygon (None without one): from :mod:`mtdata.check.verify` when it ran, else
     computed here, with its zero_area and polygon_self_intersecting findings."""
-    if all(f.shapes is not None for f in batch.files):
-        return [s for f in batch.files for s in f.shapes]
-    index = [i for i, r in enumerate(batch.rows) if r.polygon_xyn is not None]
-    shapes: list = [None] * len(batch.rows)
-    defects, geometries = polygon_defects([batch.rows[i].polygon_xyn for i in index])
-    for i, defect, geometry in zip(index, defects, geometries):
+    if all(f.shapes is not None for f in files):
+        return [s for f in files for s in f.shapes], []
+    offsets = rows.polygon_offsets
+    index = np.flatnonzero(np.diff(offsets) > 0)  # a parsed polygon has >= 3 points
+    shapes: list = [None] * len(rows)
+    polygons = [rows.polygon_xy[offsets[i]:offsets[i + 1]] for i in index.tolist()]
+    defects, geometries = polygon_defects(polygons)
+    found: Found = []
+    for i, defect, geometry in zip(index.tolist(), defects, geometries):
         shapes[i] = geometry
         if defect is not None:
-            batch.add(i, *defect)
-    return shapes
+            found.append((i, *defect))
+    return shapes, found
 
 
-def _check_clipped(batch: _Batch, layout: LabelLayout) -> None:
-    # Clipping only ever produces exact 0s and 1s: find the rows holding one in one pass, and
-    # read only those again from the text.
-    rows = batch.rows
-    parts = [r.polygon_xyn if r.polygon_xyn is not None else r.box_cxcywhn.reshape(-1, 2) for r in rows]
-    starts = np.cumsum([0] + [len(p) for p in parts[:-1]])
-    edge = np.logical_or.reduceat(np.concatenate(parts) % 1 == 0, starts, axis=0).any(axis=1)
-    with_kpts = [i for i, r in enumerate(rows) if r.keypoints_xyn is not None and len(r.keypoints_xyn)]
-    if with_kpts:
-        kpts = np.stack([rows[i].keypoints_xyn for i in with_kpts])
-        edge[with_kpts] |= ((kpts[..., :2] % 1 == 0) & (kpts[..., 2:] > 0)).any(axis=(1, 2))
-    for i in np.flatnonzero(edge):
-        f = batch.files[int(batch.owner[i])]
-        if was_clipped(f.text_lines[batch.lines[i] - 1], rows[i], layout):
-            batch.add(int(i), "coord_clipped", "coordinates slightly outside [0, 1] (within 0.01) are clipped on load")
+def _check_clipped(rows: CheckRows, files: list[FileRows], layout: LabelLayout) -> Found:
+    # only rows on an edge can have been clipped: read only those again from the text
+    edge = on_edge(rows)
+    starts = rows.file_starts(len(files))
+    found: Found = []
+    for i in np.flatnonzero(edge).tolist():
+        f = files[int(rows.image[i])]
+        line = int(rows.source_ids[i])
+        if was_clipped(f.text_lines[line - 1], f.parsed.rows[i - int(starts[rows.image[i]])], layout):
+            found.append((i, "coord_clipped", "coordinates slightly outside [0, 1] (within 0.01) are clipped on load"))
+    return found
 
 
-def _check_sizes(batch: _Batch, boxes: np.ndarray) -> None:
+def _check_sizes(rows: CheckRows) -> Found:
     # judge size at the training resolution: the long side becomes TRAIN_SIZE pixels
-    train_wh = batch.wh * (TRAIN_SIZE / batch.wh.max(axis=1, keepdims=True))
-    sides = (boxes[:, 2:] - boxes[:, :2]) * train_wh
-    for i in np.flatnonzero((sides < MIN_SIDE_PX).any(axis=1)):
-        w, h = sides[i]
-        batch.add(i, "object_tiny", f"the object is {w:.2g}x{h:.2g} pixels at {TRAIN_SIZE} pixels on the long side")
+    train_wh = rows.resolution_wh * (TRAIN_SIZE / rows.resolution_wh.max(axis=1, keepdims=True))
+    sides = (rows.xyxy[:, 2:] - rows.xyxy[:, :2]) * train_wh
+    tiny = np.flatnonzero((sides < MIN_SIDE_PX).any(axis=1))
+    return [(i, "object_tiny", f"the object is {w:.2g}x{h:.2g} pixels at {TRAIN_SIZE} pixels on the long side")
+            for i, (w, h) in zip(tiny.tolist(), sides[tiny].tolist())]
+
+
+def _axis_window(base: np.ndarray, value: np.ndarray, low: np.ndarray, high: np.ndarray,
+                 cap: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Along one axis of :func:`near_duplicate_candidates`: the rows sorted by (group, value), and for each
+    row where its window of at most ``cap + 1`` sorted rows starts and how many rows its whole window holds.
+
+    Args:
+        base: (N,) group key, spaced wider than any window; value, low, high: (N,) the row's value and window.
+    Returns:
+        order (N,) the sort; start (N,) first position of the row's capped window in it; count (N,) rows in
+        its full window.
+    """
+    eps = 1e-9  # the keys lose ~1e-11 to rounding: never lose a candidate to it
+    key = base + np.clip(value, -2.0, 4.0)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    lo = np.searchsorted(sorted_key, base + np.clip(low, -2.0, 4.0) - eps, side="left")
+    hi = np.searchsorted(sorted_key, base + np.clip(high, -2.0, 4.0) + eps, side="right")
+    position = np.empty(len(key), dtype=np.int64)
+    position[order] = np.arange(len(key))
+    # at most cap + 1 (the row itself is among them), centred on the row where the window is wider
+    take = np.minimum(hi - lo, cap + 1)
+    start = np.clip(position - take // 2, lo, hi - take)
+    return order, start, hi - lo
 
 
 def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, cap: int = NEAR_DUPLICATE_CANDIDATES) -> np.ndarray:
@@ -186,7 +150,6 @@ def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, 
     wh = boxes[:, 2:] - boxes[:, :2]
     centre = (boxes[:, :2] + boxes[:, 2:]) / 2
     reach = (1 - iou) / iou
-    eps = 1e-9  # the keys below lose ~1e-11 to rounding: never lose a candidate to it
     # per axis: value, window low, window high (normalized coordinates lie in [0, 1])
     axes = [
         (centre[:, 0], centre[:, 0] - reach * wh[:, 0], centre[:, 0] + reach * wh[:, 0]),
@@ -196,21 +159,7 @@ def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, 
     ]
     # one sorted key per axis: the group first (spaced wider than any window), then the value
     base = (np.unique(group, return_inverse=True)[1] * 8.0 + 2.0)
-    orders, starts, counts = [], [], []
-    for value, low, high in axes:
-        key = base + np.clip(value, -2.0, 4.0)
-        order = np.argsort(key, kind="stable")
-        sorted_key = key[order]
-        lo = np.searchsorted(sorted_key, base + np.clip(low, -2.0, 4.0) - eps, side="left")
-        hi = np.searchsorted(sorted_key, base + np.clip(high, -2.0, 4.0) + eps, side="right")
-        position = np.empty(n, dtype=np.int64)
-        position[order] = np.arange(n)
-        # at most cap + 1 (the row itself is among them), centred on the row where the window is wider
-        take = np.minimum(hi - lo, cap + 1)
-        start = np.clip(position - take // 2, lo, hi - take)
-        orders.append(order)
-        starts.append(start)
-        counts.append(hi - lo)
+    orders, starts, counts = zip(*(_axis_window(base, value, low, high, cap) for value, low, high in axes))
     axis = np.argmin(np.stack(counts), axis=0)  # (N,) the most selective axis of each row
     rows = np.arange(n)
     take = np.minimum(np.stack(counts)[axis, rows], cap + 1)
@@ -225,25 +174,24 @@ def near_duplicate_candidates(boxes: np.ndarray, group: np.ndarray, iou: float, 
     return np.stack([pairs // n, pairs % n], axis=1)
 
 
-def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> None:
+def _check_near_duplicates(rows: CheckRows, shapes: list) -> Found:
     """object_near_duplicate: once per row, naming the earliest row of its file and class (among its
     candidates) that it overlaps with IoU >= 0.9: the polygons' IoU when both have one, else the boxes'."""
-    n = len(batch.rows)
-    classes = np.array([r.class_id for r in batch.rows], dtype=np.int64)
+    n, boxes, classes = len(rows), rows.xyxy, rows.class_id
     area = (boxes[:, 2:] - boxes[:, :2]).prod(axis=1)
     live = np.flatnonzero(area > 0)  # a box without area has IoU 0 with anything
-    group = batch.owner[live] * (int(classes.max()) + 1) + classes[live]
+    group = rows.image[live] * (int(classes.max()) + 1) + classes[live]
     pairs = live[near_duplicate_candidates(boxes[live], group, NEAR_DUPLICATE_IOU)]
     if not len(pairs):
-        return
+        return []
     a, b = pairs.T
     box_iou = paired_iou(boxes[a], boxes[b])
-    keys: dict[tuple, int] = {}
-    key_id = np.array([keys.setdefault(row_key(r), len(keys)) for r in batch.rows], dtype=np.int64)
-    keep = (box_iou >= NEAR_DUPLICATE_IOU) & (key_id[a] != key_id[b])  # an exact repeat is row_duplicate
+    keep = box_iou >= NEAR_DUPLICATE_IOU
+    a, b, box_iou = a[keep], b[keep], box_iou[keep]
+    keep = ~exact_repeats(rows, a, b)  # an exact repeat is row_duplicate
     a, b, box_iou = a[keep], b[keep], box_iou[keep]
     if not len(a):
-        return
+        return []
     # each later row b with its candidates a in ascending order: the polygons are compared a round at a
     # time, the first candidate of every row still open, so a crowd costs ~one intersection per row
     order = np.lexsort((a, b))
@@ -271,48 +219,50 @@ def _check_near_duplicates(batch: _Batch, boxes: np.ndarray, shapes: list) -> No
         for i, j, value in zip(ia[hit].tolist(), ib[hit].tolist(), score[hit].tolist()):
             found[j] = (i, value)  # rows are in file and line order: i < j is the earlier line
         open_rows[ib[hit]] = False
-    for j, (i, score) in sorted(found.items()):
-        batch.add(j, "object_near_duplicate", f"overlaps line {batch.lines[i]} (same class {batch.rows[i].class_id}) with IoU {score:.3f}")
+    return [(j, "object_near_duplicate", f"overlaps line {int(rows.source_ids[i])} (same class {int(classes[i])}) with IoU {score:.3f}")
+            for j, (i, score) in sorted(found.items())]
 
 
 def _named(indices: np.ndarray, names: list[str]) -> str:
     return ", ".join(f"{j} ({names[j]})" if names else str(j) for j in indices)
 
 
-def _check_keypoints(batch: _Batch, boxes: np.ndarray, kpt_names: dict[int, list[str]]) -> None:
-    index = [i for i, r in enumerate(batch.rows) if r.keypoints_xyn is not None and len(r.keypoints_xyn)]
-    if not index:
-        return
-    kpts = np.stack([batch.rows[i].keypoints_xyn for i in index])  # (M, K, 3) normalized
+def _check_keypoints(rows: CheckRows, kpt_names: dict[int, list[str]]) -> Found:
+    index = np.flatnonzero(rows.has_keypoints)
+    if not len(index):
+        return []
+    kpts = rows.keypoints[index]  # (M, K, 3) normalized
     v = kpts[..., 2]
     none = ~(v > 0).any(axis=1)
     stray = (v == 0) & ((kpts[..., 0] != 0) | (kpts[..., 1] != 0))
-    wh = batch.wh[index][:, None, :]
-    xy = kpts[..., :2] * wh
-    box = boxes[index] * np.tile(batch.wh[index], 2)
+    wh = rows.resolution_wh[index]
+    xy = kpts[..., :2] * wh[:, None, :]
+    box = rows.xyxy[index] * np.tile(wh, 2)
     outside = np.maximum(np.maximum(box[:, None, :2] - xy, xy - box[:, None, 2:]), 0).max(axis=2)
     margin = FAR_OUTSIDE_BOX * np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1])
     far = (v == 2) & (outside > margin[:, None])
-    for m in np.flatnonzero(none | stray.any(axis=1) | far.any(axis=1)):
-        i = index[m]
-        cls = batch.rows[i].class_id
+    found: Found = []
+    for m in np.flatnonzero(none | stray.any(axis=1) | far.any(axis=1)).tolist():
+        i, cls = int(index[m]), int(rows.class_id[index[m]])
         names = kpt_names.get(cls) or []
         label = names if len(names) == kpts.shape[1] else []
         if none[m]:
-            batch.add(i, "kpt_none_labeled", f"class {cls} has keypoints but none of the {kpts.shape[1]} is labeled")
+            found.append((i, "kpt_none_labeled", f"class {cls} has keypoints but none of the {kpts.shape[1]} is labeled"))
         if stray[m].any():
-            batch.add(i, "kpt_unlabeled_nonzero",
-                      f"keypoints {_named(np.flatnonzero(stray[m]), label)} have visibility 0 but non-zero coordinates")
+            found.append((i, "kpt_unlabeled_nonzero",
+                          f"keypoints {_named(np.flatnonzero(stray[m]), label)} have visibility 0 but non-zero coordinates"))
         if far[m].any():
-            batch.add(i, "kpt_far_outside_box",
-                      f"visible keypoints {_named(np.flatnonzero(far[m]), label)} lie more than "
-                      f"{FAR_OUTSIDE_BOX:g} box sizes outside the object's box")
+            found.append((i, "kpt_far_outside_box",
+                          f"visible keypoints {_named(np.flatnonzero(far[m]), label)} lie more than "
+                          + f"{FAR_OUTSIDE_BOX:g} box sizes outside the object's box"))
+    return found
 
 
 def object_findings_batch(files: list[FileRows], layout: LabelLayout, kpt_names: dict[int, list[str]] | None = None) -> list[list[Finding]]:
     """Geometry and keypoint findings for the usable rows of many label files at once.
 
-    Vectorized across files (shapely and numpy see one array per chunk, not one per file).
+    The rows of all files are one :class:`~mtdata.check.batch.CheckRows` (built once), and every rule
+    reads its columns: shapely and numpy see one array per chunk, not one per file or row.
 
     Args:
         files: the files' rows (see :class:`FileRows`).
@@ -320,20 +270,21 @@ def object_findings_batch(files: list[FileRows], layout: LabelLayout, kpt_names:
         kpt_names: class id -> keypoint names, for messages.
 
     Returns:
-        one list of findings per file, in order.
+        one list of findings per file, in line order (the rules' order within a line).
     """
-    batch = _Batch(files)
-    if not batch.rows:
-        return batch.out
-    _check_clipped(batch, layout)
-    shapes = _check_polygons(batch)
-    boxes = _boxes(batch.rows)
-    _check_sizes(batch, boxes)
-    _check_near_duplicates(batch, boxes, shapes)
-    _check_keypoints(batch, boxes, kpt_names or {})
-    for found in batch.out:
-        found.sort(key=lambda f: f.line or 0)
-    return batch.out
+    out: list[list[Finding]] = [[] for _ in files]
+    rows = check_rows(files, layout)
+    if not len(rows):
+        return out
+    found = _check_clipped(rows, files, layout)
+    shapes, polygon_found = _check_polygons(rows, files)
+    found += polygon_found + _check_sizes(rows) + _check_near_duplicates(rows, shapes) + _check_keypoints(rows, kpt_names or {})
+    for i, rule, message in found:
+        f = int(rows.image[i])
+        out[f].append(finding(rule, files[f].file, int(rows.source_ids[i]), message))
+    for file_found in out:
+        file_found.sort(key=lambda f: f.line or 0)
+    return out
 
 
 def object_findings(
