@@ -2,7 +2,8 @@
 
 The source is never modified. OUT is built in a temporary folder and renamed into place
 (:func:`mtdata._runtime.output.atomic_output_dir`). Label rows are fixed as follows; a row that is not
-changed is copied byte for byte, a changed row is rewritten from its parsed values:
+changed is copied byte for byte, a changed row is rewritten from its parsed values
+(:func:`mtdata.check.fix_rows.fix_label_text`, which fixes a file's rows as one batch):
 
 - keypoints with a visibility outside {0, 1, 2}, labeled keypoints outside the image, and
   unlabeled keypoints with non-zero coordinates become ``0 0 0``;
@@ -24,26 +25,21 @@ from __future__ import annotations
 
 import errno
 import json
-import math
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-
-import numpy as np
-import shapely
 
 from mtdata._runtime.output import atomic_output_dir, place_image
 from mtdata.check.data_yaml import check_data_yaml
 from mtdata.check.dataset import CheckResult, check_dataset
-from mtdata.check.objects import was_clipped
-from mtdata.check.polygons import polygon_defects
-from mtdata.check.verify import row_key, rule_of_problem
+from mtdata.check.fix_rows import FixChange, fix_label_text
 from mtdata.errors import MtdataError, raise_os_error
 from mtdata.formats.yolo.data_yaml import IMAGE_SUFFIXES, MAX_DATA_YAML_BYTES, dump_yaml, load_yaml_mapping, shown_value
-from mtdata.formats.yolo.rows import COORD_TOLERANCE, LabelLayout, RowProblem, YoloRow, number_values
-from mtdata.geometry import join_polygons
+from mtdata.formats.yolo.rows import LabelLayout
 from mtdata.input_files import MAX_LABEL_BYTES, InputFileError, read_input_file
+
+__all__ = ["FIXED_RULES", "LOG_NAME", "FixChange", "FixReport", "fix_dataset", "fix_label_text"]
 
 LOG_NAME = "fix_log.json"
 FIXED_RULES = frozenset({
@@ -52,16 +48,6 @@ FIXED_RULES = frozenset({
     "polygon_self_intersecting", "kpt_bad_visibility", "kpt_out_of_image", "kpt_unlabeled_nonzero",
     "label_without_image",
 })
-
-
-@dataclass
-class FixChange:
-    """One change: ``file`` relative to the dataset root, 1-based ``line`` (None: whole file)."""
-
-    file: str
-    line: int | None
-    rule: str | None
-    action: str
 
 
 @dataclass
@@ -76,117 +62,6 @@ class FixReport:
             "out": str(self.out), "files_changed": self.files_changed,
             "changes": [asdict(c) for c in self.changes], "unfixed": dict(self.unfixed),
         }
-
-
-def _keypoint_slots(class_id: int, layout: LabelLayout) -> int | None:
-    """Index of the first keypoint value in a row's values (after the class), or None."""
-    if layout.task == "multitask" and class_id in layout.keypoint_classes:
-        return 0
-    if layout.task == "pose" and layout.keypoint_dims == 3:
-        return 4
-    return None
-
-
-def _zero_bad_keypoints(line: str, layout: LabelLayout) -> tuple[str, list[int]] | None:
-    """The line with invalid keypoints (bad visibility, labeled outside the image) set to 0 0 0."""
-    tokens = line.split()
-    try:
-        values = number_values(tokens, line)  # the parser's own number rule
-    except RowProblem:
-        return None
-    if not values or not math.isfinite(values[0]) or values[0] != int(values[0]) or not 0 <= values[0] < layout.num_classes:
-        return None
-    start = _keypoint_slots(int(values[0]), layout)
-    k = layout.num_keypoints
-    if start is None or len(values) < 1 + start + 3 * k:
-        return None
-    bad = []
-    for j in range(k):
-        at = 1 + start + 3 * j
-        x, y, v = values[at:at + 3]
-        outside = not (-COORD_TOLERANCE <= x <= 1 + COORD_TOLERANCE and -COORD_TOLERANCE <= y <= 1 + COORD_TOLERANCE)
-        if v not in (0.0, 1.0, 2.0) or (v > 0 and outside):
-            bad.append(j)
-            tokens[at:at + 3] = ["0", "0", "0"]
-    return (" ".join(tokens), bad) if bad else None
-
-
-def _repair_polygon(polygon: np.ndarray) -> np.ndarray | None:
-    """A polygon with the same filled area that does not cross itself, or None if nothing is left."""
-    fixed = shapely.make_valid(shapely.Polygon(polygon))
-    parts = [np.asarray(g.exterior.coords)[:-1] for g in getattr(fixed, "geoms", [fixed]) if g.geom_type == "Polygon" and g.area > 0]
-    joined = join_polygons(parts)
-    return joined if len(joined) >= 3 else None
-
-
-def _parse_salvaging_keypoints(line: str, layout: LabelLayout, notes: list) -> YoloRow:
-    """Parse a row; when it fails, try again with its invalid keypoints set to 0 0 0."""
-    try:
-        return layout.parse(line)
-    except RowProblem as problem:
-        salvaged = _zero_bad_keypoints(line, layout)
-        if salvaged is None:
-            raise
-        row = layout.parse(salvaged[0])  # may raise the row's next problem: then it is dropped
-        notes.append((rule_of_problem(problem), f"set keypoints {', '.join(map(str, salvaged[1]))} to 0 0 0"))
-        return row
-
-
-def fix_label_text(text: str, layout: LabelLayout, file: str) -> tuple[str, list[FixChange]]:
-    """Fix the rows of one label file; unchanged rows (and blank lines) are kept verbatim."""
-    out, changes = [], []
-    seen: dict[tuple, int] = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            out.append(line)
-            continue
-        notes: list[tuple[str, str]] = []
-        try:
-            row = _parse_salvaging_keypoints(line, layout, notes)
-        except RowProblem as left:
-            changes.append(FixChange(file, number, rule_of_problem(left), f"dropped the row: {left.message}"))
-            continue
-        row, more = _fix_row(row, line, layout, notes)
-        if row is None:
-            changes.append(FixChange(file, number, more[0], more[1]))
-            continue
-        key = row_key(row)
-        if key in seen:
-            changes.append(FixChange(file, number, "row_duplicate", f"dropped: repeats line {seen[key]}"))
-            continue
-        seen[key] = number
-        changes += [FixChange(file, number, rule, action) for rule, action in notes]
-        out.append(layout.format(row) if notes else line)
-    new_text = "".join(line + "\n" for line in out)
-    return new_text, changes
-
-
-def _fix_row(row: YoloRow, line: str, layout: LabelLayout, notes: list) -> tuple[YoloRow | None, tuple]:
-    """Clip, zero stray keypoints and repair the polygon of a parsed row; (None, (rule, action)) drops it."""
-    if not notes and was_clipped(line, row, layout):
-        notes.append(("coord_clipped", "clipped coordinates to [0, 1]"))
-    kpts = row.keypoints_xyn
-    if kpts is not None:
-        stray = (kpts[:, 2] == 0) & ((kpts[:, 0] != 0) | (kpts[:, 1] != 0))
-        if stray.any():
-            kpts = kpts.copy()
-            kpts[stray, :2] = 0
-            row = replace(row, keypoints_xyn=kpts)
-            notes.append(("kpt_unlabeled_nonzero", f"zeroed unlabeled keypoints {', '.join(map(str, np.flatnonzero(stray)))}"))
-    polygon = row.polygon_xyn
-    if polygon is not None:
-        (defect,), _ = polygon_defects([polygon])  # check's, export's and the trainer's verdict
-        if defect is not None and defect[0] == "zero_area":
-            return None, ("zero_area", "dropped: the polygon encloses no area")
-        if defect is not None:
-            repaired = _repair_polygon(polygon)
-            if repaired is None:
-                return None, ("polygon_self_intersecting", "dropped: nothing is left of the polygon after repair")
-            row = replace(row, polygon_xyn=np.clip(repaired, 0.0, 1.0))
-            if polygon_defects([row.polygon_xyn])[0][0] is not None:  # clipping folded it again
-                return None, ("polygon_self_intersecting", "dropped: the repaired polygon is still not usable")
-            notes.append(("polygon_self_intersecting", f"repaired the polygon ({len(polygon)} -> {len(repaired)} points)"))
-    return row, ()
 
 
 def _exists(path: str) -> bool:
