@@ -157,3 +157,45 @@ def test_yolo26_scales_as_ultralytics_yolo26_seg():
         theirs = SegmentationModel(f"yolo26{scale}-seg.yaml", nc=2, verbose=False)
         body = lambda m: [(k, v.shape) for k, v in m.state_dict().items() if not k.startswith(f"model.{len(m.model) - 1}.")]
         assert body(ours) == body(theirs), scale
+
+
+def test_scale_gradient_keeps_the_value_and_scales_the_gradient():
+    from mttrain.nn.head import scale_gradient
+
+    x = torch.randn(3, 4, requires_grad=True)
+    y = scale_gradient(x, 0.3)
+    assert torch.equal(y, x)
+    y.sum().backward()
+    assert torch.allclose(x.grad, torch.full_like(x, 0.3))
+
+
+def _keypoint_gradient_into_features(head, scale: float) -> list[torch.Tensor]:
+    head.train()
+    head.keypoint_feature_gradient = scale
+    torch.manual_seed(0)
+    x = [torch.randn(1, c, s, s, requires_grad=True) for c, s in zip(head.ch_in, (8, 4, 2))]
+    head.forward_head(x, None, None, None, head.cv5)["kpts"].square().sum().backward()
+    return [f.grad for f in x]
+
+
+def test_keypoint_loss_reaches_the_shared_features_at_the_head_s_scale(tiny_model):
+    """The keypoint branch's gradient into the neck features is keypoint_feature_gradient times the full one,
+    its own weights get the full gradient, and nothing changes in eval mode."""
+    head = tiny_model.model[-1]
+    head.ch_in = tuple(seq[0].conv.in_channels for seq in head.cv2)
+    full = _keypoint_gradient_into_features(head, 1.0)
+    weight_full = head.cv5[0][2].weight.grad.clone()
+    head.zero_grad()
+    half = _keypoint_gradient_into_features(head, 0.5)
+    for a, b in zip(full, half):
+        assert torch.allclose(b, 0.5 * a, rtol=1e-5, atol=1e-8) and a.abs().sum() > 0
+    assert torch.allclose(head.cv5[0][2].weight.grad, weight_full, rtol=1e-5)
+    head.eval()
+    x = [torch.randn(1, c, s, s) for c, s in zip(head.ch_in, (8, 4, 2))]
+    head.keypoint_feature_gradient = 0.5
+    with torch.no_grad():
+        a = head.forward_head(x, None, None, None, head.cv5)["kpts"]
+        head.keypoint_feature_gradient = 1.0
+        assert torch.equal(a, head.forward_head(x, None, None, None, head.cv5)["kpts"])
+    del head.keypoint_feature_gradient  # back to the class's value
+    tiny_model.train()
