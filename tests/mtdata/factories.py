@@ -10,6 +10,7 @@ import numpy as np
 
 from mtdata.records import ImageLabels
 
+
 def _shared_data() -> Path:
     """``../shared/data`` beside the checkout, else beside the nearest folder above it that has one (a git
     worktree kept in a subfolder), else the first place (the tests that need it then skip)."""
