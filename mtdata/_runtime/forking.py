@@ -1,15 +1,12 @@
-"""Half of a job in a forked child: it sees the parent's memory as it was, and hands back a small result.
+"""Worker processes that die with their parent, and whether this process may fork.
 
-Used where the second core would otherwise idle behind numpy work that cannot be threaded
-(``mtdata convert`` after the COCO file is read). Linux only: macOS frameworks are not
-fork-safe once threads run, and Windows has no fork.
-
+Forking is Linux only: macOS frameworks are not fork-safe once threads run, and Windows has no fork.
 A child of a process that has used polars' thread pool gets a pool without threads: its
 first polars call would hang. :mod:`mtdata._runtime.number_text` therefore reads with numpy in any
 child forked after polars was loaded.
 
-Every worker process of mtdata (this module's child, the workers of :mod:`mtdata._runtime.parallel`
-that check and merge run on, the helper Python of convert) dies with its parent: :func:`become_worker` (or the prelude of
+Every worker process of mtdata (the workers of :mod:`mtdata._runtime.parallel` that convert, check and
+merge run on, the helper Python of convert) dies with its parent: :func:`become_worker` (or the prelude of
 :func:`python_child`) asks Linux for SIGKILL when the parent ends (``PR_SET_PDEATHSIG``), so a
 parent killed outright (SIGKILL, the OOM killer) leaves no worker writing on into a folder that
 nobody will rename, or waiting forever for work. Stopping signals are the parent's to handle:
@@ -23,13 +20,9 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
-import pickle
 import signal
 import sys
 from collections.abc import Callable
-from typing import Any
-
-from mtdata._runtime.output import read_to_end, write_all
 
 
 def can_fork() -> bool:
@@ -104,93 +97,3 @@ def python_child(script: str, *args: str) -> list[str]:
     Isolated (``-I -S``: no site packages, no user paths), so it starts in ~10 ms.
     """
     return [sys.executable, "-I", "-S", "-c", _CHILD_PRELUDE + script, str(os.getpid()), *args]
-
-
-class ForkedCall:
-    """Run ``work(receive)`` in a forked child; :meth:`result` returns what it returned.
-
-    ``receive()`` (in the child) blocks until the parent calls :meth:`send` and returns what
-    was sent: the parent may finish preparing something first. The child dies with the
-    parent (:func:`become_worker`) and leaves with ``os._exit``: no clean-up of the parent's
-    runs there, and no locks that the parent's threads might have held at the fork are touched
-    unless ``work`` touches them.
-    """
-
-    def __init__(self, work: Callable[[Callable[[], Any]], Any]):
-        to_child, self._to_child = os.pipe()
-        self._from_child, from_child = os.pipe()
-        parent = parent_pid()
-        self.pid = os.fork()
-        if self.pid == 0:  # the child
-            code = 0
-            try:
-                become_worker(parent)
-                os.close(self._to_child)
-                os.close(self._from_child)
-                payload = ("ok", work(lambda: pickle.loads(_read_all(to_child))))
-            except BaseException as e:  # noqa: BLE001  (handed to the parent, which raises it)
-                payload, code = ("error", _picklable(e)), 1
-            try:
-                _write_all(from_child, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-            finally:
-                os._exit(code)
-        os.close(to_child)
-        os.close(from_child)
-        self._sent = False
-
-    def send(self, value: Any) -> None:
-        """Hand ``value`` to the child's ``receive()`` (once)."""
-        self._sent = True
-        fd, self._to_child = self._to_child, -1
-        _write_all(fd, pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
-
-    def result(self) -> Any:
-        """What ``work`` returned; raises what it raised."""
-        if not self._sent:
-            try:
-                self.send(None)
-            except BrokenPipeError:  # the child ended without reading: its status says how, below
-                pass
-        fd, self._from_child = self._from_child, -1
-        data = _read_all(fd)
-        _, status = os.waitpid(self.pid, 0)
-        self.pid = 0  # reaped: the number may belong to another process from now on
-        if not data:
-            raise RuntimeError(f"a forked worker died without a result (status {os.waitstatus_to_exitcode(status)})")
-        kind, value = pickle.loads(data)
-        if kind == "error":
-            raise value
-        return value
-
-    def kill(self) -> None:
-        """Stop the child if it still runs (the parent failed); harmless after :meth:`result`."""
-        if self.pid:
-            os.kill(self.pid, signal.SIGKILL)
-            os.waitpid(self.pid, 0)
-            self.pid = 0
-        for fd in (self._from_child, self._to_child):
-            if fd >= 0:
-                os.close(fd)
-        self._from_child = self._to_child = -1
-
-
-def _picklable(error: BaseException) -> BaseException:
-    try:
-        pickle.loads(pickle.dumps(error))
-        return error
-    except Exception:  # noqa: BLE001  (an exception whose arguments do not round-trip: keep its words)
-        return RuntimeError(f"{type(error).__name__}: {error}")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    try:
-        write_all(fd, data)
-    finally:
-        os.close(fd)
-
-
-def _read_all(fd: int) -> bytes:
-    try:
-        return read_to_end(fd)
-    finally:
-        os.close(fd)

@@ -19,6 +19,8 @@ clean-up is removing.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -33,10 +35,19 @@ def _start_method() -> str | None:
     return "fork" if sys.platform.startswith("linux") and "fork" in multiprocessing.get_all_start_methods() else None
 
 
-def _start_worker(parent: int, setup: Callable[[], None] | None) -> None:
+_shared: Any = None  # in a worker: the pool's ``shared`` value, set once by _start_worker
+
+
+def _start_worker(parent: int, setup: Callable[[], None] | None, shared: Any) -> None:
+    global _shared
     become_worker(parent)
+    _shared = shared
     if setup is not None:
         setup()
+
+
+def _call_with_shared(function: Callable[..., Any], *args: Any) -> Any:
+    return function(_shared, *args)
 
 
 class WorkerPool:
@@ -46,19 +57,30 @@ class WorkerPool:
     runs once in each worker before its first chunk: the command's own readiness (imports, memory
     settings). It does not run when the chunks run in this process.
 
+    ``shared``, when given, is handed to every call as its first argument: a large read-only input (a
+    split's annotation table) that the chunks only index. Forked workers inherit it with the rest of
+    this process's memory, so nothing is pickled, however large; where workers are spawned it is pickled
+    once per worker, not once per chunk.
+
+    ``works_too``: this process runs the first chunk itself while ``workers - 1`` processes run the rest
+    (for a caller with nothing else to do meanwhile: one fork fewer, and no core left idle).
+
     Example:
         >>> with WorkerPool(1) as pool:
         ...     list(pool.map(abs, [-2, 3, -4]))
         [2, 3, 4]
     """
 
-    def __init__(self, workers: int, setup: Callable[[], None] | None = None):
+    def __init__(self, workers: int, setup: Callable[[], None] | None = None, shared: Any = None,
+                 works_too: bool = False):
         self.workers = max(1, workers)
+        self._shared, self._works_too = shared, works_too and self.workers > 1
         self._executor: ProcessPoolExecutor | None = None
         if self.workers > 1:
             context = multiprocessing.get_context(_start_method())
-            self._executor = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker,
-                                                 initargs=(parent_pid(), setup))
+            processes = self.workers - 1 if self._works_too else self.workers
+            self._executor = ProcessPoolExecutor(processes, mp_context=context, initializer=_start_worker,
+                                                 initargs=(parent_pid(), setup, shared))
 
     @property
     def parallel(self) -> bool:
@@ -78,9 +100,25 @@ class WorkerPool:
         A chunk's exception is raised here, as itself (its type, message and attributes: it must pickle),
         when its result is reached; the chunks after it are cancelled when the pool is closed.
         """
+        here = function if self._shared is None else functools.partial(function, self._shared)
         if self._executor is None:
-            return map(function, *chunks)
-        return self._executor.map(function, *chunks)
+            return map(here, *chunks)
+        if self._works_too:
+            return self._first_here(here, function, list(zip(*chunks)))
+        if self._shared is None:
+            return self._executor.map(function, *chunks)
+        return self._executor.map(_call_with_shared, itertools.repeat(function), *chunks)
+
+    def _first_here(self, here: Callable[..., Any], function: Callable[..., Any], chunks: list[tuple]) -> Iterator[Any]:
+        if not chunks:
+            return
+        if self._shared is None:
+            futures = [self._executor.submit(function, *args) for args in chunks[1:]]
+        else:
+            futures = [self._executor.submit(_call_with_shared, function, *args) for args in chunks[1:]]
+        yield here(*chunks[0])
+        for future in futures:
+            yield future.result()
 
     def close(self) -> None:
         """Cancel the chunks not started and wait for the workers to exit (again: a no-op)."""

@@ -2,17 +2,16 @@
 
 After the COCO file is read, converting a split is numpy work per annotation (validate, join
 polygons, spell the rows) and writing one file per image, ~1 s for 20k images. None of it
-threads (the GIL), so on Linux a forked child converts the images of the second half of the
-split from its copy of the table while the parent converts the first half; the child hands
-back what the report needs (skips, rows per class).
+threads (the GIL), so a split of 4096+ images is cut into two ranges of images that run on the
+one :class:`mtdata._runtime.parallel.WorkerPool` of mtdata: this process converts the first range
+while one forked worker converts the second from its inherited copy of the table (``shared``:
+nothing pickled on the way in); each hands back what the report needs (skips, rows per class).
 
-Why a forked child and not :class:`mtdata._runtime.parallel.WorkerPool`: the child starts from the
-parent's table (nothing pickled) before the label files exist, and is told which exist only when
-:class:`mtdata.convert.files.SplitFiles` is done; a pool maps finished arguments. What the split
-earns on the 20k-image convert benchmark: peak memory ~395 MB with it, 461 MB without (memory ratio
-vs ultralytics 0.30x, 0.36x without) and, on an idle 2-core machine, ~2.45 -> ~2.1 s (-14%, when it came
-in); under a load of 6-8 on 2 cores there is no idle core and one process was as fast (7.9 vs
-8.9 s median, 3 runs), at 11% less CPU.
+Measured when it replaced a purpose-built forked child (``ForkedCall``) on the 20k-image convert
+benchmark, 9 interleaved runs on an idle 2-core machine: wall 0.95x, CPU 0.98x, peak memory 1.00x
+of the forked child (medians 2.00 vs 2.10 s, 387 MB both; earlier runs under load ranged 0.90-1.08x),
+outputs byte-identical. What the second process earns over none: peak ~395 vs 461 MB and ~2.45 ->
+~2.1 s when it came in.
 """
 
 from __future__ import annotations
@@ -23,12 +22,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from mtdata._runtime.forking import ForkedCall, can_fork
+from mtdata._runtime.forking import can_fork
+from mtdata._runtime.parallel import WorkerPool
 from mtdata.convert.files import LabelTexts, SplitFiles, write_labels
 from mtdata.formats.coco.columns import AnnotationTable
 from mtdata.formats.coco.objects import ObjectColumns, lookup, table_objects
 
 PARALLEL_MIN_IMAGES = 4096  # below this, a second process costs more than it saves
+WORKERS = 2
+PARTS = 2
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,34 @@ class _Part:
         )
 
 
+@dataclass(frozen=True)
+class _Split:
+    """What every part of a split reads (a WorkerPool's ``shared`` value: forked workers inherit it)."""
+
+    table: AnnotationTable
+    images: dict
+    rules: ObjectRules
+    split_files: SplitFiles
+    position: np.ndarray  # (annotations,) each one's image position in the split, -1 when not in images
+    written: np.ndarray  # (images,) bool: the image was found (its label file exists)
+    written_ids: set[int]
+
+
+def _convert_range(split: _Split, first: int, last: int, progress: Callable[[int], None] | None = None) -> SplitOutcome:
+    """Convert and write the labels of images ``first..last-1``; the first range also takes the annotations of
+    images that are not in the split (they become unknown_image skips)."""
+    inside = (split.position >= first) & (split.position < last)
+    if first == 0:
+        inside |= split.position < 0
+    part = _Part(split.table, np.flatnonzero(inside), split.position, split.images, split.rules, first, last)
+    return part.write(split.split_files, split.written, split.written_ids, progress)
+
+
+def _image_ranges(n: int, parts: int) -> list[tuple[int, int]]:
+    cuts = np.linspace(0, n, parts + 1).round().astype(int).tolist()
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
 def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules, split_files: SplitFiles,
                        progress: Callable[[int], None] | None = None) -> SplitOutcome:
     """Convert a split's annotations and write its label files (the images found get one each).
@@ -152,46 +182,38 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
     Args:
         table: the split's annotations.
         images: image id -> CocoImage, in the order of the label files of ``split_files``.
-        progress: called with how many images are written (an estimate while a child writes).
+        progress: called with how many images are written (per part, on a split run by two workers).
     """
     n = len(images)
     position = lookup(table.image_ids, {image_id: i for i, image_id in enumerate(images)}, -1)  # -1: not in images
     image_ids = np.fromiter(images, dtype=np.int64, count=n)
+    written = split_files.wait()
+    split = _Split(table, images, rules, split_files, position, written, set(image_ids[written].tolist()))
     if n < PARALLEL_MIN_IMAGES or not can_fork():
-        part = _Part(table, np.arange(len(table)), position, images, rules, 0, n)
-        written = split_files.wait()
-        return part.write(split_files, written, set(image_ids[written].tolist()), progress)
+        return _convert_range(split, 0, n, progress)
+    outcomes = []
+    ranges = _image_ranges(n, PARTS)
+    with WorkerPool(WORKERS, shared=split, works_too=True) as pool:
+        for (first, last), outcome in zip(ranges, pool.map(_convert_range, *zip(*ranges))):
+            outcomes.append(outcome)
+            if progress is not None:
+                progress(int(written[:last].sum()))
+    return _joined(outcomes, written)
 
-    cut = n // 2
-    second = position >= cut
 
-    def second_half(receive) -> SplitOutcome:  # in the child: no polars here (see mtdata._runtime.forking)
-        part = _Part(table, np.flatnonzero(second), position, images, rules, cut, n)
-        written, written_ids = receive()  # the parent knows which label files exist
-        return part.write(split_files, written, written_ids, None)
-
-    child = ForkedCall(second_half)
-    try:
-        part = _Part(table, np.flatnonzero(~second), position, images, rules, 0, cut)
-        written = split_files.wait()
-        written_ids = set(image_ids[written].tolist())
-        child.send((written, written_ids))
-        mine = part.write(split_files, written, written_ids, None if progress is None else lambda k: progress(2 * k))
-        theirs = child.result()
-    finally:
-        child.kill()
-    if progress is not None:
-        progress(int(written.sum()))
-    skip_rows = np.concatenate([mine.skip_rows, theirs.skip_rows])
+def _joined(parts: list[SplitOutcome], written: np.ndarray) -> SplitOutcome:
+    """One outcome of the parts of a split (skips and lossy joins back in the table's order)."""
+    skip_rows = np.concatenate([p.skip_rows for p in parts])
     order = np.argsort(skip_rows, kind="stable")
-    skips = mine.skips + theirs.skips
-    lossy, lossy_rows = mine.lossy_joins + theirs.lossy_joins, np.concatenate([mine.lossy_rows, theirs.lossy_rows])
+    skips = [s for p in parts for s in p.skips]
+    lossy = [j for p in parts for j in p.lossy_joins]
+    lossy_rows = np.concatenate([p.lossy_rows for p in parts])
     return SplitOutcome(
         written=written,
         skips=[skips[i] for i in order.tolist()],
         skip_rows=skip_rows[order],
-        rows_per_class=mine.rows_per_class + theirs.rows_per_class,
+        rows_per_class=sum(p.rows_per_class for p in parts),
         lossy_joins=[lossy[i] for i in np.argsort(lossy_rows, kind="stable").tolist()],
         lossy_rows=np.sort(lossy_rows, kind="stable"),
-        crowd={**mine.crowd, **theirs.crowd},
+        crowd={image: lines for p in parts for image, lines in p.crowd.items()},
     )

@@ -1,5 +1,4 @@
-"""``ForkedCall``: a forked child's result, its errors and the parent's hand-over come back whole; every kind of
-worker process of mtdata dies with its parent."""
+"""Every kind of worker process of mtdata dies with its parent and leaves Ctrl-C to it."""
 
 from __future__ import annotations
 
@@ -9,67 +8,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
-from mtdata._runtime.forking import ForkedCall, can_fork
-from mtdata.errors import OutputError
+from mtdata._runtime.forking import can_fork
 
 pytestmark = pytest.mark.skipif(not can_fork(), reason="forked workers run on Linux with two cores or more")
-
-
-def test_result_sees_the_parents_memory_and_what_was_sent():
-    big = np.arange(1_000_000)  # the child reads the parent's memory as it was at the fork
-    call = ForkedCall(lambda receive: (os.getpid(), int(big.sum()), receive()))
-    call.send({"written": np.array([True, False])})
-    pid, total, received = call.result()
-    assert pid != os.getpid() and total == int(big.sum())
-    assert received["written"].tolist() == [True, False]
-
-
-def test_a_large_result_comes_back_whole():
-    call = ForkedCall(lambda receive: np.arange(3_000_000, dtype=np.float64))  # 24 MB: many pipe buffers
-    assert np.array_equal(call.result(), np.arange(3_000_000, dtype=np.float64))
-
-
-@pytest.mark.parametrize("error", [
-    OutputError("cannot write this label file: No space left on device", file="labels/val/a.txt"),
-    ValueError("plain"),
-], ids=["mtdata-error-keeps-its-file", "other"])
-def test_the_childs_error_is_raised_in_the_parent(error):
-    def fail(receive):
-        raise error
-
-    with pytest.raises(type(error)) as raised:
-        ForkedCall(fail).result()
-    assert str(raised.value) == str(error)
-
-
-def test_an_error_that_does_not_pickle_keeps_its_words():
-    class Odd(Exception):
-        def __init__(self, a, b):  # pickle re-creates it with one argument: fails
-            super().__init__(f"{a}-{b}")
-
-    def fail(receive):
-        raise Odd(1, 2)
-
-    with pytest.raises(RuntimeError, match="Odd: 1-2"):
-        ForkedCall(fail).result()
-
-
-def test_a_child_that_dies_is_an_error_not_a_hang():
-    call = ForkedCall(lambda receive: os._exit(3))
-    with pytest.raises(RuntimeError, match="died without a result"):
-        call.result()
-
-
-def test_kill_stops_a_waiting_child():
-    call = ForkedCall(lambda receive: receive())  # would wait for send() forever
-    pid = call.pid
-    call.kill()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)  # reaped: nothing left behind
-    call.kill()  # again: harmless
 
 
 # --- children die with their parent -------------------------------------------------------------
@@ -77,9 +20,10 @@ def test_kill_stops_a_waiting_child():
 PARENT = """
 import os, signal, subprocess, sys, threading, time
 kind = sys.argv[1]
-if kind == "forked":
-    from mtdata._runtime.forking import ForkedCall
-    child = ForkedCall(lambda receive: time.sleep(60))
+if kind == "convert worker":  # a pool whose caller runs the first chunk itself: one worker
+    from mtdata._runtime.parallel import WorkerPool
+    pool = WorkerPool(2, works_too=True)
+    threading.Thread(target=lambda: list(pool.map(time.sleep, [60, 60])), daemon=True).start()
 elif kind == "helper":
     from mtdata._runtime.forking import python_child
     subprocess.Popen(python_child("import time; time.sleep(60)"))
@@ -136,7 +80,7 @@ def _children(parent: int) -> list[int]:
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
-@pytest.mark.parametrize("kind", ["forked", "helper", "merge pool", "check pool"])
+@pytest.mark.parametrize("kind", ["convert worker", "helper", "merge pool", "check pool"])
 def test_children_die_with_a_parent_killed_outright(kind):
     parent = subprocess.Popen([sys.executable, "-c", PARENT, kind], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert parent.stdout.readline().strip() == "ready"
@@ -153,14 +97,16 @@ def test_children_die_with_a_parent_killed_outright(kind):
     assert not left, f"{kind}: {left} outlived their parent"
 
 
-def test_python_child_passes_its_arguments_and_the_forked_child_ignores_ctrl_c():
+def _sends_itself_ctrl_c(word: str) -> str:
+    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the whole process group: the parent handles it
+    return word
+
+
+def test_python_child_passes_its_arguments_and_a_pool_worker_ignores_ctrl_c():
     from mtdata._runtime.forking import python_child
+    from mtdata._runtime.parallel import WorkerPool
 
     done = subprocess.run(python_child("import sys; print(sys.argv[1:])", "a", "b c"), capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "['a', 'b c']"
-
-    def ignores(receive):
-        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the whole process group: the parent handles it
-        return "still here"
-
-    assert ForkedCall(ignores).result() == "still here"
+    with WorkerPool(2) as pool:
+        assert list(pool.map(_sends_itself_ctrl_c, ["still here", "and here"])) == ["still here", "and here"]

@@ -68,21 +68,19 @@ def test_blank_lines_are_skipped_only_when_asked(reader):
     assert parse_numbers(b"1,,2", b",", 2) is None
 
 
+def _reader_in_this_process(text: bytes) -> tuple[bool, list[float]]:
+    return number_text._polars_usable, parse_numbers(text, b",", 3).tolist()
+
+
 @pytest.mark.timeout(60)  # a hang fails here instead of stalling the suite
 def test_a_child_forked_after_polars_reads_with_numpy_and_does_not_hang():
     """polars' thread pool does not survive a fork: the child's first polars call would hang."""
-    import os
-
-    from mtdata._runtime.forking import ForkedCall, can_fork
+    from mtdata._runtime.forking import can_fork
+    from mtdata._runtime.parallel import WorkerPool
 
     if not can_fork():
         pytest.skip("needs fork")
     parse_numbers(b"1,2", b",", 2)  # the parent has used polars
-    child = ForkedCall(lambda receive: (number_text._polars_usable, parse_numbers(b"1,2,3", b",", 3).tolist()))
-    pid = child.pid
-    try:
-        assert child.result() == (False, [1.0, 2.0, 3.0])
-    finally:
-        if child.pid:  # still running: it hung
-            os.kill(pid, 9)
+    with WorkerPool(2) as pool:  # forked workers
+        assert list(pool.map(_reader_in_this_process, [b"1,2,3"])) == [(False, [1.0, 2.0, 3.0])]
     assert number_text._polars_usable  # the parent still reads with polars

@@ -61,6 +61,46 @@ def test_a_chunks_error_is_raised_as_itself(workers):
     assert raised.value.file == "labels/val/a.txt"
 
 
+def _square_from_shared(table: dict, key: str) -> tuple[int, int, int]:
+    return table[key] ** 2, id(table), os.getpid()
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["in-process", "two-workers"])
+def test_shared_comes_first_to_every_chunk(workers):
+    table = {k: i for i, k in enumerate("abcdef")}
+    with WorkerPool(workers, shared=table) as pool:
+        got = list(pool.map(_square_from_shared, list("fedcba")))
+    assert [square for square, _, _ in got] == [25, 16, 9, 4, 1, 0]
+    assert all(pid != os.getpid() for _, _, pid in got) == (workers == 2)
+
+
+@pytest.mark.skipif(not can_fork(), reason="forked workers inherit shared")
+def test_forked_workers_inherit_shared_without_a_copy_per_chunk():
+    table = {k: i for i, k in enumerate("abcdef")}
+    with WorkerPool(2, shared=table) as pool:
+        got = list(pool.map(_square_from_shared, list("abcdef") * 4))
+    per_worker = {}
+    for _, table_id, pid in got:
+        per_worker.setdefault(pid, set()).add(table_id)
+    assert all(len(ids) == 1 for ids in per_worker.values())  # one object per worker: not unpickled per chunk
+
+
+def test_works_too_runs_the_first_chunk_here_and_the_rest_in_workers():
+    with WorkerPool(2, works_too=True) as pool:
+        plain = list(pool.map(_late_for_early_chunks, [3, 4, 5]))
+    with WorkerPool(2, shared={"a": 3, "b": 4, "c": 5}, works_too=True) as pool:
+        with_shared = list(pool.map(_square_from_shared, ["a", "b", "c"]))
+    for got in (plain, with_shared):
+        assert [g[0] for g in got] == [9, 16, 25]
+        pids = [g[-1] for g in got]
+        assert pids[0] == os.getpid() and all(pid != os.getpid() for pid in pids[1:])
+
+
+def test_works_too_raises_the_first_chunks_error_here():
+    with WorkerPool(2, works_too=True) as pool, pytest.raises(OutputError):
+        list(pool.map(_fail_on_three, [3, 1, 2]))
+
+
 def test_setup_runs_in_each_worker_and_not_in_this_process():
     os.environ.pop("MT_TEST_SET_UP", None)
     with WorkerPool(2, setup=_mark_setup).start() as pool:
