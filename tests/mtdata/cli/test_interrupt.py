@@ -1,7 +1,7 @@
 """Interrupting every writing command with SIGINT, SIGTERM and SIGKILL at random (seeded) moments.
 
-Each trial starts ``python -m mtdata <command>`` on inputs large enough to take a moment (convert forks a
-child and a helper process, merge and check --fix run process pools), sends one signal after a random
+Each trial starts ``python -m mtdata <command>`` on inputs large enough to take a moment (convert runs a
+forked worker and a helper process, merge and check --fix run process pools), sends one signal after a random
 delay, and checks what is left:
 
 - OUT is absent or complete (equal to an uninterrupted run's), never half-written; the inputs are
@@ -95,7 +95,7 @@ def _wait_for_handlers(pid: int, seconds: float) -> None:
 
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory) -> dict[str, Path]:
-    """4,200 COCO images without pixels (convert forks a child and a helper), and 480 with (check --fix, export)."""
+    """4,200 COCO images without pixels (convert runs a forked worker and a helper), and 480 with (check --fix, export)."""
     return make_inputs(tmp_path_factory.mktemp("interrupt"), coco_images=4200, synth_images=480)
 
 
