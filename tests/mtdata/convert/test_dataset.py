@@ -469,7 +469,7 @@ def test_interrupted_overwrite_keeps_the_old_dataset(synth_dir, tmp_path, monkey
 
 @pytest.fixture
 def two_processes(monkeypatch):
-    """Make every split big enough for a forked child to convert its second half (really: 4096 images)."""
+    """Make every split big enough for a forked worker to convert its second half (really: 4096 images)."""
     if not can_fork():
         pytest.skip("the second process runs on Linux with two cores or more")
     monkeypatch.setattr("mtdata.convert.labels.PARALLEL_MIN_IMAGES", 2)
