@@ -20,7 +20,6 @@ clean-up is removing.
 from __future__ import annotations
 
 import functools
-import itertools
 import multiprocessing
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -100,22 +99,21 @@ class WorkerPool:
         A chunk's exception is raised here, as itself (its type, message and attributes: it must pickle),
         when its result is reached; the chunks after it are cancelled when the pool is closed.
         """
-        here = function if self._shared is None else functools.partial(function, self._shared)
+        if self._shared is None:
+            here = there = function
+        else:  # a worker reads its inherited copy (_start_worker): only the function's name is pickled
+            here, there = functools.partial(function, self._shared), functools.partial(_call_with_shared, function)
         if self._executor is None:
             return map(here, *chunks)
         if self._works_too:
-            return self._first_here(here, function, list(zip(*chunks)))
-        if self._shared is None:
-            return self._executor.map(function, *chunks)
-        return self._executor.map(_call_with_shared, itertools.repeat(function), *chunks)
+            return self._first_here(here, there, list(zip(*chunks)))
+        return self._executor.map(there, *chunks)
 
-    def _first_here(self, here: Callable[..., Any], function: Callable[..., Any], chunks: list[tuple]) -> Iterator[Any]:
+    def _first_here(self, here: Callable[..., Any], there: Callable[..., Any], chunks: list[tuple]) -> Iterator[Any]:
+        """The first chunk's result by ``here`` in this process, the others' by ``there`` in the workers."""
         if not chunks:
             return
-        if self._shared is None:
-            futures = [self._executor.submit(function, *args) for args in chunks[1:]]
-        else:
-            futures = [self._executor.submit(_call_with_shared, function, *args) for args in chunks[1:]]
+        futures = [self._executor.submit(there, *args) for args in chunks[1:]]
         yield here(*chunks[0])
         for future in futures:
             yield future.result()
