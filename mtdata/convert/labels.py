@@ -29,8 +29,7 @@ from mtdata.formats.coco.columns import AnnotationTable
 from mtdata.formats.coco.objects import ObjectColumns, lookup, table_objects
 
 PARALLEL_MIN_IMAGES = 4096  # below this, a second process costs more than it saves
-WORKERS = 2
-PARTS = 2
+WORKERS = 2  # this process and one forked worker, a range of images each
 
 
 @dataclass(frozen=True)
@@ -182,7 +181,7 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
     Args:
         table: the split's annotations.
         images: image id -> CocoImage, in the order of the label files of ``split_files``.
-        progress: called with how many images are written (per part, on a split run by two workers).
+        progress: called with how many images are written (an estimate while a worker writes).
     """
     n = len(images)
     position = lookup(table.image_ids, {image_id: i for i, image_id in enumerate(images)}, -1)  # -1: not in images
@@ -191,13 +190,15 @@ def write_split_labels(table: AnnotationTable, images: dict, rules: ObjectRules,
     split = _Split(table, images, rules, split_files, position, written, set(image_ids[written].tolist()))
     if n < PARALLEL_MIN_IMAGES or not can_fork():
         return _convert_range(split, 0, n, progress)
-    outcomes = []
-    ranges = _image_ranges(n, PARTS)
+    firsts, lasts = zip(*_image_ranges(n, WORKERS))
+    # the first range runs here (works_too), so only it is handed a progress callback (it is never pickled):
+    # its count times the number of ranges estimates the whole while the worker writes
+    estimate = None if progress is None else lambda k: progress(min(WORKERS * k, n))
+    callbacks = [estimate] + [None] * (WORKERS - 1)
     with WorkerPool(WORKERS, shared=split, works_too=True) as pool:
-        for (first, last), outcome in zip(ranges, pool.map(_convert_range, *zip(*ranges))):
-            outcomes.append(outcome)
-            if progress is not None:
-                progress(int(written[:last].sum()))
+        outcomes = list(pool.map(_convert_range, firsts, lasts, callbacks))
+    if progress is not None:
+        progress(int(written.sum()))
     return _joined(outcomes, written)
 
 

@@ -488,6 +488,19 @@ def bad_and_good_annotations(tmp_path: Path) -> Path:
     return path
 
 
+def test_a_split_on_two_processes_reports_progress_while_it_writes(tmp_path, two_processes):
+    from mtdata.convert.dataset import convert_coco
+
+    images = [coco_image(i, file_name=f"img{i}.jpg") for i in range(1, 1201)]
+    anns = [coco_annotation(i, image_id=i, keypoints=person_keypoints(2, 1, 0)) for i in range(1, 1201)]
+    ann = write_json(tmp_path / "instances_val.json", coco_dict(images=images, annotations=anns))
+    calls = []
+    convert_coco([ann], tmp_path / "out", progress=lambda done, total: calls.append((done, total)))
+    # this process's half reports every 256 images (an estimate of the whole: twice its count), then the exact end
+    assert calls[:2] == [(512, 1200), (1024, 1200)]
+    assert calls[-1] == (1200, 1200)
+
+
 def test_two_processes_write_and_report_what_one_writes(tmp_path, monkeypatch, two_processes):
     ann = bad_and_good_annotations(tmp_path)
     runs = {}
