@@ -68,19 +68,24 @@ def test_blank_lines_are_skipped_only_when_asked(reader):
     assert parse_numbers(b"1,,2", b",", 2) is None
 
 
-def _reader_in_this_process(text: bytes) -> tuple[bool, list[float]]:
+def _reader_state_and_numbers(text: bytes) -> tuple[bool, list[float]]:
     return number_text._polars_usable, parse_numbers(text, b",", 3).tolist()
 
 
 @pytest.mark.timeout(60)  # a hang fails here instead of stalling the suite
 def test_a_child_forked_after_polars_reads_with_numpy_and_does_not_hang():
     """polars' thread pool does not survive a fork: the child's first polars call would hang."""
+    import multiprocessing
+
     from mtdata._runtime.forking import can_fork
-    from mtdata._runtime.parallel import WorkerPool
 
     if not can_fork():
         pytest.skip("needs fork")
     parse_numbers(b"1,2", b",", 2)  # the parent has used polars
-    with WorkerPool(2) as pool:  # forked workers
-        assert list(pool.map(_reader_in_this_process, [b"1,2,3"])) == [(False, [1.0, 2.0, 3.0])]
+    pool = multiprocessing.get_context("fork").Pool(1)
+    try:  # a timeout and terminate(), not a pool that waits for its worker: a hung child must not hang the test
+        assert pool.apply_async(_reader_state_and_numbers, (b"1,2,3",)).get(timeout=30) == (False, [1.0, 2.0, 3.0])
+    finally:
+        pool.terminate()
+        pool.join()
     assert number_text._polars_usable  # the parent still reads with polars
