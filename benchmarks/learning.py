@@ -14,12 +14,17 @@ is scored twice on the val split:
   same ground truth, OKS areas, sigmas and images for every model. Ratios are taken on these.
 
 Sets: ``synth`` (``mtdata synth``: upright stars and discs, 1-4 apart) and ``planes``
-(``benchmarks/synth_other.py``: turned planes and bricks, 2-7 overlapping, wide size range).
+(``benchmarks/synth_other.py``: turned planes and bricks, 2-7 overlapping, wide size range); 200 train and
+400 val images each by default (40 val images left one model's spread over seeds as large as a 3% goal).
+
+Architectures: ``--arch yolov8n`` (yolov8n-multitask against yolov8n-seg and yolov8n-pose) or ``yolo26n``
+(yolo26n-multitask against yolo26n-seg and yolo26n-pose); tables put each beside the other.
 
 Usage (each ``run`` is one training; runs can go in parallel, each with its own threads)::
 
     python benchmarks/learning.py prepare WORK --set planes
     python benchmarks/learning.py run WORK --set planes --model multitask --seed 0 --epochs 30
+    python benchmarks/learning.py run WORK --set planes --model pose --arch yolo26n --seed 1
     python benchmarks/learning.py table WORK
 """
 
@@ -42,19 +47,33 @@ sys.path.insert(0, str(REPO))
 MODELS = ("multitask", "seg", "pose")
 TASK_OF = {"multitask": "multitask", "seg": "segment", "pose": "pose"}
 SETS = ("synth", "planes")
+ARCHS = ("yolov8n", "yolo26n")
 
 
-def prepare(work: Path, set_name: str, train: int = 200, val: int = 40, size: int = 160) -> dict[str, Path]:
-    """Write the set's COCO files and its three datasets under ``work/set_name`` (once); task -> data.yaml."""
+def model_yaml(arch: str, kind: str) -> str:
+    """The model file one run builds from scratch: ``yolo26n-multitask.yaml``, ``yolov8n-seg.yaml``, ..."""
+    return f"{arch}-{'multitask' if kind == 'multitask' else kind}.yaml"
+
+
+def prepare(work: Path, set_name: str, train: int = 200, val: int = 400, size: int = 160) -> dict[str, Path]:
+    """Write the set's COCO files and its three datasets under ``work/set_name`` (once); task -> data.yaml.
+
+    A folder written with other sizes is refused, not reused: its scores would not compare with the rest."""
     from mtdata.convert.dataset import convert_coco
 
     root = work / set_name
     coco = root / "coco"
+    spec = {"train": train, "val": val, "size": size}
+    spec_file = root / "spec.json"
+    if spec_file.is_file() and json.loads(spec_file.read_text()) != spec:
+        raise SystemExit(f"{root} holds a set made with {spec_file.read_text().strip()}, not {json.dumps(spec)}; use another WORK")
+    if (coco / "annotations").is_dir() and not spec_file.is_file():
+        raise SystemExit(f"{root} holds a set of unknown sizes (no spec.json); use another WORK")
     if not (coco / "annotations" / "instances_val.json").is_file():
         if set_name == "synth":
             from mtdata.synth import write_synth
 
-            write_synth(coco, images=train, size=size, seed=1)  # val: a quarter of train, as mtdata synth makes it
+            write_synth(coco, images=train, size=size, seed=1, val=val)
         elif set_name == "planes":
             sys.path.insert(0, str(REPO / "benchmarks"))
             from synth_other import write_other_synth
@@ -62,6 +81,7 @@ def prepare(work: Path, set_name: str, train: int = 200, val: int = 40, size: in
             write_other_synth(coco, train=train, val=val, size=size, seed=1)
         else:
             raise ValueError(f"unknown set {set_name!r}; sets: {', '.join(SETS)}")
+        spec_file.write_text(json.dumps(spec))
     files = [coco / "annotations" / "instances_train.json", coco / "annotations" / "instances_val.json"]
     out = {}
     for task in TASK_OF.values():
@@ -201,22 +221,22 @@ def read_losses(results_csv: Path) -> list[dict[str, float]]:
 
 
 def run(work: Path, set_name: str, kind: str, seed: int, epochs: int, imgsz: int, batch: int, tag: str = "",
-        extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        extra: dict[str, Any] | None = None, arch: str = "yolov8n") -> dict[str, Any]:
     """Train one model on one set with one seed; score it; write and return ``runs/<name>.json``."""
     datasets = prepare(work, set_name, size=imgsz)
     data_yaml = datasets[TASK_OF[kind]]
-    name = f"{set_name}-{kind}-s{seed}{'-' + tag if tag else ''}"
+    name = f"{set_name}-{'' if arch == 'yolov8n' else arch + '-'}{kind}-s{seed}{'-' + tag if tag else ''}"
     project = work / "runs"
     start = time.perf_counter()
     args = train_args(epochs, imgsz, batch, seed, project, name, **(extra or {}))
     if kind == "multitask":
         from mttrain.model import MultiTaskYOLO
 
-        MultiTaskYOLO("yolov8n-multitask.yaml").train(data=str(data_yaml), **args)
+        MultiTaskYOLO(model_yaml(arch, kind)).train(data=str(data_yaml), **args)
     else:
         from ultralytics import YOLO
 
-        YOLO(f"yolov8n-{'seg' if kind == 'seg' else 'pose'}.yaml", task=TASK_OF[kind]).train(data=str(data_yaml), **args)
+        YOLO(model_yaml(arch, kind), task=TASK_OF[kind]).train(data=str(data_yaml), **args)
     seconds = time.perf_counter() - start
     weights = project / name / "weights" / "best.pt"
     own = validate(kind, weights, data_yaml, imgsz, project / f"{name}-val", save_json=False)
@@ -225,7 +245,7 @@ def run(work: Path, set_name: str, kind: str, seed: int, epochs: int, imgsz: int
     gt = Path(ref.coco_metrics["ground_truth"])
     ids = sorted(ref.mt_ids.image_ids.values()) if hasattr(ref, "mt_ids") else sorted(ref.coco_ids.image_ids.values())
     out = {
-        "set": set_name, "model": kind, "seed": seed, "tag": tag, "epochs": epochs, "imgsz": imgsz, "batch": batch,
+        "set": set_name, "arch": arch, "model": kind, "seed": seed, "tag": tag, "epochs": epochs, "imgsz": imgsz, "batch": batch,
         "extra": extra or {}, "train_seconds": round(seconds, 1),
         "own": own_metrics(kind, own),
         "coco": {k: v for k, v in ref.coco_metrics.items() if k in ("box", "mask", "pose")},
@@ -236,41 +256,60 @@ def run(work: Path, set_name: str, kind: str, seed: int, epochs: int, imgsz: int
     return out
 
 
+def _arch(run_: dict[str, Any]) -> str:
+    return run_.get("arch", "yolov8n")  # runs written before --arch were all yolov8n
+
+
 def load_runs(work: Path, tag: str = "") -> list[dict[str, Any]]:
     """The runs of experiment ``tag``; a model the experiment did not train (an experiment on the multitask
     model only) comes from the untagged runs, so its table still compares against the single-task models."""
     runs = [json.loads(p.read_text()) for p in sorted((work / "runs").glob("*.json"))]
     tagged = [r for r in runs if r.get("tag", "") == tag]
-    trained = {(r["set"], r["model"]) for r in tagged}
-    return tagged + [r for r in runs if r.get("tag", "") == "" and (r["set"], r["model"]) not in trained]
+    trained = {(r["set"], _arch(r), r["model"]) for r in tagged}
+    return tagged + [r for r in runs if r.get("tag", "") == "" and (r["set"], _arch(r), r["model"]) not in trained]
+
+
+def _means(rows: list[dict[str, Any]], kind: str, task: str, seeds: list[int], referee: str):
+    by_seed = {r["seed"]: r[referee][task]["map50_95"] for r in rows if r["model"] == kind and task in r[referee]}
+    values = [by_seed.get(s) for s in seeds]
+    got = [v for v in values if v is not None]
+    return values, (statistics.fmean(got) if got else None), ((max(got) - min(got)) if got else None)
 
 
 def tables(runs: list[dict[str, Any]], referee: str = "coco") -> str:
-    """One table per set: mAP50-95 per model and seed, mean, spread (max - min), multitask / single-task."""
+    """One table per set and architecture: mAP50-95 per model and seed, mean, spread (max - min), multitask /
+    single-task; where both architectures ran, yolo26n-multitask / yolov8n-multitask on the seeds both ran."""
     lines = []
     for set_name in sorted({r["set"] for r in runs}):
-        rows = [r for r in runs if r["set"] == set_name]
-        seeds = sorted({r["seed"] for r in rows})
-        lines.append(f"set {set_name} ({referee} mAP50-95; seeds {', '.join(map(str, seeds))})")
-        head = f"  {'task':<5} {'model':<10} " + " ".join(f"{'s' + str(s):>6}" for s in seeds) + f" {'mean':>6} {'spread':>6} {'ratio':>6}"
-        lines.append(head)
-        for task, single in (("mask", "seg"), ("pose", "pose")):
-            means = {}
-            for kind in ("multitask", single):
-                by_seed = {r["seed"]: r[referee][task]["map50_95"] for r in rows if r["model"] == kind and task in r[referee]}
-                values = [by_seed.get(s) for s in seeds]
-                got = [v for v in values if v is not None]
-                means[kind] = statistics.fmean(got) if got else None
-                spread = (max(got) - min(got)) if got else None
-                ratio = ""
-                if kind == "multitask":
-                    pass
-                elif means.get("multitask") is not None and means[kind]:
-                    r_ = means["multitask"] / means[kind]
-                    ratio = f"{r_:.3f}x {'PASS' if r_ >= 0.97 else 'MISS'}"
-                cells = " ".join(f"{v:6.3f}" if v is not None else f"{'-':>6}" for v in values)
-                lines.append(f"  {task:<5} {kind:<10} {cells} {_f(means[kind])} {_f(spread)} {ratio:>6}")
-        lines.append("")
+        multitask_means = {}
+        for arch in [a for a in ARCHS if any(_arch(r) == a and r["set"] == set_name for r in runs)]:
+            rows = [r for r in runs if r["set"] == set_name and _arch(r) == arch]
+            seeds = sorted({r["seed"] for r in rows})
+            lines.append(f"set {set_name}, {arch} ({referee} mAP50-95; seeds {', '.join(map(str, seeds))})")
+            lines.append(f"  {'task':<5} {'model':<10} " + " ".join(f"{'s' + str(s):>6}" for s in seeds)
+                         + f" {'mean':>6} {'spread':>6} {'ratio':>6}")
+            for task, single in (("mask", "seg"), ("pose", "pose")):
+                means = {}
+                for kind in ("multitask", single):
+                    values, means[kind], spread = _means(rows, kind, task, seeds, referee)
+                    ratio = ""
+                    if kind != "multitask" and means.get("multitask") is not None and means[kind]:
+                        r_ = means["multitask"] / means[kind]
+                        ratio = f"{r_:.3f}x {'PASS' if r_ >= 0.97 else 'MISS'}"
+                    cells = " ".join(f"{v:6.3f}" if v is not None else f"{'-':>6}" for v in values)
+                    lines.append(f"  {task:<5} {kind:<10} {cells} {_f(means[kind])} {_f(spread)} {ratio:>6}")
+                multitask_means[arch, task] = {r["seed"]: r[referee][task]["map50_95"] for r in rows
+                                               if r["model"] == "multitask" and task in r[referee]}
+            lines.append("")
+        for task in ("mask", "pose"):
+            new, old = multitask_means.get(("yolo26n", task), {}), multitask_means.get(("yolov8n", task), {})
+            both = sorted(set(new) & set(old))
+            if both:
+                a, b = statistics.fmean(new[s] for s in both), statistics.fmean(old[s] for s in both)
+                lines.append(f"  {task}: yolo26n-multitask {a:.3f} / yolov8n-multitask {b:.3f} = "
+                             f"{a / b if b else float('nan'):.3f}x (seeds {', '.join(map(str, both))})")
+        if lines[-1]:
+            lines.append("")
     return "\n".join(lines)
 
 
@@ -289,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("work", type=Path)
     r.add_argument("--set", choices=SETS, required=True)
     r.add_argument("--model", choices=MODELS, required=True)
+    r.add_argument("--arch", choices=ARCHS, default="yolov8n")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--epochs", type=int, default=30)
     r.add_argument("--imgsz", type=int, default=160)
@@ -313,8 +353,8 @@ def main(argv: list[str] | None = None) -> None:
             import yaml
 
             extra[key] = yaml.safe_load(value)
-        out = run(args.work, args.set, args.model, args.seed, args.epochs, args.imgsz, args.batch, args.tag, extra)
-        print(json.dumps({k: out[k] for k in ("set", "model", "seed", "train_seconds", "own", "coco")}, indent=1))
+        out = run(args.work, args.set, args.model, args.seed, args.epochs, args.imgsz, args.batch, args.tag, extra, args.arch)
+        print(json.dumps({k: out[k] for k in ("set", "arch", "model", "seed", "train_seconds", "own", "coco")}, indent=1))
     else:
         print(tables(load_runs(args.work, args.tag), args.referee))
 

@@ -214,10 +214,10 @@ def _crowd_fields(rng: np.random.Generator, size: int, num_keypoints: int) -> di
     }
 
 
-def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0) -> dict[str, Path]:
+def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0, val: int | None = None) -> dict[str, Path]:
     """Write ``annotations/instances_{train,val}.json`` and ``images/{train,val}/*.jpg`` under ``out``.
 
-    ``images`` train images and a quarter as many (at least 4) val images.
+    ``images`` train images and ``val`` val images (default: a quarter as many, at least 4).
 
     Returns:
         split -> annotation file.
@@ -225,7 +225,7 @@ def write_synth(out: Path, images: int = 64, size: int = 160, seed: int = 0) -> 
     out = Path(out)
     files = {}
     first_id = 1
-    for split, count, split_seed in (("train", images, seed), ("val", max(4, images // 4), seed + 10_000)):
+    for split, count, split_seed in (("train", images, seed), ("val", max(4, images // 4) if val is None else val, seed + 10_000)):
         coco, pixels = make_coco(SynthSpec(images=count, size=size), seed=split_seed, first_image_id=first_id)
         first_id += count
         image_dir = out / "images" / split

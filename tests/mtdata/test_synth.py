@@ -102,6 +102,11 @@ def test_write_synth(tmp_path):
             assert pixels.shape == (64, 64, 3)
 
 
+def test_write_synth_val_count(tmp_path):
+    files = write_synth(tmp_path, images=8, size=48, seed=1, val=6)
+    assert len(read_coco(files["train"]).images) == 8 and len(read_coco(files["val"]).images) == 6
+
+
 def test_synth_cli(tmp_path):
     runner = CliRunner()
     out = tmp_path / "coco"
