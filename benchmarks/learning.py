@@ -269,8 +269,13 @@ def load_runs(work: Path, tag: str = "") -> list[dict[str, Any]]:
     return tagged + [r for r in runs if r.get("tag", "") == "" and (r["set"], _arch(r), r["model"]) not in trained]
 
 
+def _scores(rows: list[dict[str, Any]], kind: str, task: str, referee: str) -> dict[int, float]:
+    """seed -> ``task`` mAP50-95 of the ``kind`` runs among ``rows``."""
+    return {r["seed"]: r[referee][task]["map50_95"] for r in rows if r["model"] == kind and task in r[referee]}
+
+
 def _means(rows: list[dict[str, Any]], kind: str, task: str, seeds: list[int], referee: str):
-    by_seed = {r["seed"]: r[referee][task]["map50_95"] for r in rows if r["model"] == kind and task in r[referee]}
+    by_seed = _scores(rows, kind, task, referee)
     values = [by_seed.get(s) for s in seeds]
     got = [v for v in values if v is not None]
     return values, (statistics.fmean(got) if got else None), ((max(got) - min(got)) if got else None)
@@ -281,7 +286,7 @@ def tables(runs: list[dict[str, Any]], referee: str = "coco") -> str:
     single-task; where both architectures ran, yolo26n-multitask / yolov8n-multitask on the seeds both ran."""
     lines = []
     for set_name in sorted({r["set"] for r in runs}):
-        multitask_means = {}
+        multitask_scores = {}
         for arch in [a for a in ARCHS if any(_arch(r) == a and r["set"] == set_name for r in runs)]:
             rows = [r for r in runs if r["set"] == set_name and _arch(r) == arch]
             seeds = sorted({r["seed"] for r in rows})
@@ -298,11 +303,10 @@ def tables(runs: list[dict[str, Any]], referee: str = "coco") -> str:
                         ratio = f"{r_:.3f}x {'PASS' if r_ >= 0.97 else 'MISS'}"
                     cells = " ".join(f"{v:6.3f}" if v is not None else f"{'-':>6}" for v in values)
                     lines.append(f"  {task:<5} {kind:<10} {cells} {_f(means[kind])} {_f(spread)} {ratio:>6}")
-                multitask_means[arch, task] = {r["seed"]: r[referee][task]["map50_95"] for r in rows
-                                               if r["model"] == "multitask" and task in r[referee]}
+                multitask_scores[arch, task] = _scores(rows, "multitask", task, referee)
             lines.append("")
         for task in ("mask", "pose"):
-            new, old = multitask_means.get(("yolo26n", task), {}), multitask_means.get(("yolov8n", task), {})
+            new, old = multitask_scores.get(("yolo26n", task), {}), multitask_scores.get(("yolov8n", task), {})
             both = sorted(set(new) & set(old))
             if both:
                 a, b = statistics.fmean(new[s] for s in both), statistics.fmean(old[s] for s in both)
