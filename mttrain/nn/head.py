@@ -137,6 +137,9 @@ class MultiTask26(Segment26):
     """
 
     legacy = False  # YOLO26 heads use the depthwise class branch; parse_model sets this on classes it knows only
+    # As MultiTask.keypoint_feature_gradient, for the one-to-many branch (ultralytics' Detect feeds the one-to-one
+    # branch detached features, so no keypoint gradient reaches the neck from there).
+    keypoint_feature_gradient = 1.0
     kpts_decode = Pose26.kpts_decode  # YOLO26 decoding: (offset + anchor) * stride, no 2x scaling
 
     def __init__(
@@ -178,7 +181,8 @@ class MultiTask26(Segment26):
         preds = super().forward_head(x, box_head, cls_head, mask_head)
         if pose_head is not None:
             bs = x[0].shape[0]
-            features = [pose_head[i](x[i]) for i in range(self.nl)]
+            scale = self.keypoint_feature_gradient if self.training else 1
+            features = [pose_head[i](scale_gradient(x[i], scale)) for i in range(self.nl)]
             preds["kpts"] = torch.cat([kpts_head[i](features[i]).view(bs, self.nk, -1) for i in range(self.nl)], 2)
             if self.training and kpts_sigma_head is not None:
                 preds["kpts_sigma"] = torch.cat(

@@ -199,3 +199,27 @@ def test_keypoint_loss_reaches_the_shared_features_at_the_head_s_scale(tiny_mode
         assert torch.equal(a, head.forward_head(x, None, None, None, head.cv5)["kpts"])
     del head.keypoint_feature_gradient  # back to the class's value
     tiny_model.train()
+
+
+def test_yolo26_keypoint_loss_reaches_the_shared_features_at_the_head_s_scale(model26):
+    """MultiTask26 as MultiTask: the one-to-many keypoint branch's gradient into the neck features is
+    keypoint_feature_gradient times the full one; its own weights get the full gradient."""
+    head = model26.model[-1]
+    head.train()
+    ch = tuple(seq[0].conv.in_channels for seq in head.cv2)
+
+    def gradients(scale: float):
+        head.zero_grad()
+        head.keypoint_feature_gradient = scale
+        torch.manual_seed(0)
+        x = [torch.randn(1, c, s, s, requires_grad=True) for c, s in zip(ch, (8, 4, 2))]
+        head.forward_head(x, None, None, None, head.cv5, head.cv5_kpts, head.cv5_sigma)["kpts"].square().sum().backward()
+        return [f.grad for f in x], head.cv5_kpts[0].weight.grad.clone()
+
+    try:
+        (full, weight_full), (quarter, weight_quarter) = gradients(1.0), gradients(0.25)
+    finally:
+        del head.keypoint_feature_gradient  # back to the class's value
+    for a, b in zip(full, quarter):
+        assert torch.allclose(b, 0.25 * a, rtol=1e-5, atol=1e-8) and a.abs().sum() > 0
+    assert torch.allclose(weight_quarter, weight_full, rtol=1e-5)
